@@ -1,0 +1,3 @@
+from acmtl.cli import main
+
+raise SystemExit(main())

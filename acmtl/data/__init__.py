@@ -1,0 +1,1 @@
+"""Corpora, CoNLL readers, splits and pinyin features."""
