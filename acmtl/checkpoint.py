@@ -1,0 +1,122 @@
+"""Build, save and load models: safetensors for weights, JSON for configuration, never pickle.
+
+A saved model directory is self-contained::
+
+    config.json          {"format": "acmtl-model", "model_version": 1, "model": ModelConfig}
+    model.safetensors    every weight, the encoder's included
+    tokenizer/           the character vocabulary (CharTokenizer.save_pretrained)
+
+Loading rebuilds the encoder from the configuration stored in ``config.json`` (no download),
+then loads the weights strictly: a missing or unexpected weight is an error, as is a pickle
+file (``*.bin``, ``*.pt``, ...) found in the directory.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import transformers
+from safetensors.torch import load_file, save_file
+
+from acmtl.data.fetch import atomic_write_bytes
+from acmtl.encoders import DEFAULT_ENCODER, CharTokenizer, load_encoder
+from acmtl.model import ACMTL, MODEL_VERSION, BiLSTMCharEncoder, ModelConfig, TransformerCharEncoder
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_DIR = "tokenizer"
+FORMAT = "acmtl-model"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
+class CheckpointError(RuntimeError):
+    """A model directory is incomplete, unsafe or does not match its configuration."""
+
+
+def build_model(cfg: ModelConfig, *, pretrained: bool = True) -> tuple[ACMTL, CharTokenizer]:
+    """A fresh model for ``cfg``; ``pretrained`` loads the encoder's weights, else only its architecture."""
+    vocabulary = DEFAULT_ENCODER if cfg.encoder == "bilstm" else cfg.encoder
+    tokenizer = CharTokenizer.from_pretrained(vocabulary)
+    return _build(cfg, tokenizer, pretrained), tokenizer
+
+
+def _build(cfg: ModelConfig, tokenizer: CharTokenizer, pretrained: bool) -> ACMTL:
+    cfg.vocab_size = tokenizer.vocab_size
+    if cfg.encoder == "bilstm":
+        encoder = BiLSTMCharEncoder(cfg.vocab_size, cfg.char_dim, cfg.lstm_hidden)
+    else:
+        if pretrained:
+            transformer = load_encoder(cfg.encoder)
+            cfg.encoder_config = transformer.config.to_dict()
+        elif cfg.encoder_config:
+            settings = dict(cfg.encoder_config)
+            config = transformers.AutoConfig.for_model(settings.pop("model_type"), **settings)
+            transformer = transformers.AutoModel.from_config(config)
+        else:
+            transformer = load_encoder(cfg.encoder, pretrained=False)
+            cfg.encoder_config = transformer.config.to_dict()
+        encoder = TransformerCharEncoder(transformer, tokenizer.cls_id, tokenizer.sep_id)
+    return ACMTL(cfg, encoder)
+
+
+def save_pretrained(model: ACMTL, tokenizer: CharTokenizer, directory: str | Path) -> Path:
+    """Write ``model`` and ``tokenizer`` to ``directory``; each file is replaced atomically."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{WEIGHTS_FILE}.tmp"
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp), metadata={"format": FORMAT, "model_version": str(MODEL_VERSION)})
+    tmp.replace(directory / WEIGHTS_FILE)
+    config = {"format": FORMAT, "model_version": MODEL_VERSION, "model": model.cfg.to_dict()}
+    atomic_write_bytes(directory / CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False).encode())
+    tokenizer.save_pretrained(directory / TOKENIZER_DIR)
+    return directory
+
+
+def read_config(directory: str | Path) -> ModelConfig:
+    directory = Path(directory)
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{directory} is not an acmtl model directory: {CONFIG_FILE} is missing")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+    if data.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: format is {data.get('format')!r}, expected {FORMAT!r}")
+    if data.get("model_version") != MODEL_VERSION:
+        raise CheckpointError(f"{path}: saved by model version {data.get('model_version')}, "
+                              f"this acmtl reads version {MODEL_VERSION}; retrain or use a matching acmtl")
+    try:
+        return ModelConfig.from_dict(data["model"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: bad model configuration ({err})") from None
+
+
+def load_pretrained(directory: str | Path) -> tuple[ACMTL, CharTokenizer]:
+    """Load a model saved by :func:`save_pretrained`, in eval mode."""
+    directory = Path(directory)
+    cfg = read_config(directory)
+    unsafe = sorted(p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if unsafe:
+        raise CheckpointError(f"{directory} contains pickle files {unsafe}; acmtl loads only safetensors "
+                              "(pickle can run arbitrary code): remove them")
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"{directory}: {WEIGHTS_FILE} is missing")
+    if not (directory / TOKENIZER_DIR).is_dir():
+        raise CheckpointError(f"{directory}: {TOKENIZER_DIR}/ is missing")
+    tokenizer = CharTokenizer.from_pretrained(str(directory / TOKENIZER_DIR))
+    model = _build(cfg, tokenizer, pretrained=False)
+    state = load_file(str(weights))
+    expected = set(model.state_dict())
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing or unexpected:
+        raise CheckpointError(f"{weights} does not match {CONFIG_FILE}: missing {missing[:5]}, "
+                              f"unexpected {unexpected[:5]} ({len(missing)} / {len(unexpected)} in all)")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"{weights} does not match {CONFIG_FILE}: {err}") from None
+    return model.eval(), tokenizer

@@ -1,0 +1,53 @@
+"""Profiles: how much compute a reproduction spends.
+
+* ``smoke``   - every notebook end to end in minutes on a 2-core CPU (tiny subsets, 1-2 epochs, 1 seed);
+* ``default`` - the embedded m3e-small encoder with real training on a 2-core CPU; results/ comes from it;
+* ``paper``   - the paper's setting (bert-base-chinese, 50 epochs, early stopping, batch 32) for a GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from acmtl.encoders import DEFAULT_ENCODER
+from acmtl.train import TrainConfig
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    encoder: str
+    train: TrainConfig
+    sizes: tuple[int, ...] = (200, 1000, 3000)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def train_config(self, seed: int, **overrides) -> TrainConfig:
+        return replace(self.train, seed=seed, **overrides)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke", encoder=DEFAULT_ENCODER, sizes=(60,), seeds=(0,),
+        train=TrainConfig(epochs=2, patience=2, encoder_lr=1e-4, head_lr=2e-3),
+        notes="a plumbing check: numbers from it mean nothing",
+    ),
+    "default": Profile(
+        name="default", encoder=DEFAULT_ENCODER,
+        train=TrainConfig(epochs=30, patience=5, encoder_lr=1e-4, head_lr=2e-3),
+        notes="m3e-small (4-layer Chinese RoBERTa) on a 2-core CPU; learning rates chosen on dev F1",
+    ),
+    "paper": Profile(
+        name="paper", encoder="bert-base-chinese",
+        train=TrainConfig(epochs=50, patience=10, encoder_lr=5e-5, head_lr=1e-3),
+        notes="the paper's setting; needs bert-base-chinese weights (a local directory or the hub) and a GPU",
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; choose from {', '.join(PROFILES)}") from None

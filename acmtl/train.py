@@ -1,0 +1,287 @@
+"""Training: AdamW, early stopping on dev F1, atomic checkpoints, ``--resume``, DDP.
+
+One call of :func:`train` writes into ``out_dir``::
+
+    model/            the best model so far (by dev F1), loadable with ``from_pretrained``
+    checkpoint/       everything needed to resume after the last finished epoch (removed at the end)
+    curve.json        per epoch: training loss, dev F1, test F1, seconds, characters/s
+    metrics.json      final scores of the best model on every split given (written last)
+
+The test F1 per epoch is recorded for the robustness figure (Figure 8) only; model selection
+and early stopping look at dev F1 alone. A run killed at any point resumes from the end of the
+last finished epoch and, because each epoch's batch order depends only on (seed, epoch) and the
+random-number state is checkpointed, ends with exactly the metrics of an uninterrupted run.
+
+Data-parallel training: start with ``torchrun --nproc_per_node N -m acmtl train ...``; each
+process takes every N-th batch, gradients are averaged by DistributedDataParallel (gloo on CPU,
+nccl on GPU), and process 0 evaluates and writes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from acmtl.checkpoint import build_model, load_pretrained, save_pretrained
+from acmtl.data.conll import Sentence
+from acmtl.data.fetch import atomic_write_bytes
+from acmtl.evaluate import Scores, score
+from acmtl.features import Encoded, encode_sentences, training_batches
+from acmtl.model import ACMTL, ModelConfig
+from acmtl.predict import MAX_LEN, tag_encoded
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    patience: int = 5  # stop after this many epochs without a better dev F1
+    batch_size: int = 32
+    encoder_lr: float = 5e-5  # the paper's learning rate, for the pre-trained encoder
+    head_lr: float = 1e-3  # new layers (pinyin, attention, CNN, heads, CRF) start from scratch
+    weight_decay: float = 0.01
+    warmup: float = 0.1  # fraction of steps with a linearly rising learning rate
+    grad_clip: float = 1.0
+    seed: int = 0
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 only where the hardware has it
+    max_len: int = MAX_LEN
+    eval_batch_size: int = 64
+
+
+@dataclass
+class TrainerState:
+    epoch: int = 0  # epochs finished
+    best_f1: float = -1.0
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    curve: list[dict] = field(default_factory=list)
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Native bf16 only: CUDA with bf16, or a CPU with AMX / AVX512-BF16 (elsewhere autocast is far slower)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    if precision == "auto":
+        return bf16_supported(device)
+    if precision == "bf16" and not bf16_supported(device):
+        log.warning("bf16 requested, but %s has no native bf16: expect it to be much slower than fp32", device)
+    return precision == "bf16"
+
+
+def tag_names(types: list[str] | tuple[str, ...]) -> list[str]:
+    """The BIOES tag set for ``types``: "O" then B/I/E/S of each type."""
+    return ["O"] + [f"{p}-{t}" for t in sorted(types) for p in "BIES"]
+
+
+def split_long(items: list[Encoded], tags: list[str], max_len: int) -> list[Encoded]:
+    """Cut training sentences longer than ``max_len`` between entities, never silently truncate."""
+    out, cut = [], 0
+    closes = [t[0] in "OES" for t in tags]
+    for item in items:
+        start = 0
+        while len(item) - start > max_len:
+            end = start + max_len
+            while end > start + 1 and not closes[item.tag_ids[end - 1]]:
+                end -= 1  # step back until the cut does not split an entity
+            if end == start + 1:
+                end = start + max_len  # one entity longer than max_len: it has to be split
+            out.append(item.window(start, end))
+            start, cut = end, cut + 1
+        out.append(item.window(start, len(item)))
+    if cut:
+        log.warning("%d training sentences were longer than %d characters and were cut into windows", cut, max_len)
+    return out
+
+
+def gold_and_predicted(model: ACMTL, items: list[Encoded], batch_size: int = 64) -> tuple[list, list]:
+    """Gold and predicted tag strings of labelled ``items``."""
+    tags = model.cfg.tags
+    paths = tag_encoded(model, items, batch_size=batch_size)
+    return [[tags[i] for i in item.tag_ids] for item in items], [[tags[i] for i in p] for p in paths]
+
+
+def evaluate_items(model: ACMTL, items: list[Encoded], batch_size: int = 64) -> Scores:
+    return score(*gold_and_predicted(model, items, batch_size))
+
+
+# -- checkpoints --------------------------------------------------------------------------------
+
+
+def _save_checkpoint(directory: Path, model: ACMTL, optimizer, scheduler, state: TrainerState) -> None:
+    """Write the resume state to ``checkpoint.tmp`` and swap it in; a crash leaves the old one."""
+    tmp, old = directory.with_name("checkpoint.tmp"), directory.with_name("checkpoint.old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
+    opt = optimizer.state_dict()
+    tensors = {f"{pid}.{name}": value for pid, st in opt["state"].items() for name, value in st.items()}
+    tensors["torch_rng_state"] = torch.get_rng_state()
+    save_file(tensors, str(tmp / "optimizer.safetensors"))
+    meta = {"trainer": asdict(state), "param_groups": opt["param_groups"], "scheduler": scheduler.state_dict()}
+    atomic_write_bytes(tmp / "state.json", json.dumps(meta).encode())
+    if directory.exists():
+        directory.rename(old)
+    tmp.rename(directory)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_checkpoint(directory: Path, model: ACMTL, optimizer, scheduler) -> TrainerState:
+    if not directory.exists() and directory.with_name("checkpoint.old").exists():
+        directory = directory.with_name("checkpoint.old")  # killed between the two renames
+    meta = json.loads((directory / "state.json").read_text())
+    model.load_state_dict(load_file(str(directory / "model.safetensors")))
+    tensors = load_file(str(directory / "optimizer.safetensors"))
+    torch.set_rng_state(tensors.pop("torch_rng_state"))
+    opt_state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        pid, name = key.split(".", 1)
+        opt_state.setdefault(int(pid), {})[name] = value
+    optimizer.load_state_dict({"state": opt_state, "param_groups": meta["param_groups"]})
+    scheduler.load_state_dict(meta["scheduler"])
+    return TrainerState(**meta["trainer"])
+
+
+def _has_checkpoint(directory: Path) -> bool:
+    return any((d / "state.json").exists() for d in (directory, directory.with_name("checkpoint.old")))
+
+
+# -- the loop -----------------------------------------------------------------------------------
+
+
+def _optimizer(model: ACMTL, cfg: TrainConfig, steps: int):
+    """AdamW with two learning rates (encoder / new layers), no decay on biases and norms; linear warm-up and decay."""
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, p in model.named_parameters():
+        is_encoder = name.startswith("encoder.") and model.cfg.encoder != "bilstm"
+        decay = p.ndim > 1 and "norm" not in name.lower()
+        groups.setdefault((is_encoder, decay), []).append(p)
+    optimizer = torch.optim.AdamW([
+        {"params": ps, "lr": cfg.encoder_lr if enc else cfg.head_lr,
+         "weight_decay": cfg.weight_decay if decay else 0.0}
+        for (enc, decay), ps in sorted(groups.items())
+    ])
+    warm = max(1, int(cfg.warmup * steps))
+    schedule = lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm)))  # noqa: E731
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+def train(model_cfg: ModelConfig, cfg: TrainConfig, data: dict[str, list[Sentence]], out_dir: str | Path, *,
+          resume: bool = False, progress: bool = True, device: str | None = None) -> dict:
+    """Train on ``data["train"]``, select on ``data["dev"]``; score the best model on every split."""
+    out_dir = Path(out_dir)
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if world > 1:
+        if dev.type == "cuda":
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(dev)
+        else:
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    bf16 = use_bf16(cfg.precision, dev)
+
+    set_seed(cfg.seed)
+    model, tokenizer = build_model(model_cfg)
+    model.to(dev)
+    tags = model.cfg.tags
+    encoded = {name: encode_sentences(sents, tokenizer, tags) for name, sents in data.items()}
+    train_items = split_long(encoded["train"], tags, cfg.max_len)
+    batches_per_epoch = max(1, -(-len(train_items) // cfg.batch_size) // world)
+    optimizer, scheduler = _optimizer(model, cfg, cfg.epochs * batches_per_epoch)
+    state = TrainerState()
+    ckpt = out_dir / "checkpoint"
+    if resume and _has_checkpoint(ckpt):
+        state = _load_checkpoint(ckpt, model, optimizer, scheduler)
+        log.info("resuming %s after epoch %d", out_dir, state.epoch)
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    trainee = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+
+    while state.epoch < cfg.epochs and state.bad_epochs < cfg.patience:
+        epoch = state.epoch
+        model.train()
+        batches = training_batches(train_items, cfg.batch_size, seed=cfg.seed * 100_003 + epoch)
+        batches = (batches * world)[rank::world][:batches_per_epoch]  # equal share per process
+        started, total_loss, chars = time.perf_counter(), 0.0, 0
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or rank != 0, leave=False)
+        for batch in bar:
+            batch = batch.to(dev)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = trainee(*batch.inputs, batch.tag_ids)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            total_loss += loss.item()
+            chars += int(batch.mask.sum())
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        seconds = time.perf_counter() - started
+        stop = torch.zeros(1)
+        if rank == 0:
+            dev_scores = evaluate_items(model, encoded["dev"], cfg.eval_batch_size)
+            row = {"epoch": epoch + 1, "loss": total_loss / max(1, len(batches)), "dev_f1": dev_scores.f1,
+                   "seconds": seconds, "train_chars_per_s": chars * world / seconds}
+            if "test" in encoded:  # recorded for Figure 8, never used to select
+                row["test_f1"] = evaluate_items(model, encoded["test"], cfg.eval_batch_size).f1
+            state.curve.append(row)
+            if dev_scores.f1 > state.best_f1:
+                state.best_f1, state.best_epoch, state.bad_epochs = dev_scores.f1, epoch + 1, 0
+                save_pretrained(model, tokenizer, out_dir / "model")
+            else:
+                state.bad_epochs += 1
+            state.epoch = epoch + 1
+            _save_checkpoint(ckpt, model, optimizer, scheduler, state)
+            atomic_write_bytes(out_dir / "curve.json", json.dumps(state.curve, indent=1).encode())
+            if progress:
+                tqdm.write(f"epoch {epoch + 1}: loss {row['loss']:.4f}  dev F1 {dev_scores.f1:.4f}  "
+                           f"({seconds:.1f} s, {row['train_chars_per_s']:.0f} chars/s)")
+            stop[0] = float(state.bad_epochs >= cfg.patience)
+        if world > 1:  # every process follows process 0's bookkeeping
+            dist.broadcast(stop, 0)
+            state.epoch, state.bad_epochs = epoch + 1, int(stop.item()) * cfg.patience
+
+    metrics: dict = {}
+    if rank == 0:
+        best, _ = load_pretrained(out_dir / "model")
+        best.to(dev)
+        metrics = {"best_epoch": state.best_epoch, "epochs_run": state.epoch,
+                   "train_seconds": sum(r["seconds"] for r in state.curve),
+                   "train_sentences": len(data["train"])}
+        for name, items in encoded.items():
+            if name != "train":
+                metrics[name] = evaluate_items(best, items, cfg.eval_batch_size).to_dict()
+        atomic_write_bytes(out_dir / "metrics.json", json.dumps(metrics, indent=2).encode())
+        shutil.rmtree(ckpt, ignore_errors=True)
+    if world > 1:
+        dist.barrier()
+    return metrics

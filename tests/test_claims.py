@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pandas as pd
+import pytest
+
+from acmtl import claims
+
+# Table 2 as the paper prints it (sample size, model, P, R, F1), transcribed independently of claims.py.
+TABLE2 = [
+    (200, "AC-MTL", 98.62, 98.10, 98.36), (200, "XLNet", 96.21, 95.89, 95.54),
+    (200, "RoBERTa", 88.53, 85.37, 86.92), (200, "BiLSTM", 82.48, 82.64, 82.73),
+    (1000, "AC-MTL", 98.40, 97.90, 98.15), (1000, "XLNet", 97.16, 96.29, 96.64),
+    (1000, "RoBERTa", 88.24, 88.71, 89.44), (1000, "BiLSTM", 81.76, 81.46, 82.17),
+    (3000, "AC-MTL", 98.54, 98.19, 98.79), (3000, "XLNet", 97.46, 95.27, 96.26),
+    (3000, "RoBERTa", 86.89, 87.04, 87.28), (3000, "BiLSTM", 82.40, 81.67, 91.64),
+]
+
+FRAMES = {
+    "table2": claims.paper_table2,
+    "table3": claims.paper_table3,
+    "speed_params": claims.paper_speed_params,
+    "attention": claims.paper_attention_scores,
+    "robustness": claims.paper_robustness,
+    "anchors": claims.published_anchors,
+    "consistency": claims.paper_consistency_report,
+}
+
+
+def test_table2_round_trips() -> None:
+    df = claims.paper_table2()
+    got = list(df[["sample_size", "model", "paper_precision", "paper_recall", "paper_f1"]]
+               .itertuples(index=False, name=None))
+    assert got == TABLE2
+    assert (df["source"] == "paper, Table 2").all()
+
+
+def test_table2_keeps_the_garbled_labels_with_a_note() -> None:
+    df = claims.paper_table2().set_index(["sample_size", "model"])
+    assert df.loc[(3000, "XLNet"), "printed_sample_size"] == "2000"
+    assert df.loc[(3000, "BiLSTM"), "printed_model"] == "DH CTM"
+    note = df.loc[(3000, "BiLSTM"), "note"]
+    assert "91.64" in note and "82.40" in note and "81.67" in note
+    assert all("2000" in n for n in df.loc[3000, "note"])
+    assert df.loc[(200, "AC-MTL"), "note"] == ""
+
+
+def test_table3_and_figures() -> None:
+    t3 = claims.paper_table3().set_index("model")
+    assert list(t3.index) == ["BERT+CNN", "BERT+MHSA", "BERT+MHSA+CNN", "AC-MTL"]
+    assert tuple(t3.loc["AC-MTL", ["paper_precision", "paper_recall", "paper_f1"]]) == (99.54, 98.19, 98.79)
+    sp = claims.paper_speed_params().set_index("model")
+    assert sp.loc["AC-MTL", "paper_params_millions"] == 64.0
+    assert sp.loc["RoBERTa", "paper_params_millions"] == 118.0
+    assert sp.loc["XLNet", "paper_params_millions"] == 105.0
+    assert sp.loc["AC-MTL", "paper_tokens_per_s"] == 2618.0
+    assert "V100" in sp.loc["AC-MTL", "paper_device"]
+    assert math.isnan(sp.loc["BiLSTM", "paper_params_millions"])
+    att = claims.paper_attention_scores()
+    assert sorted(att["paper_attention_score"]) == [0.46, 0.63, 0.66, 0.67, 0.68]
+    rob = claims.paper_robustness().set_index(["context", "model"])
+    assert rob.loc[("8(a) MSRA test set", "RoBERTa"), "paper_final_f1"] == 87.28
+    assert rob.loc[("8(b) spelling-perturbed set", "AC-MTL"), "paper_final_f1"] == 96.54
+    assert rob.loc[("8(c) Weibo", "AC-MTL"), "paper_final_f1"] == 98.35
+    assert rob.loc[("8(c) Weibo", "XLNet"), "paper_final_f1"] == 92.78
+
+
+def test_setup() -> None:
+    setup = claims.paper_setup()
+    assert setup["learning_rate"] == 5e-5 and setup["batch_size"] == 32 and setup["epochs"] == 50
+    assert setup["dropout"] == 0.1 and setup["main_task_loss_weight"] == 0.7
+    assert setup["split"] == (0.70, 0.15, 0.15) and "V100" in setup["gpu"]
+    assert "1.8.1" in setup["framework"]
+    with pytest.raises(TypeError):
+        claims.PAPER_CLAIMS.setup["epochs"] = 1  # type: ignore[index]
+
+
+@pytest.mark.parametrize("name", FRAMES)
+def test_every_frame_labels_its_numbers(name: str) -> None:
+    df = FRAMES[name]()
+    assert len(df) > 0
+    assert df["source"].astype(bool).all()
+    for column in df.columns:
+        if pd.api.types.is_float_dtype(df[column]):
+            assert column.startswith(("paper_", "anchor_")), f"{name}.{column}"
+
+
+def test_consistency_report_flags_rows_outside_the_harmonic_mean_bound() -> None:
+    report = claims.paper_consistency_report()
+    violating = set(report.loc[~report["within_pr_bound"], ["source", "sample_size", "model"]]
+                    .itertuples(index=False, name=None))
+    # By hand: F1 must lie between P and R.
+    # 200 XLNet 95.54 < 95.89; 200 BiLSTM 82.73 > 82.64; 1000 RoBERTa 89.44 > 88.71;
+    # 1000 BiLSTM 82.17 > 81.76; 3000 AC-MTL 98.79 > 98.54; 3000 RoBERTa 87.28 > 87.04;
+    # 3000 BiLSTM 91.64 > 82.40. All Table 3 rows lie inside their bound.
+    assert violating == {
+        ("paper, Table 2", 200, "XLNet"), ("paper, Table 2", 200, "BiLSTM"),
+        ("paper, Table 2", 1000, "RoBERTa"), ("paper, Table 2", 1000, "BiLSTM"),
+        ("paper, Table 2", 3000, "AC-MTL"), ("paper, Table 2", 3000, "RoBERTa"),
+        ("paper, Table 2", 3000, "BiLSTM"),
+    }
+    matching = set(report.loc[report["matches_hm"], ["sample_size", "model"]]
+                   .itertuples(index=False, name=None))
+    assert matching == {(200, "AC-MTL"), (200, "RoBERTa"), (1000, "AC-MTL")}
+    bilstm = report[(report["sample_size"] == 3000) & (report["model"] == "BiLSTM")].iloc[0]
+    assert bilstm["paper_pr_harmonic_mean"] == pytest.approx(82.03)
+
+
+def test_cross_checks() -> None:
+    checks = claims.paper_cross_checks().set_index("check")["holds"]
+    assert not checks["Table 3 AC-MTL row equals Table 2 AC-MTL (3000) row"]
+    assert not checks["Text: parameter compression 'exceeding 40%' relative to both RoBERTa and XLNet"]
+    assert checks["Text: MTL adds 2.05 F1 points over BERT+MHSA+CNN (Table 3)"]
+    assert checks["Abstract's 200-sample P/R/F1 equal Table 2"]
+    assert checks["Figure 8(a) 'MSRA test set' final F1s equal Table 2 (3000) F1s"]
+
+
+def test_anchors_cover_msra_weibo_resume() -> None:
+    df = claims.published_anchors()
+    assert {"msra", "weibo", "resume"} <= set(df["corpus"])
+    best = df.groupby("corpus")["anchor_f1_high"].max()
+    assert best["weibo"] == 72.66 and best["msra"] == 96.26 and best["resume"] == 96.66
+    row = df[(df["system"] == "BERT + CRF (re-runs)") & (df["corpus"] == "weibo")].iloc[0]
+    assert (row["anchor_f1_low"], row["anchor_f1_high"], row["anchor_f1_text"]) == (68.8, 70.5, "68.8-70.5")
+    assert math.isnan(row["anchor_f1"])
+    lattice = df[(df["system"] == "Lattice LSTM") & (df["corpus"] == "msra")].iloc[0]
+    assert lattice["anchor_f1"] == 93.18 and lattice["source"] == "Zhang & Yang, ACL 2018"
+    assert "ChineseBERT-base (glyph + pinyin)" not in set(df.loc[df["corpus"] == "msra", "system"])
+
+
+def test_claims_are_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        claims.PAPER_CLAIMS.table2[0].f1 = 0.0  # type: ignore[misc]
