@@ -166,6 +166,7 @@ class MultiKernelCNN(nn.Module):
                 raise ValueError(f"kernel size {f} must be odd so padding (f-1)/2 keeps the length (Eq. 1)")
         self.convs = nn.ModuleList(nn.Conv1d(dim, channels, f, padding=(f - 1) // 2) for f in kernels)
         self.project = nn.Linear(channels * len(kernels), dim)  # W_c: concatenated maps back to D
+        self.norm = nn.LayerNorm(dim)
         self.pool = nn.MaxPool1d(pool_size, stride=1, padding=pool_size // 2)
 
     def forward(self, s: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -174,7 +175,7 @@ class MultiKernelCNN(nn.Module):
         s = s.masked_fill(~on, 0.0)  # padding must not leak into real characters' windows
         maps = torch.cat([conv(s.transpose(1, 2)) for conv in self.convs], dim=1)  # [B, 3C, T]
         s_prime = self.project(maps.transpose(1, 2))  # [B, T, D]
-        summed = (s + s_prime).masked_fill(~on, float("-inf"))  # max-pooling ignores padding
+        summed = self.norm(s + s_prime).masked_fill(~on, float("-inf"))  # max-pooling ignores padding
         pooled = self.pool(summed.transpose(1, 2)).transpose(1, 2)  # [B, T, D]
         return F.gelu(pooled.masked_fill(~on, 0.0))
 
@@ -186,6 +187,7 @@ class AttentionCNNBlock(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.attention = MultiHeadSelfAttention(dim, cfg.attention_heads, cfg.dropout) if cfg.use_attention else None
+        self.attention_norm = nn.LayerNorm(dim) if cfg.use_attention else None
         self.cnn = MultiKernelCNN(dim, cfg.cnn_kernels, cfg.cnn_channels, cfg.pool_size) if cfg.use_cnn else None
 
     def forward(self, e: torch.Tensor, mask: torch.Tensor, need_weights: bool = False):
@@ -193,7 +195,7 @@ class AttentionCNNBlock(nn.Module):
         if self.attention is not None:
             x = e + sinusoidal_positions(e.shape[1], e.shape[2]).to(e)  # Eq. 5
             a, weights = self.attention(x, mask, need_weights)
-            s = x + a if self.cfg.attention_residual else a
+            s = self.attention_norm(x + a if self.cfg.attention_residual else a)  # Add & Norm
         if self.cnn is not None:
             s = self.cnn(s, mask)
         return s, weights

@@ -101,7 +101,3 @@ class NERPredictor:
             for text, path in zip(texts, paths)
         ]
 
-
-def from_pretrained(directory: str | Path, **kwargs) -> NERPredictor:
-    """Shortcut for :meth:`NERPredictor.from_pretrained`."""
-    return NERPredictor.from_pretrained(directory, **kwargs)
