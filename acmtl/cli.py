@@ -51,6 +51,7 @@ def _add_train(sub) -> None:
     t.add_argument("--epochs", type=int, help="override the profile's maximum number of epochs")
     t.add_argument("--encoder-lr", type=float, help="override the encoder learning rate")
     t.add_argument("--head-lr", type=float, help="override the learning rate of the new layers")
+    t.add_argument("--batch-size", type=int, help="override the batch size (the paper: 32)")
     t.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="auto: bf16 only on hardware with native bf16")
     t.add_argument("--out", type=Path, help="train into this folder instead of the run cache")
     t.add_argument("--resume", action="store_true", help="with --out: continue from the folder's last checkpoint "
@@ -115,7 +116,8 @@ def cmd_train(args) -> int:
 
     profile = get_profile(args.profile)
     overrides = {k: v for k, v in {"epochs": args.epochs, "encoder_lr": args.encoder_lr,
-                                   "head_lr": args.head_lr, "precision": args.precision}.items() if v is not None}
+                                   "head_lr": args.head_lr, "batch_size": args.batch_size,
+                                   "precision": args.precision}.items() if v is not None}
     spec = RunSpec(corpus=args.corpus, arch=args.model, size=args.size, encoder=args.encoder or profile.encoder,
                    train=replace(profile.train_config(args.seed), **overrides))
     if args.out is None:

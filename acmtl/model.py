@@ -166,7 +166,6 @@ class MultiKernelCNN(nn.Module):
                 raise ValueError(f"kernel size {f} must be odd so padding (f-1)/2 keeps the length (Eq. 1)")
         self.convs = nn.ModuleList(nn.Conv1d(dim, channels, f, padding=(f - 1) // 2) for f in kernels)
         self.project = nn.Linear(channels * len(kernels), dim)  # W_c: concatenated maps back to D
-        self.norm = nn.LayerNorm(dim)
         self.pool = nn.MaxPool1d(pool_size, stride=1, padding=pool_size // 2)
 
     def forward(self, s: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -175,7 +174,7 @@ class MultiKernelCNN(nn.Module):
         s = s.masked_fill(~on, 0.0)  # padding must not leak into real characters' windows
         maps = torch.cat([conv(s.transpose(1, 2)) for conv in self.convs], dim=1)  # [B, 3C, T]
         s_prime = self.project(maps.transpose(1, 2))  # [B, T, D]
-        summed = self.norm(s + s_prime).masked_fill(~on, float("-inf"))  # max-pooling ignores padding
+        summed = (s + s_prime).masked_fill(~on, float("-inf"))  # max-pooling ignores padding
         pooled = self.pool(summed.transpose(1, 2)).transpose(1, 2)  # [B, T, D]
         return F.gelu(pooled.masked_fill(~on, 0.0))
 

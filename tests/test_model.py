@@ -1,0 +1,126 @@
+"""AC-MTL's parts against reference implementations, and the model's invariants."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from acmtl.model import (ACMTL, ARCHITECTURES, BiLSTMCharEncoder, ModelConfig, MultiHeadSelfAttention,
+                         MultiKernelCNN, boundary_labels, count_parameters, sinusoidal_positions, type_labels)
+from acmtl.train import tag_names
+
+TAGS = tag_names(["LOC", "PER"])
+
+
+def test_sinusoidal_positions_follow_eq5():
+    pe = sinusoidal_positions(7, 10)
+    for pos in range(7):
+        for i in range(5):
+            angle = pos / 10000 ** (2 * i / 10)
+            assert pe[pos, 2 * i].item() == pytest.approx(math.sin(angle), abs=1e-5)
+            assert pe[pos, 2 * i + 1].item() == pytest.approx(math.cos(angle), abs=1e-5)
+
+
+@pytest.mark.parametrize("need_weights", [False, True])
+def test_attention_matches_torch_multihead_attention(need_weights):
+    torch.manual_seed(0)
+    ours = MultiHeadSelfAttention(dim=24, heads=4, dropout=0.0).eval()
+    ref = torch.nn.MultiheadAttention(24, 4, batch_first=True).eval()
+    with torch.no_grad():
+        ref.in_proj_weight.copy_(ours.qkv.weight)
+        ref.in_proj_bias.copy_(ours.qkv.bias)
+        ref.out_proj.weight.copy_(ours.out.weight)
+        ref.out_proj.bias.copy_(ours.out.bias)
+    x = torch.randn(3, 6, 24)
+    mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2, [1] * 1 + [0] * 5], dtype=torch.bool)
+    out, weights = ours(x, mask, need_weights=need_weights)
+    expected, expected_weights = ref(x, x, x, key_padding_mask=~mask, average_attn_weights=False)
+    assert torch.allclose(out, expected, atol=1e-5)
+    if need_weights:
+        assert torch.allclose(weights, expected_weights, atol=1e-6)
+        assert torch.allclose(weights.sum(-1), torch.ones(3, 4, 6), atol=1e-6)
+
+
+def test_cnn_keeps_length_and_ignores_padding():
+    torch.manual_seed(0)
+    cnn = MultiKernelCNN(dim=16, kernels=(3, 5, 7), channels=8, pool_size=3).eval()
+    x = torch.randn(1, 5, 16)
+    alone = cnn(x, torch.ones(1, 5, dtype=torch.bool))
+    padded = torch.cat([x, torch.randn(1, 4, 16) * 100], dim=1)  # garbage in the padding
+    mask = torch.tensor([[True] * 5 + [False] * 4])
+    out = cnn(padded, mask)
+    assert out.shape == (1, 9, 16)
+    assert torch.allclose(out[:, :5], alone, atol=1e-5)
+    assert torch.all(out[:, 5:] == 0)
+
+
+def test_even_kernels_are_rejected():
+    with pytest.raises(ValueError, match="odd"):
+        MultiKernelCNN(dim=8, kernels=(3, 4), channels=4, pool_size=3)
+
+
+def test_auxiliary_labels_are_derived_from_bioes_tags():
+    ids = torch.tensor([[TAGS.index(t) for t in ["O", "B-PER", "I-PER", "E-PER", "S-LOC"]]])
+    assert boundary_labels(ids, TAGS).tolist() == [[0, 1, 2, 3, 4]]
+    assert type_labels(ids, TAGS).tolist() == [[0, 2, 2, 2, 1]]  # O, LOC, PER
+
+
+def bilstm_model(arch: str) -> ACMTL:
+    """Small models with the BiLSTM encoder, so every switch can be checked without loading BERT."""
+    torch.manual_seed(0)
+    cfg = ModelConfig.for_architecture(arch, TAGS, vocab_size=50, char_dim=16, lstm_hidden=16,
+                                       syllable_dim=8, tone_dim=8, cnn_channels=8, attention_heads=4)
+    return ACMTL(cfg, BiLSTMCharEncoder(50, 16, 16))
+
+
+def random_batch(batch=3, length=7):
+    g = torch.Generator().manual_seed(1)
+    mask = torch.ones(batch, length, dtype=torch.bool)
+    mask[1, 5:] = False
+    mask[2, 2:] = False
+    return (torch.randint(1, 50, (batch, length), generator=g), torch.randint(1, 400, (batch, length), generator=g),
+            torch.randint(1, 7, (batch, length), generator=g), mask,
+            torch.randint(0, len(TAGS), (batch, length), generator=g))
+
+
+@pytest.mark.parametrize("arch", [a for a in ARCHITECTURES if a != "encoder_crf"])
+def test_every_architecture_trains_and_decodes(arch):
+    model = bilstm_model(arch)
+    chars, syllables, tones, mask, tags = random_batch()
+    loss = model(chars, syllables, tones, mask, tags)
+    loss.backward()
+    assert loss.item() > 0 and all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    paths = model.eval().decode(chars, syllables, tones, mask)
+    assert [len(p) for p in paths] == mask.sum(1).tolist()
+
+
+def test_switches_change_the_parameters():
+    params = {arch: count_parameters(bilstm_model(arch))["total"] for arch in ARCHITECTURES if arch != "encoder_crf"}
+    assert params["bert_cnn"] < params["bert_mhsa_cnn"] and params["bert_mhsa"] < params["bert_mhsa_cnn"]
+    assert params["bert_mhsa_cnn"] < params["acmtl"] < params["acmtl_soft"]
+
+
+def test_attention_weights_are_exposed_and_normalised():
+    model = bilstm_model("acmtl").eval()
+    chars, syllables, tones, mask, _ = random_batch()
+    weights = model.attention_weights(chars, syllables, tones, mask)
+    assert weights.shape == (3, 4, 7, 7)
+    assert torch.allclose(weights.sum(-1), torch.ones(3, 4, 7), atol=1e-5)
+    assert torch.all(weights[2, :, :, 2:] == 0)  # no attention to padding
+    with pytest.raises(ValueError, match="no attention"):
+        bilstm_model("bert_cnn").attention_weights(chars, syllables, tones, mask)
+
+
+def test_mtl_weight_is_the_papers_default():
+    assert ModelConfig(tags=TAGS).main_task_weight == 0.7
+
+
+def test_config_round_trip_and_unknown_fields():
+    cfg = ModelConfig.for_architecture("acmtl", TAGS)
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown fields"):
+        ModelConfig.from_dict({**cfg.to_dict(), "bogus": 1})
+    with pytest.raises(ValueError, match="unknown architecture"):
+        ModelConfig.for_architecture("transformer-xl", TAGS)

@@ -1,0 +1,148 @@
+"""Training end to end: the model can learn, checkpoints round-trip, runs repeat, resume and run in parallel."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import acmtl
+from acmtl.checkpoint import CheckpointError, load_pretrained
+from acmtl.model import ModelConfig
+from acmtl.runs import RunSpec, ensure_run
+from acmtl.train import TrainConfig, tag_names, train
+
+PYTHON = sys.executable
+
+
+@pytest.fixture(scope="module")
+def learned(tmp_path_factory, msra):
+    """AC-MTL (embedded encoder) trained on 32 MSRA sentences and scored on the same 32."""
+    sentences = [s for s in msra.splits["train"] if s.entities()][:32]
+    cfg = ModelConfig.for_architecture("acmtl", tag_names(msra.types))
+    out = tmp_path_factory.mktemp("learned")
+    metrics = train(cfg, TrainConfig(epochs=30, patience=3, batch_size=8, encoder_lr=2e-4, head_lr=1e-3),
+                    {"train": sentences, "dev": sentences}, out, progress=False)
+    return out, metrics, sentences
+
+
+def test_acmtl_fits_32_sentences(learned):
+    _, metrics, _ = learned
+    assert metrics["dev"]["entity_f1"] >= 0.99
+
+
+def test_save_load_round_trip_gives_identical_predictions(learned, tmp_path):
+    out, _, sentences = learned
+    texts = [s.text for s in sentences[:8]] + ["", "   ", "他毕业于北京交通大学。"]
+    first = acmtl.from_pretrained(out).predict(texts)
+    model, tokenizer = load_pretrained(out / "model")
+    from acmtl.checkpoint import save_pretrained
+
+    save_pretrained(model, tokenizer, tmp_path / "copy")
+    second = acmtl.from_pretrained(tmp_path / "copy").predict(texts)
+    assert first == second
+    assert first[8] == [] and first[9] == []
+    for text, entities in zip(texts, first):
+        assert all(text[e["start"] : e["end"]] == e["text"] for e in entities)
+    # the trained model finds the entities it was trained on
+    gold = [{(e.type, e.start, e.end) for e in s.entities()} for s in sentences[:8]]
+    assert [{(e["type"], e["start"], e["end"]) for e in p} for p in first[:8]] == gold
+
+
+def test_loading_refuses_pickles_and_mismatched_weights(learned, tmp_path):
+    out, _, _ = learned
+    model, tokenizer = load_pretrained(out / "model")
+    from acmtl.checkpoint import save_pretrained
+
+    target = save_pretrained(model, tokenizer, tmp_path / "m")
+    (target / "pytorch_model.bin").write_bytes(b"not really a pickle")
+    with pytest.raises(CheckpointError, match="pickle"):
+        load_pretrained(target)
+    (target / "pytorch_model.bin").unlink()
+    config = json.loads((target / "config.json").read_text())
+    config["model"]["use_cnn"] = False
+    (target / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="does not match"):
+        load_pretrained(target)
+
+
+def cli_train(corpus: Path, encoder: Path, out: Path, *extra: str, **popen) -> subprocess.Popen:
+    cmd = [PYTHON, "-m", "acmtl", "train", "--corpus", f"tiny={corpus}", "--encoder", str(encoder),
+           "--profile", "smoke", "--epochs", "4", "--batch-size", "8", "--out", str(out), "--quiet", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def finished(proc: subprocess.Popen) -> None:
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr[-3000:]
+
+
+def comparable(out: Path) -> tuple[dict, list]:
+    metrics = json.loads((out / "metrics.json").read_text())
+    metrics.pop("train_seconds")
+    curve = [{k: v for k, v in row.items() if k not in ("seconds", "train_chars_per_s")}
+             for row in json.loads((out / "curve.json").read_text())]
+    return metrics, curve
+
+
+def test_same_seed_same_metrics_and_resume_after_sigkill(tiny_corpus_dir, tiny_encoder_dir, tmp_path):
+    a, b, killed = tmp_path / "a", tmp_path / "b", tmp_path / "killed"
+    finished(cli_train(tiny_corpus_dir, tiny_encoder_dir, a))
+    finished(cli_train(tiny_corpus_dir, tiny_encoder_dir, b))
+    assert comparable(a) == comparable(b)  # bit-identical on CPU for the same seed
+
+    proc = cli_train(tiny_corpus_dir, tiny_encoder_dir, killed)
+    deadline = time.time() + 300
+    while not (killed / "checkpoint" / "state.json").exists():  # wait for the first finished epoch
+        assert proc.poll() is None and time.time() < deadline, "training ended before its first checkpoint"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "metrics.json").exists()
+    finished(cli_train(tiny_corpus_dir, tiny_encoder_dir, killed, "--resume"))
+    assert comparable(killed) == comparable(a)
+    assert not (killed / "checkpoint").exists()  # the resume state is removed once the run is done
+
+
+def test_torchrun_two_cpu_processes(tiny_corpus_dir, tiny_encoder_dir, tmp_path):
+    out = tmp_path / "ddp"
+    torchrun = Path(PYTHON).with_name("torchrun")
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "acmtl", "train",
+           "--corpus", f"tiny={tiny_corpus_dir}", "--encoder", str(tiny_encoder_dir), "--profile", "smoke",
+           "--epochs", "2", "--batch-size", "4", "--out", str(out), "--quiet"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 2 and 0.0 <= metrics["test"]["entity_f1"] <= 1.0
+    assert len(json.loads((out / "curve.json").read_text())) == 2
+
+
+def test_run_cache_trains_once(tiny_corpus_dir, tiny_encoder_dir, tmp_path):
+    spec = RunSpec(corpus=f"tiny={tiny_corpus_dir}", arch="bilstm_crf", size=None, encoder=str(tiny_encoder_dir),
+                   train=TrainConfig(epochs=1, patience=1))
+    first = ensure_run(spec, progress=False, root=tmp_path)
+    stamp = (first / "metrics.json").stat().st_mtime_ns
+    assert ensure_run(spec, progress=False, root=tmp_path) == first
+    assert (first / "metrics.json").stat().st_mtime_ns == stamp
+    other = RunSpec(**{**spec.__dict__, "train": TrainConfig(epochs=1, patience=1, seed=1)})
+    assert ensure_run(other, progress=False, root=tmp_path) != first
+
+
+def test_predict_cli_reads_stdin_and_writes_json_lines(learned):
+    out, _, sentences = learned
+    stdin = "\n".join([sentences[0].text, "", "   ", "北京" * 400]) + "\n"
+    result = subprocess.run([PYTHON, "-m", "acmtl", "predict", "--model", str(out)], input=stdin,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["text"] for r in rows] == stdin.splitlines()
+    assert rows[0]["entities"] and rows[1]["entities"] == [] and rows[2]["entities"] == []
+    for row in rows:
+        assert all(row["text"][e["start"] : e["end"]] == e["text"] for e in row["entities"])
