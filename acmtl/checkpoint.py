@@ -6,21 +6,28 @@ A saved model directory is self-contained::
     model.safetensors    every weight, the encoder's included
     tokenizer/           the character vocabulary (CharTokenizer.save_pretrained)
 
-Loading rebuilds the encoder from the configuration stored in ``config.json`` (no download),
-then loads the weights strictly: a missing or unexpected weight is an error, as is a pickle
-file (``*.bin``, ``*.pt``, ...) found in the directory.
+Every file is written under a temporary name and renamed into place, so a crash never leaves
+a half-written one. Loading rebuilds the encoder from the configuration stored in
+``config.json`` (no download), then loads the weights strictly: a missing or unexpected weight
+is an error, as is a pickle file (``*.bin``, ``*.pt``, ...) in the directory, a damaged weights
+file, or a tokenizer whose vocabulary size differs from the configuration's.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
+import torch
 import transformers
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
 
 from acmtl.data.fetch import atomic_write_bytes
-from acmtl.encoders import DEFAULT_ENCODER, CharTokenizer, load_encoder
+from acmtl.encoders import DEFAULT_ENCODER, CharTokenizer, EncoderError, load_encoder
 from acmtl.model import ACMTL, MODEL_VERSION, BiLSTMCharEncoder, ModelConfig, TransformerCharEncoder
 
 CONFIG_FILE = "config.json"
@@ -60,18 +67,29 @@ def _build(cfg: ModelConfig, tokenizer: CharTokenizer, pretrained: bool) -> ACMT
     return ACMTL(cfg, encoder)
 
 
-def save_pretrained(model: ACMTL, tokenizer: CharTokenizer, directory: str | Path) -> Path:
-    """Write ``model`` and ``tokenizer`` to ``directory``; each file is replaced atomically."""
+def save_pretrained(model: ACMTL, tokenizer: CharTokenizer, directory: str | Path,
+                    state: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write ``model`` (or ``state``, weights for it kept aside) and ``tokenizer``; each file is replaced atomically."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{WEIGHTS_FILE}.tmp"
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(tmp), metadata={"format": FORMAT, "model_version": str(MODEL_VERSION)})
-    tmp.replace(directory / WEIGHTS_FILE)
+    state = {k: v.detach().contiguous().cpu() for k, v in (state or model.state_dict()).items()}
+    metadata = {"format": FORMAT, "model_version": str(MODEL_VERSION)}
+    atomic_write_bytes(directory / WEIGHTS_FILE, save(state, metadata=metadata))
     config = {"format": FORMAT, "model_version": MODEL_VERSION, "model": model.cfg.to_dict()}
     atomic_write_bytes(directory / CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False).encode())
-    tokenizer.save_pretrained(directory / TOKENIZER_DIR)
+    _save_tokenizer(tokenizer, directory / TOKENIZER_DIR)
     return directory
+
+
+def _save_tokenizer(tokenizer: CharTokenizer, target: Path) -> None:
+    """``CharTokenizer.save_pretrained`` writes in place: write into a temporary folder, then rename each file."""
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    try:
+        tokenizer.save_pretrained(staging)
+        target.mkdir(exist_ok=True)
+        for path in staging.iterdir():
+            os.replace(path, target / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def read_config(directory: str | Path) -> ModelConfig:
@@ -107,9 +125,19 @@ def load_pretrained(directory: str | Path) -> tuple[ACMTL, CharTokenizer]:
         raise CheckpointError(f"{directory}: {WEIGHTS_FILE} is missing")
     if not (directory / TOKENIZER_DIR).is_dir():
         raise CheckpointError(f"{directory}: {TOKENIZER_DIR}/ is missing")
-    tokenizer = CharTokenizer.from_pretrained(str(directory / TOKENIZER_DIR))
+    try:
+        tokenizer = CharTokenizer.from_pretrained(str(directory / TOKENIZER_DIR))
+    except (EncoderError, ValueError) as err:
+        raise CheckpointError(f"{directory / TOKENIZER_DIR}: cannot load the tokenizer ({err})") from None
+    if tokenizer.vocab_size != cfg.vocab_size:  # e.g. a truncated vocab.txt: characters would silently become [UNK]
+        raise CheckpointError(f"{directory / TOKENIZER_DIR} has {tokenizer.vocab_size} tokens, but {CONFIG_FILE} "
+                              f"says the model has {cfg.vocab_size}: the tokenizer does not belong to this model")
     model = _build(cfg, tokenizer, pretrained=False)
-    state = load_file(str(weights))
+    try:
+        state = load_file(str(weights))
+    except SafetensorError as err:
+        raise CheckpointError(f"{weights}: not a readable safetensors file ({err}); it is damaged or "
+                              "truncated: save or train the model again") from None
     expected = set(model.state_dict())
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
     if missing or unexpected:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -56,6 +57,9 @@ def _add_train(sub) -> None:
     t.add_argument("--out", type=Path, help="train into this folder instead of the run cache")
     t.add_argument("--resume", action="store_true", help="with --out: continue from the folder's last checkpoint "
                    "(the run cache always resumes)")
+    t.add_argument("--checkpoint-every", type=float, default=60.0, metavar="SECONDS",
+                   help="write the resume checkpoint after an epoch once this many seconds have passed "
+                        "(default 60; 0: after every epoch)")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -77,6 +81,18 @@ def _add_predict(sub) -> None:
     p.add_argument("--batch-size", type=int, default=32)
 
 
+def _add_bench(sub) -> None:
+    b = sub.add_parser("bench", help="speed of AC-MTL and its baselines beside a plain transformers tagger",
+                       description="Times every model on this machine under one fixed protocol (see acmtl/bench.py): "
+                                   "inference tokens/s per precision, training characters/s, single-sentence "
+                                   "latency, FLOPs per token and matmul GFLOP/s; prints a table and the ratios.")
+    b.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                   help="write the results as JSON to PATH (no PATH: to stdout, the table then goes to stderr)")
+    b.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available, else cpu")
+    b.add_argument("--quick", action="store_true", help="a tiny sample and one repeat: checks that it runs")
+    b.add_argument("--threads", type=int, help="CPU threads (default: the fastest count, measured)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="acmtl", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -86,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_evaluate(sub)
     _add_predict(sub)
+    _add_bench(sub)
     return parser
 
 
@@ -121,10 +138,11 @@ def cmd_train(args) -> int:
     spec = RunSpec(corpus=args.corpus, arch=args.model, size=args.size, encoder=args.encoder or profile.encoder,
                    train=replace(profile.train_config(args.seed), **overrides))
     if args.out is None:
-        run_dir = ensure_run(spec, progress=not args.quiet)
+        run_dir = ensure_run(spec, progress=not args.quiet, checkpoint_every=args.checkpoint_every)
     else:
         _, model_cfg, data = prepare(spec)
-        train(model_cfg, spec.train, data, args.out, resume=args.resume, progress=not args.quiet)
+        train(model_cfg, spec.train, data, args.out, resume=args.resume, progress=not args.quiet,
+              checkpoint_every=args.checkpoint_every)
         run_dir = args.out
     print(run_dir)
     return 0
@@ -157,7 +175,8 @@ def cmd_predict(args) -> int:
     from acmtl.predict import NERPredictor
 
     predictor = NERPredictor.from_pretrained(args.model, batch_size=args.batch_size)
-    lines = args.texts or (line.rstrip("\r\n") for line in sys.stdin)
+    # stdin is read as bytes and decoded leniently: one bad byte must not stop a stream of texts
+    lines = args.texts or (raw.decode("utf-8", errors="replace").rstrip("\r\n") for raw in sys.stdin.buffer)
     chunk: list[str] = []
 
     def flush() -> None:
@@ -173,8 +192,34 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    import torch
+
+    from acmtl.bench import format_table, run_benchmark
+    from acmtl.data.fetch import atomic_write_bytes
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    results = run_benchmark(device, quick=args.quick, threads=args.threads,
+                            log=lambda message: print(f"acmtl bench: {message}", file=sys.stderr, flush=True))
+    to_stdout = args.json == "-"
+    print(format_table(results), file=sys.stderr if to_stdout else sys.stdout)
+    if to_stdout:
+        _print_json(results)
+    elif args.json:
+        atomic_write_bytes(Path(args.json), (json.dumps(results, indent=2) + "\n").encode())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="acmtl: %(message)s")
-    commands = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
-    return commands[args.command](args)
+    commands = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+                "bench": cmd_bench}
+    try:
+        return commands[args.command](args)
+    except (ValueError, OSError, RuntimeError) as err:  # bad input, missing files, corrupt downloads
+        if os.environ.get("ACMTL_TRACEBACK"):
+            raise
+        print(f"acmtl {args.command}: error: {err}", file=sys.stderr)
+        print("(set ACMTL_TRACEBACK=1 for the full traceback)", file=sys.stderr)
+        return 2

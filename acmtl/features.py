@@ -3,7 +3,7 @@
 Everything a batch needs is computed once per sentence (:func:`encode`), so an epoch only
 pads and stacks. Batches are built from sentences of similar length, so little compute is
 spent on padding: training shuffles, then sorts within buckets of ``bucket_batches`` batches;
-inference sorts everything by length and restores the original order afterwards.
+inference (``acmtl.predict``) sorts everything by length and restores the original order afterwards.
 """
 
 from __future__ import annotations
@@ -103,10 +103,3 @@ def training_batches(items: Sequence[Encoded], batch_size: int, seed: int, bucke
         batches += [bucket[i : i + batch_size] for i in range(0, len(bucket), batch_size)]
     rng.shuffle(batches)
     return [collate([items[i] for i in b], b) for b in batches]
-
-
-def inference_batches(items: Sequence[Encoded], batch_size: int) -> list[Batch]:
-    """Batches sorted by length (longest first); ``Batch.index`` maps rows back to ``items``."""
-    order = sorted(range(len(items)), key=lambda i: -len(items[i]))
-    return [collate([items[i] for i in order[s : s + batch_size]], order[s : s + batch_size])
-            for s in range(0, len(order), batch_size)]

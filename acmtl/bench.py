@@ -1,0 +1,508 @@
+"""``python -m acmtl bench``: AC-MTL's speed beside a plain transformers tagger, measured in one run.
+
+The paper reports 2,618 tokens/s for AC-MTL on a V100; numbers from another machine say little,
+so every model here is timed on the machine at hand, interleaved, under one fixed protocol:
+
+* Text: MSRA's official test sentences, every ``sample_every``-th one (a fixed, evenly spaced
+  sample: the full set would keep BERT-base busy for many minutes). Speed is real characters
+  tagged per second; padding, [CLS] and [SEP] are not counted.
+* Inference is the whole pipeline, text in, one tag per character out: ids and pinyin
+  features, batches of 32 sorted by length (longest first), the forward pass under
+  ``torch.inference_mode``, CRF Viterbi decoding, windows for texts over 510 characters.
+* The reference is what a plain transformers user writes: ``AutoModelForTokenClassification``
+  on the same encoder (m3e-small), ``tokenizer(chars, is_split_into_words=True, padding=True,
+  truncation=True)``, argmax, and ``word_ids()`` to map tokens back to characters.
+* One untimed warm-up pass per model and precision (it also counts FLOPs), then ``repeats``
+  timed passes, taken round-robin over the models so a change in the machine's load hits all
+  of them alike; each model's speed is the median. Untrained models: weights do not change speed.
+* Precisions: fp32, and bf16 autocast where the hardware runs bf16 natively (CUDA with bf16,
+  a CPU with AMX or AVX512-BF16: :func:`acmtl.train.bf16_supported`); elsewhere bf16 is emulated
+  and many times slower, so it is not measured.
+* Threads (CPU): each count from 1 up to the usable cores (powers of two and the maximum) is
+  tried on one batch and the fastest is used for every model. On a CPU that another job keeps
+  busy, fewer threads than cores win, because torch's thread pool waits for its slowest thread.
+* Training: characters/s of the training step (forward, loss, backward, gradient clipping at
+  1.0, AdamW) on the same length-bucketed batches of MSRA training sentences, prepared before
+  timing for both (as ``train`` encodes once and a transformers user tokenises once); the
+  reference's loss is its token-level cross-entropy.
+* Latency: one 50-character sentence, ``NERPredictor.predict`` against the reference's
+  tokenise-forward-argmax-map, p50 and p95 over ``latency_calls`` calls after 5 warm-up calls.
+* Hardware: the matrix-multiply throughput (GFLOP/s of a square matmul) at the same thread
+  count, so each model's FLOPs per token (``torch.utils.flop_counter``, LSTMs added by formula)
+  times its speed reads as a fraction of what the hardware can do.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import transformers
+from torch.nn.utils.rnn import PackedSequence
+from torch.utils.flop_counter import FlopCounterMode
+
+from acmtl.checkpoint import build_model
+from acmtl.data.conll import Sentence, tags_to_entities
+from acmtl.data.corpora import load_corpus
+from acmtl.encoders import DEFAULT_ENCODER, bert_base_config, resolve_encoder
+from acmtl.features import Batch, encode, encode_sentences, training_batches
+from acmtl.model import ACMTL, ModelConfig, count_parameters
+from acmtl.predict import MAX_LEN, NERPredictor, cpu_linear_backend, fast_linear, tag_encoded
+from acmtl.train import bf16_supported, tag_names
+
+PAPER_TOKENS_PER_S = 2618  # AC-MTL on a V100, as the paper reports
+TARGETS = {"inference": 1.0, "training": 0.8}  # AC-MTL / reference, same precision, same run
+CPU_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    sample_every: int  # every n-th MSRA test sentence
+    repeats: int  # timed passes per model and precision (the median is reported)
+    train_batches: int  # length-bucketed training batches per timed training pass
+    train_batch_size: int
+    latency_calls: int
+    matmul_size: int
+    batch_size: int = 32
+    latency_chars: int = 50
+
+
+FULL = Protocol(sample_every=16, repeats=3, train_batches=4, train_batch_size=32, latency_calls=100,
+                matmul_size=2048)
+QUICK = Protocol(sample_every=289, repeats=1, train_batches=1, train_batch_size=8, latency_calls=3,
+                 matmul_size=512)
+
+MODELS = {
+    "acmtl": "AC-MTL, m3e-small encoder (CRF)",
+    "acmtl_bert_base": "AC-MTL, BERT-base size (CRF)",
+    "reference": "transformers token classifier, m3e-small (argmax)",
+    "reference_fast_gemm": "  the same, with AC-MTL's CPU GEMM choice",
+    "encoder_crf": "encoder+CRF, m3e-small",
+    "bilstm_crf": "BiLSTM-CRF",
+}
+
+
+# -- the pipelines ------------------------------------------------------------------------------
+
+
+class TrainLoop:
+    """The timed training step, the same for every model: loss, backward, clip at 1.0, AdamW."""
+
+    def __init__(self, model: torch.nn.Module, losses: list[Callable[[], torch.Tensor]], chars: int,
+                 device: torch.device) -> None:
+        self.model, self.losses, self.chars, self.device = model, losses, chars, device
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.01)
+
+    def run(self, bf16: bool) -> int:
+        """One pass over the prepared batches; returns the characters trained on."""
+        self.model.train()
+        for loss_fn in self.losses:
+            with _autocast(self.device, bf16):
+                loss = loss_fn()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+            self.optimizer.step()
+            loss.item()
+        return self.chars
+
+
+class ACMTLPipeline:
+    """acmtl's own path: ``encode`` (ids + pinyin), then ``tag_encoded`` (batches, forward, Viterbi)."""
+
+    def __init__(self, model: ACMTL, tokenizer, device: torch.device, batch_size: int) -> None:
+        self.model, self.tokenizer, self.batch_size = model.to(device).eval(), tokenizer, batch_size
+        self.predictor = NERPredictor(self.model, tokenizer, batch_size=batch_size)
+        self.stage_seconds = {"prepare": 0.0, "viterbi": 0.0}
+        viterbi = model.crf.viterbi
+
+        def timed_viterbi(emissions, mask):  # shadows the method on this instance: times the CRF step
+            started = time.perf_counter()
+            try:
+                return viterbi(emissions, mask)
+            finally:
+                self.stage_seconds["viterbi"] += time.perf_counter() - started
+
+        model.crf.viterbi = timed_viterbi
+
+    def params(self) -> dict[str, int]:
+        return count_parameters(self.model)
+
+    def infer(self, texts: Sequence[Sequence[str]]) -> int:
+        self.stage_seconds = dict.fromkeys(self.stage_seconds, 0.0)
+        started = time.perf_counter()
+        items = [encode(chars, self.tokenizer) for chars in texts]
+        self.stage_seconds["prepare"] = time.perf_counter() - started
+        return sum(len(path) for path in tag_encoded(self.model, items, batch_size=self.batch_size))
+
+    def predict_one(self, text: str) -> list[dict]:
+        return self.predictor.predict([text])[0]
+
+    def training(self, sentences: Sequence[Sentence], batches: Sequence[Batch], device: torch.device) -> TrainLoop:
+        moved = [b.to(device) for b in batches]
+        losses = [lambda b=b: self.model(*b.inputs, b.tag_ids) for b in moved]
+        return TrainLoop(self.model, losses, sum(int(b.mask.sum()) for b in batches), device)
+
+
+class ReferencePipeline:
+    """A plain transformers user's tagger: the HF tokenizer, ``AutoModelForTokenClassification``, argmax."""
+
+    def __init__(self, encoder: str, tags: list[str], device: torch.device, batch_size: int,
+                 fast_gemm: bool = False) -> None:
+        source = resolve_encoder(encoder)
+        self.fast_gemm = fast_gemm  # like-for-like: the GEMM routing that acmtl.predict applies
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(source)
+        self.model = transformers.AutoModelForTokenClassification.from_pretrained(
+            source, num_labels=len(tags)).to(device).eval()
+        self.tags, self.device, self.batch_size = tags, device, batch_size
+
+    def params(self) -> dict[str, int]:
+        total = sum(p.numel() for p in self.model.parameters())
+        encoder = sum(p.numel() for p in self.model.base_model.parameters())
+        return {"total": total, "encoder": encoder, "added": total - encoder}
+
+    def _tokenize(self, texts: Sequence[Sequence[str]]):
+        return self.tokenizer([list(t) for t in texts], is_split_into_words=True, padding=True, truncation=True,
+                              max_length=MAX_LEN + 2, return_tensors="pt")
+
+    @staticmethod
+    def _first_tokens(encoding, row: int) -> dict[int, int]:
+        """Character index -> position of its first token (characters cut by truncation have none)."""
+        first: dict[int, int] = {}
+        for position, char in enumerate(encoding.word_ids(row)):
+            if char is not None and char not in first:
+                first[char] = position
+        return first
+
+    @torch.inference_mode()
+    def infer(self, texts: Sequence[Sequence[str]]) -> int:
+        with fast_linear(self.device) if self.fast_gemm else nullcontext():
+            return self._infer(texts)
+
+    def _infer(self, texts: Sequence[Sequence[str]]) -> int:
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        tagged = 0
+        for start in range(0, len(order), self.batch_size):
+            encoding = self._tokenize([texts[i] for i in order[start : start + self.batch_size]])
+            predicted = self.model(**encoding.to(self.device)).logits.argmax(-1).tolist()
+            for row, ids in enumerate(predicted):
+                per_char = [ids[position] for position in self._first_tokens(encoding, row).values()]
+                tagged += len(per_char)
+        return tagged
+
+    @torch.inference_mode()
+    def predict_one(self, text: str) -> list:
+        encoding = self._tokenize([text])
+        predicted = self.model(**encoding.to(self.device)).logits.argmax(-1)[0].tolist()
+        first = self._first_tokens(encoding, 0)
+        return tags_to_entities([self.tags[predicted[first[i]]] if i in first else "O" for i in range(len(text))])
+
+    def training(self, sentences: Sequence[Sentence], batches: Sequence[Batch], device: torch.device) -> TrainLoop:
+        """The same sentences per batch, tokenised once; labels on each character's first token, -100 elsewhere."""
+        tag_index = {t: i for i, t in enumerate(self.tags)}
+        prepared, chars = [], 0
+        for batch in batches:
+            rows = [sentences[i] for i in batch.index]
+            encoding = self._tokenize([s.chars for s in rows])
+            labels = torch.full(encoding["input_ids"].shape, -100, dtype=torch.long)
+            for r, sentence in enumerate(rows):
+                for char, position in self._first_tokens(encoding, r).items():
+                    labels[r, position] = tag_index[sentence.tags[char]]
+            chars += int((labels != -100).sum())
+            prepared.append({**encoding.to(device), "labels": labels.to(device)})
+        losses = [lambda inputs=inputs: self.model(**inputs).loss for inputs in prepared]
+        return TrainLoop(self.model, losses, chars, device)
+
+
+# -- measuring ----------------------------------------------------------------------------------
+
+
+def _autocast(device: torch.device, bf16: bool):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _seconds(fn: Callable[[], object], device: torch.device) -> float:
+    _sync(device)
+    started = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - started
+
+
+@contextmanager
+def _count_flops(model: torch.nn.Module) -> Iterator[Callable[[], int]]:
+    """FLOPs of everything run inside; torch's counter skips LSTMs and oneDNN's linear, so they are added by formula."""
+    lstm_flops = [0]
+
+    def count_lstm(module: torch.nn.LSTM, args, _output) -> None:
+        x = args[0]
+        tokens = x.data.shape[0] if isinstance(x, PackedSequence) else x.shape[0] * x.shape[1]
+        width, directions = module.input_size, 2 if module.bidirectional else 1
+        for _ in range(module.num_layers):  # 4 gates: [x; h] @ W per token and direction
+            lstm_flops[0] += tokens * directions * 2 * 4 * module.hidden_size * (width + module.hidden_size)
+            width = directions * module.hidden_size
+
+    def linear_pointwise(x_shape, w_shape, *_args, **_kwargs) -> int:  # oneDNN's linear (acmtl.predict.fast_linear)
+        return 2 * math.prod(x_shape) * w_shape[0]
+
+    hooks = [m.register_forward_hook(count_lstm) for m in model.modules() if isinstance(m, torch.nn.LSTM)]
+    counter = FlopCounterMode(display=False, custom_mapping={torch.ops.mkldnn._linear_pointwise: linear_pointwise})
+    try:
+        with counter:
+            yield lambda: counter.get_total_flops() + lstm_flops[0]
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def matmul_gflops(device: torch.device, dtype: torch.dtype, size: int, fast: bool = True, repeats: int = 3) -> float:
+    """GFLOP/s of a ``size`` x ``size`` matrix product (best of ``repeats``): the practical limit for these models.
+
+    ``fast``: through the GEMM that acmtl's inference uses (:func:`acmtl.predict.fast_linear`), else torch's default.
+    """
+    a, b = (torch.randn(size, size, device=device).to(dtype) for _ in range(2))
+    with torch.inference_mode(), fast_linear(device) if fast else nullcontext():
+        F.linear(a, b)
+        return 2 * size**3 / min(_seconds(lambda: F.linear(a, b), device) for _ in range(repeats)) / 1e9
+
+
+def _latency_ms(fn: Callable[[], object], calls: int, device: torch.device) -> dict[str, float]:
+    for _ in range(5):
+        fn()
+    times = sorted(1000 * _seconds(fn, device) for _ in range(calls))
+    pick = lambda q: times[min(len(times) - 1, round(q * (len(times) - 1)))]  # noqa: E731  nearest rank
+    return {"p50": pick(0.5), "p95": pick(0.95)}
+
+
+def choose_threads(probe: Callable[[], object]) -> dict:
+    """The CPU thread count at which ``probe`` runs fastest (tried: powers of two up to the usable cores)."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    counts = sorted({2**i for i in range(usable.bit_length()) if 2**i <= usable} | {usable})
+    tried = {}
+    for n in counts:
+        torch.set_num_threads(n)
+        probe()  # the first pass at a new thread count is slower
+        tried[n] = _seconds(probe, torch.device("cpu"))
+    best = min(tried, key=tried.get)
+    torch.set_num_threads(best)
+    return {"threads": best, "probe_seconds": {str(n): round(s, 4) for n, s in tried.items()}}
+
+
+def machine_info(device: torch.device) -> dict:
+    info = {"device": device.type, "torch": torch.__version__, "transformers": transformers.__version__,
+            "cpu_count": os.cpu_count(), "bf16_native": bf16_supported(device)}
+    cpuinfo = Path("/proc/cpuinfo")
+    text = cpuinfo.read_text() if cpuinfo.is_file() else ""
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), None)
+    flags = set(text.split())
+    info.update(cpu=model, cpu_flags=[f for f in CPU_FLAGS if f in flags],
+                cpu_capability=torch.backends.cpu.get_cpu_capability())
+    if hasattr(os, "getloadavg"):
+        info["load_average_1min"] = round(os.getloadavg()[0], 2)
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+def _build_pipelines(tags: list[str], device: torch.device, batch_size: int) -> dict:
+    """Every model of :data:`MODELS`; the like-for-like reference only where acmtl's GEMM choice differs."""
+    torch.manual_seed(0)
+    pipelines = {}
+    for name, arch, overrides, pretrained in (
+        ("acmtl", "acmtl", {}, True),
+        ("acmtl_bert_base", "acmtl", {"encoder_config": bert_base_config().to_dict()}, False),
+        ("encoder_crf", "encoder_crf", {}, True),
+        ("bilstm_crf", "bilstm_crf", {}, True),
+    ):
+        model, tokenizer = build_model(ModelConfig.for_architecture(arch, tags, **overrides), pretrained=pretrained)
+        pipelines[name] = ACMTLPipeline(model, tokenizer, device, batch_size)
+    pipelines["reference"] = ReferencePipeline(DEFAULT_ENCODER, tags, device, batch_size)
+    if device.type == "cpu" and cpu_linear_backend() != "blas":
+        pipelines["reference_fast_gemm"] = ReferencePipeline(DEFAULT_ENCODER, tags, device, batch_size, fast_gemm=True)
+    return {name: pipelines[name] for name in MODELS if name in pipelines}
+
+
+def run_benchmark(device: str = "cpu", *, quick: bool = False, threads: int | None = None,
+                  log: Callable[[str], None] = lambda message: None) -> dict:
+    """Measure every model under :data:`FULL` (or :data:`QUICK`) and return the JSON-able results."""
+    protocol = QUICK if quick else FULL
+    dev = torch.device(device)
+    old_threads, verbosity = torch.get_num_threads(), transformers.logging.get_verbosity()
+    bars = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.logging.set_verbosity_error()  # the reference's "newly initialized classifier" notice
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        return _run(protocol, dev, threads, log)
+    finally:
+        torch.set_num_threads(old_threads)
+        transformers.logging.set_verbosity(verbosity)
+        if bars:
+            transformers.utils.logging.enable_progress_bar()
+
+
+def _run(protocol: Protocol, device: torch.device, threads: int | None, log: Callable[[str], None]) -> dict:
+    corpus = load_corpus("msra")
+    tags = tag_names(corpus.types)
+    texts = [s.chars for s in corpus.splits["test"][:: protocol.sample_every]]
+    precisions = ["fp32"] + (["bf16"] if bf16_supported(device) else [])
+    log(f"building models; {len(texts)} test sentences, {sum(map(len, texts))} characters")
+    pipelines = _build_pipelines(tags, device, protocol.batch_size)
+
+    machine = machine_info(device)
+    if device.type == "cpu":
+        if threads:
+            torch.set_num_threads(threads)
+            machine["threads"] = threads
+        else:
+            machine |= choose_threads(lambda: pipelines["acmtl"].infer(texts[: protocol.batch_size]))
+        machine["cpu_linear_backend"] = cpu_linear_backend()
+        log(f"{machine['threads']} CPU threads, fp32 linear layers via {machine['cpu_linear_backend']}")
+    else:
+        machine["threads"] = torch.get_num_threads()
+
+    results = {name: {"label": MODELS[name], "params": pipe.params()} for name, pipe in pipelines.items()}
+    matmul = _time_inference(pipelines, results, texts, precisions, protocol, device, log)
+    log("latency")
+    text = next(s.text for s in corpus.splits["test"] if len(s.chars) >= protocol.latency_chars)
+    for name in ("acmtl", "reference"):
+        results[name]["latency_ms"] = {}
+        for precision in precisions:
+            with _autocast(device, precision == "bf16"):
+                results[name]["latency_ms"][precision] = _latency_ms(
+                    lambda: pipelines[name].predict_one(text[: protocol.latency_chars]), protocol.latency_calls, device)
+    log("training")
+    train_sentences = [s for s in corpus.splits["train"][:: protocol.sample_every] if len(s.chars) <= MAX_LEN]
+    _time_training(pipelines, results, train_sentences, tags, precisions, protocol, device)
+
+    ratios = {
+        "inference": results["acmtl"]["vs_reference"],
+        "training": {p: results["acmtl"]["train_chars_per_s"][p] / results["reference"]["train_chars_per_s"][p]
+                     for p in precisions},
+        # At equal hardware efficiency AC-MTL could reach at most this inference ratio.
+        "flops_reference_over_acmtl": results["reference"]["gflop_per_token"] / results["acmtl"]["gflop_per_token"],
+    }
+    if "reference_fast_gemm" in results:  # like for like: both on the same GEMM library
+        ratios["inference_same_gemm"] = {p: results["acmtl"]["tokens_per_s"][p]
+                                         / results["reference_fast_gemm"]["tokens_per_s"][p] for p in precisions}
+    targets = {kind: {"target": goal, "met": {p: ratios[kind][p] >= goal for p in precisions}}
+               for kind, goal in TARGETS.items()}
+    return {"protocol": asdict(protocol) | {"mode": "quick" if protocol is QUICK else "full",
+                                           "sentences": len(texts), "precisions": precisions,
+                                           "paper_acmtl_tokens_per_s_v100": PAPER_TOKENS_PER_S},
+            "machine": machine, "matmul_gflops": matmul, "models": results, "ratios": ratios, "targets": targets}
+
+
+def _time_inference(pipelines: dict, results: dict, texts: list, precisions: list[str], protocol: Protocol,
+                    device: torch.device, log: Callable[[str], None]) -> dict[str, float]:
+    """Fill in each model's speed; the matmul peak is timed in the same rounds. Returns matmul GFLOP/s."""
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    cases = [(name, p) for name in pipelines for p in precisions]
+    for name, precision in cases:  # warm-up; fp32 also counts FLOPs and characters
+        pipe = pipelines[name]
+        log(f"warm-up {name} {precision}")
+        with _autocast(device, precision == "bf16"):
+            if precision == "fp32":
+                with _count_flops(pipe.model) as flops:
+                    results[name]["characters"] = pipe.infer(texts)
+                results[name]["gflop_per_token"] = flops() / results[name]["characters"] / 1e9
+            else:
+                pipe.infer(texts)
+    seconds: dict[tuple[str, str], list[float]] = {case: [] for case in cases}
+    gemm: dict[str, list[float]] = {p: [] for p in precisions}
+    if device.type == "cpu":
+        gemm["fp32_default_blas"] = []
+    shares: dict[str, list[float]] = {"prepare": [], "viterbi": []}
+    for repeat in range(protocol.repeats):
+        log(f"timing, pass {repeat + 1} of {protocol.repeats}")
+        for key in gemm:
+            gemm[key].append(matmul_gflops(device, dtypes.get(key, torch.float32), protocol.matmul_size,
+                                           fast=key in dtypes))
+        for name, precision in cases:
+            with _autocast(device, precision == "bf16"):
+                seconds[name, precision].append(_seconds(lambda: pipelines[name].infer(texts), device))
+            if (name, precision) == ("acmtl", "fp32"):
+                for stage, value in pipelines[name].stage_seconds.items():
+                    shares[stage].append(value / seconds[name, precision][-1])
+    matmul = {key: statistics.median(values) for key, values in gemm.items()}
+    speed = {name: {p: r["characters"] / statistics.median(seconds[name, p]) for p in precisions}
+             for name, r in results.items()}
+    for name, result in results.items():
+        result["tokens_per_s"] = speed[name]
+        result["vs_reference"] = {p: speed[name][p] / speed["reference"][p] for p in precisions}
+        result["fraction_of_matmul_peak"] = {p: speed[name][p] * result["gflop_per_token"] / matmul[p]
+                                             for p in precisions}
+    results["acmtl"]["time_share"] = {stage: statistics.median(values) for stage, values in shares.items()}
+    return matmul
+
+
+def _time_training(pipelines: dict, results: dict, sentences: list[Sentence], tags: list[str],
+                   precisions: list[str], protocol: Protocol, device: torch.device) -> None:
+    """Training characters/s of AC-MTL and the reference on the same length-bucketed batches."""
+    items = encode_sentences(sentences, pipelines["acmtl"].tokenizer, tags)
+    batches = training_batches(items, protocol.train_batch_size, seed=0)[: protocol.train_batches]
+    loops = {name: pipelines[name].training(sentences, batches, device) for name in ("acmtl", "reference")}
+    cases = [(name, p) for name in loops for p in precisions]
+    for name, precision in cases:
+        loops[name].run(precision == "bf16")  # warm-up
+    seconds: dict[tuple[str, str], list[float]] = {case: [] for case in cases}
+    for _ in range(protocol.repeats):
+        for name, precision in cases:
+            seconds[name, precision].append(_seconds(lambda: loops[name].run(precision == "bf16"), device))
+    for name, loop in loops.items():
+        results[name]["train_chars_per_s"] = {p: loop.chars / statistics.median(seconds[name, p])
+                                              for p in precisions}
+
+
+def format_table(results: dict) -> str:
+    """The results as plain-text tables, the ratios and targets below them."""
+    precisions, machine, ratios = results["protocol"]["precisions"], results["machine"], results["ratios"]
+    models = results["models"]
+    gemm = f", fp32 linear layers via {machine['cpu_linear_backend']}" if "cpu_linear_backend" in machine else ""
+    lines = [f"device: {machine.get('gpu') or machine.get('cpu')} ({machine['device']}), {machine['threads']} threads"
+             f"{gemm}; CPU flags: {' '.join(machine['cpu_flags']) or '-'}; bf16 native: {machine['bf16_native']}",
+             "matmul: " + ", ".join(f"{p} {g:,.0f} GFLOP/s" for p, g in results["matmul_gflops"].items()),
+             f"{results['protocol']['sentences']} MSRA test sentences ({results['protocol']['mode']} protocol); "
+             f"the paper: {PAPER_TOKENS_PER_S:,} tokens/s for AC-MTL on a V100", ""]
+    head = f"{'inference':<52}{'params':>12}{'GFLOP/tok':>10}" + "".join(
+        f"{p + ' tok/s':>12}{'peak':>7}" for p in precisions)
+    lines += [head, "-" * len(head)]
+    for result in models.values():
+        lines.append(f"{result['label']:<52}{result['params']['total']:>12,}{result['gflop_per_token']:>10.3f}"
+                     + "".join(f"{result['tokens_per_s'][p]:>12,.0f}{100 * result['fraction_of_matmul_peak'][p]:>6.0f}%"
+                               for p in precisions))
+    head = f"\n{'training chars/s; latency of one sentence (ms)':<52}" + "".join(
+        f"{p + ' train':>12}{p + ' p50':>10}{p + ' p95':>10}" for p in precisions)
+    lines += [head, "-" * len(head.strip())]
+    for name in ("acmtl", "reference"):
+        result = models[name]
+        lines.append(f"{result['label']:<52}" + "".join(
+            f"{result['train_chars_per_s'][p]:>12,.0f}{result['latency_ms'][p]['p50']:>10.1f}"
+            f"{result['latency_ms'][p]['p95']:>10.1f}" for p in precisions))
+    share = models["acmtl"]["time_share"]
+    lines += ["", f"AC-MTL inference time: ids + pinyin {100 * share['prepare']:.1f}%, "
+                  f"Viterbi {100 * share['viterbi']:.1f}%, the rest the network"]
+    for kind, target in results["targets"].items():
+        lines.append(f"{kind} AC-MTL / reference (target >= {target['target']}): " + ", ".join(
+            f"{p} {ratios[kind][p]:.2f} ({'met' if target['met'][p] else 'missed'})" for p in precisions))
+    if "inference_same_gemm" in ratios:
+        lines.append("inference AC-MTL / reference on the same GEMM library: " + ", ".join(
+            f"{p} {ratios['inference_same_gemm'][p]:.2f}" for p in precisions))
+    lines.append(f"FLOPs per token, reference / AC-MTL: {ratios['flops_reference_over_acmtl']:.2f} "
+                 "(the inference ratio at equal hardware efficiency)")
+    return "\n".join(lines)
