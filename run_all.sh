@@ -62,7 +62,7 @@ for nb in "${notebooks[@]}"; do
   name=$(basename "$nb")
   echo "run_all: $name (profile $profile)"
   start=$(date +%s)
-  .venv/bin/papermill --log-level WARNING -k python3 -p profile "$profile" "notebooks/$name" "$out/$name"
+  .venv/bin/papermill --log-level WARNING --no-progress-bar -k python3 -p profile "$profile" "notebooks/$name" "$out/$name"
   echo "run_all: $name done in $(( $(date +%s) - start )) s"
 done
 if [ "$html" = 1 ]; then

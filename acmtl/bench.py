@@ -27,9 +27,15 @@ so every model here is timed on the machine at hand, interleaved, under one fixe
   reference's loss is its token-level cross-entropy.
 * Latency: one 50-character sentence, ``NERPredictor.predict`` against the reference's
   tokenise-forward-argmax-map, p50 and p95 over ``latency_calls`` calls after 5 warm-up calls.
-* Hardware: the matrix-multiply throughput (GFLOP/s of a square matmul) at the same thread
-  count, so each model's FLOPs per token (``torch.utils.flop_counter``, LSTMs added by formula)
-  times its speed reads as a fraction of what the hardware can do.
+* Hardware: the matrix-multiply throughput (GFLOP/s of a square matmul, timed in the same
+  rounds as the models) at the same thread count, so each model's FLOPs per token
+  (``torch.utils.flop_counter``; LSTMs and oneDNN's linear added by formula) times its speed
+  reads as a fraction of what the hardware can do.
+* GEMM library: acmtl's inference sends fp32 linear layers on the CPU to oneDNN where that is
+  measurably faster than torch's default BLAS (:func:`acmtl.predict.cpu_linear_backend`; MKL's
+  fp32 GEMM runs at about half speed on AMD CPUs). The reference runs as a plain user gets it;
+  where the choice differs, a second reference row runs on acmtl's choice, for a like-for-like
+  ratio. Training uses the default BLAS for both.
 """
 
 from __future__ import annotations

@@ -291,7 +291,8 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, data: dict[str, list[Sentenc
             save_pretrained(model, tokenizer, out_dir / "model", best_state)
         best, _ = load_pretrained(out_dir / "model")
         best.to(dev)
-        metrics = {"best_epoch": state.best_epoch, "epochs_run": state.epoch,
+        metrics = {"best_epoch": state.best_epoch, "epochs_run": state.epoch, "device": str(dev),
+                   "precision": "bf16" if bf16 else "fp32",  # what "auto" resolved to on this machine
                    "train_seconds": sum(r["seconds"] for r in state.curve),
                    "train_sentences": len(data["train"])}
         for name, items in encoded.items():

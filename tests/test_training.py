@@ -27,7 +27,8 @@ def learned(tmp_path_factory, msra):
     sentences = [s for s in msra.splits["train"] if s.entities()][:32]
     cfg = ModelConfig.for_architecture("acmtl", tag_names(msra.types))
     out = tmp_path_factory.mktemp("learned")
-    metrics = train(cfg, TrainConfig(epochs=30, patience=3, batch_size=8, encoder_lr=2e-4, head_lr=1e-3),
+    metrics = train(cfg, TrainConfig(epochs=30, patience=6, batch_size=8, encoder_lr=2e-4, head_lr=1e-3,
+                                  precision="fp32"),
                     {"train": sentences, "dev": sentences}, out, progress=False)
     return out, metrics, sentences
 

@@ -1,0 +1,203 @@
+"""What the notebooks share: where results go, the training grid, tables with provenance, figures.
+
+Every notebook runs under one profile (``acmtl.config``). The ``default`` profile writes the
+committed ``results/`` and ``figures/``; any other profile writes ``build/<profile>/...``, so a
+smoke or paper run never overwrites them. ``ACMTL_OUTPUT_ROOT=DIR`` moves the root (the repository
+by default) for every profile: the tests point it at a temporary folder.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+import acmtl
+from acmtl.config import get_profile
+from acmtl.data.fetch import atomic_write_bytes
+from acmtl.paths import runs_dir
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+OUTPUT_ROOT_ENV = "ACMTL_OUTPUT_ROOT"
+SHARED_RUN_PROFILES = ("default", "paper")  # their runs live in the one run cache, runs/
+METRICS = ("precision", "recall", "f1")
+
+
+def output_root() -> Path:
+    """The folder under which results/, figures/ and build/ go: ``$ACMTL_OUTPUT_ROOT`` or the repository."""
+    return Path(os.environ.get(OUTPUT_ROOT_ENV) or REPO_ROOT).expanduser().resolve()
+
+
+def _profile_root(profile: str) -> Path:
+    get_profile(profile)  # an unknown profile fails here, with the list of known ones
+    return output_root() if profile == "default" else output_root() / "build" / profile
+
+
+def output_dirs(profile: str) -> tuple[Path, Path]:
+    """(results_dir, figures_dir) of ``profile``, created if missing."""
+    base = _profile_root(profile)
+    dirs = base / "results", base / "figures"
+    for d in dirs:
+        d.mkdir(parents=True, exist_ok=True)
+    return dirs
+
+
+def runs_root(profile: str) -> Path:
+    """The run cache: runs/ for default and paper (shared with the CLI); a private one for smoke."""
+    if profile in SHARED_RUN_PROFILES:
+        root = runs_dir()
+        return root if root.is_absolute() else REPO_ROOT / root  # the same folder from notebooks/ as from the CLI
+    return _profile_root(profile) / "runs"
+
+
+def _split_columns(metrics: dict) -> dict:
+    row = {}
+    for split, scores in metrics.items():
+        if isinstance(scores, dict) and "entity_f1" in scores:
+            for key in (*METRICS, "support"):
+                row[f"{split}_{key}"] = scores[f"entity_{key}"]
+    return row
+
+
+def train_grid(profile: str, corpus: str, archs: Iterable[str], sizes: Iterable[int | None],
+               seeds: Iterable[int], *, progress: bool = True, model_overrides: dict | None = None,
+               **train_overrides) -> pd.DataFrame:
+    """Train (or reuse from the run cache) every (arch, size, seed); one row of scores per run.
+
+    A run is exactly ``RunSpec(corpus, arch, size, profile.encoder, profile.train_config(seed, **overrides))``,
+    the spec ``python -m acmtl train`` builds, so runs trained from the command line are reused.
+    """
+    from acmtl.runs import RunSpec, ensure_run, load_metrics
+
+    prof = get_profile(profile)
+    root = runs_root(profile)
+    jobs = [(arch, size, seed) for size in sizes for arch in archs for seed in seeds]
+    rows = []
+    for i, (arch, size, seed) in enumerate(jobs, 1):
+        spec = RunSpec(corpus=corpus, arch=arch, size=size, encoder=prof.encoder,
+                       train=prof.train_config(seed, **train_overrides), model_overrides=dict(model_overrides or {}))
+        started = time.time()
+        run_dir = ensure_run(spec, progress=False, root=root)
+        metrics = load_metrics(run_dir)
+        fresh = (run_dir / "metrics.json").stat().st_mtime >= started
+        rows.append({"corpus": corpus, "arch": arch, "size": size, "seed": seed, "run_dir": str(run_dir),
+                     "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
+                     "train_seconds": metrics["train_seconds"], "trained_now": fresh, **_split_columns(metrics)})
+        if progress:
+            f1 = " ".join(f"{s} F1 {rows[-1][f'{s}_f1']:.3f}" for s in ("dev", "test", "full_test")
+                          if f"{s}_f1" in rows[-1])
+            how = f"trained in {time.time() - started:.0f} s" if fresh else "from the run cache"
+            print(f"[{i}/{len(jobs)}] {corpus} {arch} size={size} seed={seed}: {how}; {f1}", flush=True)
+    return pd.DataFrame(rows)
+
+
+def summarize(df: pd.DataFrame, by: Sequence[str] = ("corpus", "arch", "size"),
+              splits: Sequence[str] = ("test", "full_test")) -> pd.DataFrame:
+    """Mean, sample std and seed count per group, plus a 'mean ± std' text column per split and metric (percent)."""
+    from acmtl.evaluate import format_mean_std, summarize_seeds
+
+    rows = []
+    for key, group in df.groupby(list(by), sort=False, dropna=False):
+        row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+        row["seeds"] = len(group)
+        for split in splits:
+            names = [f"{split}_{m}" for m in METRICS]
+            if not set(names) <= set(group.columns):
+                continue
+            stats = summarize_seeds(group[names].to_dict("records"), keys=names)
+            for name in names:
+                row[f"{name}_mean"], row[f"{name}_std"] = stats[name]["mean"], stats[name]["std"]
+                row[name] = format_mean_std(stats[name]["mean"], stats[name]["std"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _git() -> dict:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True,
+                              check=True, timeout=30).stdout.strip()
+    try:
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def device_info() -> dict:
+    """The machine the numbers come from: CPU model, GPU name (if one is used), torch threads."""
+    import torch
+
+    from acmtl.bench import machine_info
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    info = machine_info(device)
+    info["torch_threads"] = torch.get_num_threads()
+    info["platform"] = platform.platform()
+    return info
+
+
+def describe_device(info: dict | None = None) -> str:
+    """One line naming the device, for notebook text and figure captions."""
+    info = info or device_info()
+    cpu = f"{info.get('cpu') or platform.processor() or 'unknown CPU'}, {info['cpu_count']} cores"
+    return f"{info['gpu']} (GPU), host {cpu}" if info.get("gpu") else f"{cpu} (CPU only), {info['torch_threads']} torch threads"
+
+
+def _corpus_sources(spec: str) -> dict:
+    from acmtl.data.corpora import load_corpus
+
+    corpus = load_corpus(spec)
+    return {"spec": spec, "name": corpus.name, "sources": dict(corpus.sources)}
+
+
+def provenance(profile: str, *, corpora: Iterable[str] = (), seeds: Iterable[int] = (), started: float,
+               extra: dict | None = None) -> dict:
+    prof = get_profile(profile)
+    return {
+        "git": _git(),
+        "profile": profile,
+        "encoder": prof.encoder,
+        "train_config": {k: v for k, v in asdict(prof.train).items() if k != "seed"},
+        "corpora": [_corpus_sources(c) for c in corpora],
+        "seeds": list(seeds),
+        "device": device_info(),
+        "wall_seconds": round(time.time() - started, 1),
+        "acmtl_version": acmtl.__version__,
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "extra": extra or {},
+    }
+
+
+def write_table(df: pd.DataFrame, name: str, profile: str, *, corpora: Iterable[str] = (),
+                seeds: Iterable[int] = (), started: float, extra: dict | None = None) -> Path:
+    """results_dir/name.csv (atomically) and name.provenance.json beside it; returns the CSV path."""
+    results, _ = output_dirs(profile)
+    path = results / f"{name}.csv"
+    atomic_write_bytes(path, df.to_csv(index=False).encode("utf-8"))
+    record = provenance(profile, corpora=corpora, seeds=seeds, started=started, extra=extra)
+    record["table"] = {"file": path.name, "rows": len(df), "columns": list(df.columns)}
+    atomic_write_bytes(results / f"{name}.provenance.json",
+                       (json.dumps(record, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8"))
+    return path
+
+
+def save_figure(fig, name: str, profile: str) -> list[Path]:
+    """figures_dir/name.png (150 dpi) and name.svg, each written atomically, without timestamps."""
+    _, figures = output_dirs(profile)
+    paths = []
+    for suffix, options in ((".png", {"dpi": 150, "metadata": {"Software": None}}),
+                            (".svg", {"metadata": {"Date": None}})):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=suffix[1:], bbox_inches="tight", **options)
+        path = figures / f"{name}{suffix}"
+        atomic_write_bytes(path, buffer.getvalue())
+        paths.append(path)
+    return paths
