@@ -33,14 +33,12 @@ A boundary error also records how the spans relate (``pred inside gold``, ``gold
 mentions of each type. Streams are compared in consecutive windows of ``w`` documents: per type the
 Pearson correlation of the predicted and true windowed counts, and per window the total-variation
 distance ``½ Σ_t |p_t − q_t|`` between the predicted and the true type distributions (0 = same
-mix of types, 1 = disjoint).
+mix of types, 1 = disjoint; undefined, NaN, for a window in which either stream has no mention).
 """
 
 from __future__ import annotations
 
 import random
-import shutil
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -306,11 +304,3 @@ def stream_agreement(predicted: pd.DataFrame, true: pd.DataFrame, window: int) -
     })
     return per_type, per_window
 
-
-def cjk_font() -> str | None:
-    """A font family that covers Chinese (``fc-list :lang=zh``), or None when the machine has none."""
-    if shutil.which("fc-list") is None:
-        return None
-    listed = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True, check=False).stdout
-    families = sorted({line.split(",")[0].strip() for line in listed.splitlines() if line.strip()})
-    return families[0] if families else None

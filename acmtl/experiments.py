@@ -24,12 +24,29 @@ import pandas as pd
 import acmtl
 from acmtl.config import get_profile
 from acmtl.data.fetch import atomic_write_bytes
-from acmtl.paths import runs_dir
+from acmtl.paths import cache_dir, runs_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OUTPUT_ROOT_ENV = "ACMTL_OUTPUT_ROOT"
 SHARED_RUN_PROFILES = ("default", "paper")  # their runs live in the one run cache, runs/
 METRICS = ("precision", "recall", "f1")
+STAND_IN = "-stand-in"  # suffix of the small corpora a smoke run trains on
+
+# How tables and figures name our architectures, and which row of the paper each one answers.
+ARCH_LABELS = {
+    "acmtl": "AC-MTL",
+    "encoder_crf": "RoBERTa-CRF (m3e-small)",
+    "bilstm_crf": "BiLSTM-CRF",
+    "xlnet_crf": "XLNet-CRF",
+    "bert_cnn": "BERT+CNN",
+    "bert_mhsa": "BERT+MHSA",
+    "bert_mhsa_cnn": "BERT+MHSA+CNN",
+    "acmtl_soft": "AC-MTL, soft sharing",  # beyond the paper
+}
+PAPER_MODELS = {  # arch -> the model name in acmtl.claims (paper_table2 / paper_table3 / paper_speed_params)
+    "acmtl": "AC-MTL", "encoder_crf": "RoBERTa", "bilstm_crf": "BiLSTM", "xlnet_crf": "XLNet",
+    "bert_cnn": "BERT+CNN", "bert_mhsa": "BERT+MHSA", "bert_mhsa_cnn": "BERT+MHSA+CNN",
+}
 
 
 def output_root() -> Path:
@@ -59,6 +76,42 @@ def runs_root(profile: str) -> Path:
     return _profile_root(profile) / "runs"
 
 
+def short_text_corpus() -> str:
+    """The paper's second corpus: "weibo" when ``$ACMTL_WEIBO_DIR`` is set, else "resume", which stands in."""
+    from acmtl.data.corpora import WEIBO_ENV
+
+    return "weibo" if os.environ.get(WEIBO_ENV) else "resume"
+
+
+def corpus_label(spec: str) -> str:
+    """A corpus spec as tables print it, saying when Resume stands in for Weibo."""
+    name = spec.partition("=")[0]
+    return {"msra": "MSRA", "weibo": "Weibo", "resume": "Resume (stands in for Weibo)"}.get(name, name)
+
+
+def corpus_spec(profile: str, corpus: str) -> str:
+    """The corpus spec to train on: ``corpus`` itself, or under a profile with ``stand_in_sentences`` a small
+    stand-in drawn from it (so a smoke run never scores thousands of official test sentences)."""
+    n = get_profile(profile).stand_in_sentences
+    if n <= 0 or corpus.partition("=")[0].endswith(STAND_IN):
+        return corpus
+    import hashlib
+
+    from acmtl.data.conll import write_conll
+    from acmtl.data.corpora import load_corpus
+
+    source = load_corpus(corpus)
+    name = f"{source.name}{STAND_IN}"
+    digest = hashlib.sha256(json.dumps(source.sources, sort_keys=True).encode()).hexdigest()[:8]
+    directory = cache_dir() / "stand-ins" / f"{name}-{n}-{digest}"  # one fixed folder: one corpus cache entry
+    if not all((directory / f"{split}.txt").is_file() for split in ("train", "dev", "test")):
+        for split, share in (("train", 0.6), ("dev", 0.15), ("test", 0.25)):
+            usable = [s for s in source.splits[split] if len(s.chars) <= 80 and not any(c.isspace() for c in s.chars)]
+            k = max(1, round(n * share))
+            write_conll(directory / f"{split}.txt", usable[:: max(1, len(usable) // k)][:k])  # evenly spaced
+    return f"{name}={directory}"
+
+
 def _split_columns(metrics: dict) -> dict:
     row = {}
     for split, scores in metrics.items():
@@ -74,23 +127,29 @@ def train_grid(profile: str, corpus: str, archs: Iterable[str], sizes: Iterable[
     """Train (or reuse from the run cache) every (arch, size, seed); one row of scores per run.
 
     A run is exactly ``RunSpec(corpus, arch, size, profile.encoder, profile.train_config(seed, **overrides))``,
-    the spec ``python -m acmtl train`` builds, so runs trained from the command line are reused.
+    the spec ``python -m acmtl train`` builds, so runs trained from the command line are reused. Under a
+    profile with a stand-in corpus (smoke) ``corpus`` is replaced by :func:`corpus_spec`'s stand-in; the
+    ``corpus`` column keeps the name asked for, ``corpus_spec`` says what was trained on.
     """
+    import transformers
+
     from acmtl.runs import RunSpec, ensure_run, load_metrics
 
+    transformers.utils.logging.disable_progress_bar()  # "Loading weights" bars, one per run
     prof = get_profile(profile)
     root = runs_root(profile)
+    spec_used = corpus_spec(profile, corpus)
     jobs = [(arch, size, seed) for size in sizes for arch in archs for seed in seeds]
     rows = []
     for i, (arch, size, seed) in enumerate(jobs, 1):
-        spec = RunSpec(corpus=corpus, arch=arch, size=size, encoder=prof.encoder,
+        spec = RunSpec(corpus=spec_used, arch=arch, size=size, encoder=prof.encoder,
                        train=prof.train_config(seed, **train_overrides), model_overrides=dict(model_overrides or {}))
         started = time.time()
         run_dir = ensure_run(spec, progress=False, root=root)
         metrics = load_metrics(run_dir)
         fresh = (run_dir / "metrics.json").stat().st_mtime >= started
-        rows.append({"corpus": corpus, "arch": arch, "size": size, "seed": seed, "run_dir": str(run_dir),
-                     "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
+        rows.append({"corpus": corpus, "corpus_spec": spec_used, "arch": arch, "size": size, "seed": seed,
+                     "run_dir": str(run_dir), "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
                      "train_seconds": metrics["train_seconds"], "trained_now": fresh, **_split_columns(metrics)})
         if progress:
             f1 = " ".join(f"{s} F1 {rows[-1][f'{s}_f1']:.3f}" for s in ("dev", "test", "full_test")
@@ -121,14 +180,41 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = ("corpus", "arch", "size"),
     return pd.DataFrame(rows)
 
 
+def architecture_parameters(arch: str, types: Sequence[str], encoder_config: dict | None = None, *,
+                            encoder: str | None = None) -> dict[str, int]:
+    """Exact parameter counts (total, encoder, added) of ``arch`` for these entity types, built on torch's meta
+    device: no memory, no weights. The encoder's size comes from ``encoder_config`` (e.g.
+    ``bert_base_config().to_dict()``), else from the configuration of ``encoder`` (default: the embedded one)."""
+    import torch
+    from transformers import AutoConfig
+
+    from acmtl.checkpoint import build_model
+    from acmtl.encoders import DEFAULT_ENCODER, resolve_encoder
+    from acmtl.model import ModelConfig, count_parameters
+    from acmtl.train import tag_names
+
+    if encoder_config is None:
+        encoder_config = AutoConfig.from_pretrained(resolve_encoder(encoder or DEFAULT_ENCODER)).to_dict()
+    cfg = ModelConfig.for_architecture(arch, tag_names(types), encoder_config=dict(encoder_config))
+    with torch.device("meta"):
+        model, _ = build_model(cfg, pretrained=False)
+    return count_parameters(model)
+
+
+GENERATED = ("results", "figures", "notebooks")  # what run_all.sh itself rewrites: not a change to the code
+
+
 def _git() -> dict:
+    """The commit, and whether anything but generated outputs differs from it (untracked files included)."""
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True,
-                              check=True, timeout=30).stdout.strip()
+                              check=True, timeout=30).stdout.rstrip("\n")
     try:
-        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+        changed = git("status", "--porcelain", "--", ".", *(f":!{d}" for d in GENERATED)).splitlines()
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(changed),
+                "changed_files": [line[3:] for line in changed[:20]]}
     except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
+        return {"commit": None, "dirty": None, "changed_files": []}
 
 
 def device_info() -> dict:
@@ -148,7 +234,10 @@ def describe_device(info: dict | None = None) -> str:
     """One line naming the device, for notebook text and figure captions."""
     info = info or device_info()
     cpu = f"{info.get('cpu') or platform.processor() or 'unknown CPU'}, {info['cpu_count']} cores"
-    return f"{info['gpu']} (GPU), host {cpu}" if info.get("gpu") else f"{cpu} (CPU only), {info['torch_threads']} torch threads"
+    if info.get("gpu"):
+        return f"{info['gpu']} (GPU), host {cpu}"
+    threads = info["torch_threads"]
+    return f"{cpu} (CPU only), {threads} torch thread{'s' * (threads != 1)}"
 
 
 def _corpus_sources(spec: str) -> dict:
