@@ -15,6 +15,15 @@ random-number state is checkpointed, ends with exactly the metrics of an uninter
 Data-parallel training: start with ``torchrun --nproc_per_node N -m acmtl train ...``; each
 process takes every N-th batch, gradients are averaged by DistributedDataParallel (gloo on CPU,
 nccl on GPU), and process 0 evaluates and writes.
+
+Determinism: on the CPU the same seed gives bit-identical metrics for a fixed thread count
+(tested). On a GPU the seed still fixes the data order, the initial weights and the dropout
+masks, but cuBLAS may choose different algorithms between runs, some backward kernels (the
+gradient of ``gather`` in the CRF likelihood) add with atomics in no fixed order, and fused
+attention is not deterministic backwards; bf16 magnifies this. Differences are at rounding
+level but can move the epoch early stopping picks. ``torch.use_deterministic_algorithms(True)``
+with ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` and fp32 makes a run repeat on the same GPU and
+software stack, at some cost in speed.
 """
 
 from __future__ import annotations

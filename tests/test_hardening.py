@@ -162,6 +162,8 @@ ALLOWED_WRITES = {
     ("encoders.py", "_assemble_m3e", "write_text"): "into a mkdtemp folder, renamed into place when complete",
     ("encoders.py", "save_pretrained", "write_text"): "checkpoint._save_tokenizer stages it and renames each file",
     ("train.py", "_save_checkpoint", "save_file"): "into checkpoint.tmp/, swapped in by rename",
+    ("experiments.py", "write_table", "to_csv"): "to a string, then atomic_write_bytes",
+    ("experiments.py", "save_figure", "savefig"): "into a BytesIO, then atomic_write_bytes",
 }
 
 
