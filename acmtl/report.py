@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from acmtl.claims import published_anchors
+from acmtl.data.fetch import atomic_write_bytes
 
 BEGIN = "<!-- table2-summary:begin (written by `python -m acmtl report` from results/; do not edit) -->"
 END = "<!-- table2-summary:end -->"
@@ -72,5 +73,5 @@ def update_readme(readme: Path, results_dir: Path, *, check: bool = False) -> bo
         raise ValueError(f"{readme}: no Table 2 block; add the two lines\n{BEGIN}\n{END}")
     new = text[:start] + render_block(results_dir) + text[end + len(END):]
     if new != text and not check:
-        readme.write_text(new, encoding="utf-8")
+        atomic_write_bytes(readme, new.encode("utf-8"))
     return new == text
