@@ -147,3 +147,20 @@ def test_predict_cli_reads_stdin_and_writes_json_lines(learned):
     assert rows[0]["entities"] and rows[1]["entities"] == [] and rows[2]["entities"] == []
     for row in rows:
         assert all(row["text"][e["start"] : e["end"]] == e["text"] for e in row["entities"])
+
+
+def test_patience_counts_only_after_the_first_dev_entity(tiny_corpus_dir, msra, tmp_path, monkeypatch):
+    """Scripted dev F1 (one evaluation per epoch, no test split): four epochs at 0 (not learning yet),
+    then 0.2, 0.3, and no gain after."""
+    import acmtl.train as train_module
+    from acmtl.data.corpora import load_corpus
+    from acmtl.evaluate import Scores
+
+    script = iter([0.0, 0.0, 0.0, 0.0, 0.2, 0.3, 0.3, 0.1, 0.3, 0.3])
+    monkeypatch.setattr(train_module, "evaluate_items",
+                        lambda *args: Scores(0.0, 0.0, next(script, 0.0), 0, {}, 0.0))
+    corpus = load_corpus(f"tiny={tiny_corpus_dir}")
+    metrics = train(ModelConfig.for_architecture("bilstm_crf", tag_names(msra.types)),
+                    TrainConfig(epochs=10, patience=2, batch_size=16),
+                    {"train": corpus.splits["train"], "dev": corpus.splits["dev"]}, tmp_path, progress=False)
+    assert (metrics["best_epoch"], metrics["epochs_run"]) == (6, 8)  # not stopped at epoch 3 with F1 0
