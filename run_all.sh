@@ -65,6 +65,8 @@ for nb in "${notebooks[@]}"; do
   .venv/bin/papermill --log-level WARNING --no-progress-bar -k python3 -p profile "$profile" "notebooks/$name" "$out/$name"
   echo "run_all: $name done in $(( $(date +%s) - start )) s"
 done
+# the README's Table 2 summary is rendered from results/ (default profile only: it owns results/)
+if [ "$profile" = default ]; then .venv/bin/python -m acmtl report; fi
 if [ "$html" = 1 ]; then
   mkdir -p "build/html-$profile"
   .venv/bin/jupyter nbconvert --to html --output-dir "build/html-$profile" "$out"/[0-9][0-9]_*.ipynb

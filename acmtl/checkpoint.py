@@ -16,9 +16,6 @@ file, or a tokenizer whose vocabulary size differs from the configuration's.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -76,20 +73,8 @@ def save_pretrained(model: ACMTL, tokenizer: CharTokenizer, directory: str | Pat
     atomic_write_bytes(directory / WEIGHTS_FILE, save(state, metadata=metadata))
     config = {"format": FORMAT, "model_version": MODEL_VERSION, "model": model.cfg.to_dict()}
     atomic_write_bytes(directory / CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False).encode())
-    _save_tokenizer(tokenizer, directory / TOKENIZER_DIR)
+    tokenizer.save_pretrained(directory / TOKENIZER_DIR)
     return directory
-
-
-def _save_tokenizer(tokenizer: CharTokenizer, target: Path) -> None:
-    """``CharTokenizer.save_pretrained`` writes in place: write into a temporary folder, then rename each file."""
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-    try:
-        tokenizer.save_pretrained(staging)
-        target.mkdir(exist_ok=True)
-        for path in staging.iterdir():
-            os.replace(path, target / path.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def read_config(directory: str | Path) -> ModelConfig:

