@@ -47,7 +47,9 @@ def table2_summary(results_dir: Path) -> str:
         if r.status != "measured":
             ours, full = "not run: no Chinese XLNet weights on PyPI (see below)", "–"
         else:
-            ours, full = f"{r.test_f1} ({int(r.seeds)})", _cell(r.full_test_f1)
+            one = int(r.seeds) == 1  # one seed: no spread to show
+            ours = f"{str(r.test_f1).split(' ±')[0] if one else r.test_f1} ({int(r.seeds)})"
+            full = str(r.full_test_f1).split(" ±")[0] if one else _cell(r.full_test_f1)
         # The paper's Table 2 names no corpus (section 4.1 points to MSRA): its numbers go beside MSRA only.
         paper = _cell(r.paper_f1) if corpus == "msra" else "–"
         anchor = anchors.get((ANCHOR_FOR.get(r.arch, ""), corpus))
