@@ -5,6 +5,7 @@ kept only as a labelled side number because it is inflated by the many "O" tags.
 """
 from __future__ import annotations
 
+import math
 import re
 import statistics
 from collections.abc import Sequence
@@ -138,7 +139,13 @@ def summarize_seeds(rows: list[dict], keys: Sequence[str] = ("precision", "recal
     return out
 
 
-def format_mean_std(mean: float, std: float, *, percent: bool = True) -> str:
-    """'91.23 ± 0.45' (fractions scaled to percent when percent=True)."""
+def format_mean_std(mean: float, std: float | None, *, percent: bool = True) -> str:
+    """'91.23 ± 0.45' (fractions scaled to percent when percent=True); the mean alone when std is None
+    (one seed has no spread to show, and '± 0.00' would claim one)."""
     scale = 100.0 if percent else 1.0
-    return f"{mean * scale:.2f} ± {std * scale:.2f}"
+    return f"{mean * scale:.2f}" if std is None else f"{mean * scale:.2f} ± {std * scale:.2f}"
+
+
+def is_missing(value) -> bool:
+    """True for None and NaN: the cells a table shows as a dash."""
+    return value is None or (isinstance(value, float) and math.isnan(value))

@@ -175,7 +175,8 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = ("corpus", "arch", "size"),
             stats = summarize_seeds(group[names].to_dict("records"), keys=names)
             for name in names:
                 row[f"{name}_mean"], row[f"{name}_std"] = stats[name]["mean"], stats[name]["std"]
-                row[name] = format_mean_std(stats[name]["mean"], stats[name]["std"])
+                std = stats[name]["std"] if len(group) > 1 else None
+                row[name] = format_mean_std(stats[name]["mean"], std)
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -8,13 +8,13 @@ paper claims (``acmtl.claims``), what we measured, and published results on the 
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pandas as pd
 
 from acmtl.claims import published_anchors
 from acmtl.data.fetch import atomic_write_bytes
+from acmtl.evaluate import is_missing
 
 BEGIN = "<!-- table2-summary:begin (written by `python -m acmtl report` from results/; do not edit) -->"
 END = "<!-- table2-summary:end -->"
@@ -30,7 +30,7 @@ ANCHOR_SHORT = {"bilstm_crf": "BiLSTM-CRF", "encoder_crf": "BERT-CRF", "acmtl": 
 
 
 def _cell(value) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+    return "–" if is_missing(value) else str(value)
 
 
 def table2_summary(results_dir: Path) -> str:
@@ -47,9 +47,7 @@ def table2_summary(results_dir: Path) -> str:
         if r.status != "measured":
             ours, full = "not run: no Chinese XLNet weights on PyPI (see below)", "–"
         else:
-            one = int(r.seeds) == 1  # one seed: no spread to show
-            ours = f"{str(r.test_f1).split(' ±')[0] if one else r.test_f1} ({int(r.seeds)})"
-            full = str(r.full_test_f1).split(" ±")[0] if one else _cell(r.full_test_f1)
+            ours, full = f"{r.test_f1} ({int(r.seeds)})", _cell(r.full_test_f1)
         # The paper's Table 2 names no corpus (section 4.1 points to MSRA): its numbers go beside MSRA only.
         paper = _cell(r.paper_f1) if corpus == "msra" else "–"
         anchor = anchors.get((ANCHOR_FOR.get(r.arch, ""), corpus))

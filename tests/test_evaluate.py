@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import random
 
+import numpy as np
 import pytest
 from seqeval.metrics import f1_score, precision_score, recall_score
 from seqeval.scheme import IOBES
@@ -12,6 +13,7 @@ from acmtl.evaluate import (
     bootstrap_ci,
     entity_sets,
     format_mean_std,
+    is_missing,
     mean_std,
     score,
     sentence_counts,
@@ -168,6 +170,12 @@ def test_mean_std_and_summaries() -> None:
 def test_format_mean_std() -> None:
     assert format_mean_std(0.91234, 0.0045) == "91.23 ± 0.45"
     assert format_mean_std(2618.0, 12.5, percent=False) == "2618.00 ± 12.50"
+    assert format_mean_std(0.91234, None) == "91.23"
+
+
+def test_is_missing() -> None:
+    assert is_missing(None) and is_missing(float("nan")) and is_missing(np.float64("nan"))
+    assert not is_missing(0.0) and not is_missing("–") and not is_missing(0)
 
 
 def test_scores_is_frozen() -> None:

@@ -147,6 +147,8 @@ def test_summarize_mean_and_sample_std() -> None:
     row = ex.summarize(runs, splits=("test", "full_test")).iloc[0]
     assert row["seeds"] == 3 and row["test_f1_mean"] == pytest.approx(0.5) and row["test_f1_std"] == pytest.approx(0.1)
     assert row["test_f1"] == "50.00 ± 10.00" and "full_test_f1" not in row
+    one = ex.summarize(runs.iloc[:1]).iloc[0]  # one seed: the mean alone, no "± 0.00"
+    assert one["seeds"] == 1 and one["test_f1"] == "40.00" and one["test_f1_std"] == 0.0
 
 
 def test_architecture_parameters_match_a_built_model() -> None:

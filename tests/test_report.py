@@ -20,7 +20,7 @@ def _table2(tmp_path: Path) -> Path:
         {"corpus": "msra", "corpus_label": "MSRA", "arch": "acmtl", "model": "AC-MTL", "size": 200, "seeds": 3,
          "test_f1": "61.00 ± 2.00", "full_test_f1": "58.00 ± 1.00", "status": "measured", "paper_f1": 98.36},
         {"corpus": "resume", "corpus_label": "Resume (stand-in)", "arch": "bilstm_crf", "model": "BiLSTM-CRF",
-         "size": 200, "seeds": 1, "test_f1": "40.00 ± nan", "full_test_f1": "39.00 ± nan", "status": "measured",
+         "size": 200, "seeds": 1, "test_f1": "40.00", "full_test_f1": "39.00", "status": "measured",
          "paper_f1": 80.0},
         {"corpus": "msra", "corpus_label": "MSRA", "arch": "xlnet_crf", "model": "XLNet-CRF", "size": 200,
          "seeds": 0, "test_f1": None, "full_test_f1": None, "status": "not run: ...", "paper_f1": 90.0},
@@ -36,7 +36,7 @@ def test_summary_puts_claim_measurement_and_anchor_side_by_side(tmp_path):
     assert "| 98.36 |" in acmtl_row and "61.00 ± 2.00 (3)" in acmtl_row and "58.00 ± 1.00" in acmtl_row
     assert "96.26 (best published)" in acmtl_row  # Boundary Smoothing on MSRA
     assert "| – |" in resume_row and "80.0" not in resume_row  # the paper's table is not about Resume
-    assert "~93-94 (BiLSTM-CRF)" in resume_row
+    assert "~93-94 (BiLSTM-CRF)" in resume_row and "| 40.00 (1) | 39.00 |" in resume_row
     assert "not run" in xlnet_row
 
 
