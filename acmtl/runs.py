@@ -1,7 +1,8 @@
 """The run cache: a trained model is identified by the hash of everything that defines it.
 
 ``runs/<hash>/`` holds ``run.json`` (the full configuration the hash was computed from),
-``model/``, ``curve.json`` and ``metrics.json``. The hash covers the architecture, the model
+``model/``, ``curve.json``, ``metrics.json`` and, once asked for, ``predictions/`` (the model's tags
+for a list of texts, see :func:`run_predictions`). The hash covers the architecture, the model
 code version, the encoder, the exact training data (a digest of every sentence and tag of
 every split), the subset size, the seed and all hyper-parameters. A finished run is never
 trained again; an unfinished one resumes from its last checkpoint; two processes asking for
@@ -12,18 +13,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from filelock import FileLock
 
 import acmtl
+from acmtl.checkpoint import load_pretrained
 from acmtl.data.conll import Sentence
 from acmtl.data.corpora import load_corpus
 from acmtl.data.fetch import atomic_write_bytes
 from acmtl.data.splits import subset_splits
+from acmtl.features import encode
 from acmtl.model import MODEL_VERSION, ModelConfig
 from acmtl.paths import runs_dir
+from acmtl.predict import tag_encoded
 from acmtl.train import TrainConfig, tag_names, train
 
 
@@ -95,3 +101,33 @@ def load_metrics(run_dir: str | Path) -> dict:
     if not is_complete(run_dir):
         raise FileNotFoundError(f"{run_dir} has no metrics.json: the run has not finished")
     return json.loads((run_dir / "metrics.json").read_text())
+
+
+def run_predictions(run_dir: str | Path, texts: Sequence[Sequence[str]], *,
+                    batch_size: int = 64) -> tuple[list[list[str]], float]:
+    """The finished run's predicted BIOES tags for each text (a string or a sequence of characters), and the
+    seconds it took to compute them.
+
+    Computed once per run, list of texts and batch size (batching pads, which moves float sums): the result
+    is kept in ``run_dir/predictions/<sha256>.json``, so a notebook rerun re-scores a 4,620-sentence test
+    set or 1,413 case texts in a second instead of minutes. The seconds are those of the first computation.
+    """
+    run_dir = Path(run_dir)
+    if not is_complete(run_dir):
+        raise FileNotFoundError(f"{run_dir} has no metrics.json: the run has not finished")
+    texts = [list(text) for text in texts]
+    key = hashlib.sha256(json.dumps({"batch_size": batch_size, "texts": texts}, ensure_ascii=False).encode())
+    path = run_dir / "predictions" / f"{key.hexdigest()[:24]}.json"
+    if path.is_file():
+        record = json.loads(path.read_text(encoding="utf-8"))
+        return [line.split() for line in record["tags"]], record["seconds"]
+    started = time.perf_counter()
+    model, tokenizer = load_pretrained(run_dir / "model")
+    paths = tag_encoded(model, [encode(text, tokenizer) for text in texts], batch_size=batch_size)
+    tags = [[model.cfg.tags[i] for i in p] for p in paths]
+    seconds = time.perf_counter() - started
+    record = {"texts": len(texts), "characters": sum(map(len, texts)), "batch_size": batch_size,
+              "seconds": seconds, "tags": [" ".join(t) for t in tags]}
+    path.parent.mkdir(exist_ok=True)
+    atomic_write_bytes(path, json.dumps(record, ensure_ascii=False).encode())
+    return tags, seconds

@@ -15,7 +15,7 @@ import pytest
 import acmtl
 from acmtl.checkpoint import CheckpointError, load_pretrained
 from acmtl.model import ModelConfig
-from acmtl.runs import RunSpec, ensure_run
+from acmtl.runs import RunSpec, ensure_run, run_predictions
 from acmtl.train import TrainConfig, tag_names, train
 
 PYTHON = sys.executable
@@ -134,6 +134,31 @@ def test_run_cache_trains_once(tiny_corpus_dir, tiny_encoder_dir, tmp_path):
     assert (first / "metrics.json").stat().st_mtime_ns == stamp
     other = RunSpec(**{**spec.__dict__, "train": TrainConfig(epochs=1, patience=1, seed=1)})
     assert ensure_run(other, progress=False, root=tmp_path) != first
+
+
+def test_run_predictions_are_computed_once(tiny_corpus_dir, tiny_encoder_dir, tmp_path, monkeypatch):
+    import acmtl.runs
+    from acmtl.data.conll import tags_to_entities
+
+    spec = RunSpec(corpus=f"tiny={tiny_corpus_dir}", arch="acmtl", size=None, encoder=str(tiny_encoder_dir),
+                   train=TrainConfig(epochs=1, patience=1))
+    run = ensure_run(spec, progress=False, root=tmp_path)
+    texts = ["他毕业于北京交通大学。", "", "北京" * 400]  # the last one is windowed
+    tags, seconds = run_predictions(run, texts)
+    assert [len(t) for t in tags] == [len(t) for t in texts] and seconds > 0
+    expected = acmtl.from_pretrained(run / "model").predict(texts)  # the public API, decoded independently
+    assert [[(e.type, e.start, e.end) for e in tags_to_entities(t)] for t in tags] == \
+        [[(e["type"], e["start"], e["end"]) for e in row] for row in expected]
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded again")
+
+    monkeypatch.setattr(acmtl.runs, "load_pretrained", no_model)
+    assert run_predictions(run, [list(t) for t in texts]) == (tags, seconds)  # from runs/<hash>/predictions/
+    with pytest.raises(AssertionError, match="loaded again"):
+        run_predictions(run, texts[:1])  # other texts: computed anew
+    with pytest.raises(FileNotFoundError, match="not finished"):
+        run_predictions(tmp_path / "nothing", texts)
 
 
 def test_predict_cli_reads_stdin_and_writes_json_lines(learned):
