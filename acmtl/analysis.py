@@ -50,7 +50,7 @@ from acmtl.data.conll import Entity, Sentence, tags_to_entities
 from acmtl.encoders import CharTokenizer
 from acmtl.features import collate, encode
 from acmtl.model import ACMTL
-from acmtl.predict import tag_encoded
+from acmtl.predict import predict_tags
 
 # English glosses of the ten LawBench 2-6 entity types, for figures without a CJK font.
 LEGAL_TYPE_GLOSSES: dict[str, str] = {
@@ -108,9 +108,7 @@ def attention_scores(model: ACMTL, tokenizer: CharTokenizer, texts: Sequence[str
 def predict_entities(model: ACMTL, tokenizer: CharTokenizer, texts: Sequence[Sequence[str]],
                      batch_size: int = 32) -> list[list[Entity]]:
     """Predicted entities of each text (a string or a sequence of characters); long texts are windowed."""
-    items = [encode(list(text), tokenizer) for text in texts]
-    paths = tag_encoded(model, items, batch_size=batch_size)
-    return [tags_to_entities([model.cfg.tags[i] for i in path]) for path in paths]
+    return [tags_to_entities(tags) for tags in predict_tags(model, tokenizer, texts, batch_size=batch_size)]
 
 
 def sample_misclassified(model: ACMTL, tokenizer: CharTokenizer, sentences: Sequence[Sentence], limit: int = 100,

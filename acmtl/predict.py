@@ -170,6 +170,13 @@ def tag_encoded(model: ACMTL, items: Sequence[Encoded], *, batch_size: int = 32,
     return [_stitch(p, model.cfg.tags) if p else [] for p in pieces]
 
 
+def predict_tags(model: ACMTL, tokenizer: CharTokenizer, texts: Sequence[Sequence[str]], *,
+                 batch_size: int = 32) -> list[list[str]]:
+    """The best BIOES tag of each character of each text (a string or a sequence of characters)."""
+    paths = tag_encoded(model, [encode(list(text), tokenizer) for text in texts], batch_size=batch_size)
+    return [[model.cfg.tags[i] for i in path] for path in paths]
+
+
 class NERPredictor:
     """Raw text in, entities out: ``NERPredictor.from_pretrained(run_dir).predict(["..."])``."""
 

@@ -26,10 +26,9 @@ from acmtl.data.conll import Sentence
 from acmtl.data.corpora import load_corpus
 from acmtl.data.fetch import atomic_write_bytes
 from acmtl.data.splits import subset_splits
-from acmtl.features import encode
 from acmtl.model import MODEL_VERSION, ModelConfig
 from acmtl.paths import runs_dir
-from acmtl.predict import tag_encoded
+from acmtl.predict import predict_tags
 from acmtl.train import TrainConfig, tag_names, train
 
 
@@ -96,11 +95,15 @@ def ensure_run(spec: RunSpec, *, progress: bool = True, root: Path | None = None
     return run_dir
 
 
-def load_metrics(run_dir: str | Path) -> dict:
+def _finished(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     if not is_complete(run_dir):
         raise FileNotFoundError(f"{run_dir} has no metrics.json: the run has not finished")
-    return json.loads((run_dir / "metrics.json").read_text())
+    return run_dir
+
+
+def load_metrics(run_dir: str | Path) -> dict:
+    return json.loads((_finished(run_dir) / "metrics.json").read_text())
 
 
 def run_predictions(run_dir: str | Path, texts: Sequence[Sequence[str]], *,
@@ -112,9 +115,7 @@ def run_predictions(run_dir: str | Path, texts: Sequence[Sequence[str]], *,
     is kept in ``run_dir/predictions/<sha256>.json``, so a notebook rerun re-scores a 4,620-sentence test
     set or 1,413 case texts in a second instead of minutes. The seconds are those of the first computation.
     """
-    run_dir = Path(run_dir)
-    if not is_complete(run_dir):
-        raise FileNotFoundError(f"{run_dir} has no metrics.json: the run has not finished")
+    run_dir = _finished(run_dir)
     texts = [list(text) for text in texts]
     key = hashlib.sha256(json.dumps({"batch_size": batch_size, "texts": texts}, ensure_ascii=False).encode())
     path = run_dir / "predictions" / f"{key.hexdigest()[:24]}.json"
@@ -123,8 +124,7 @@ def run_predictions(run_dir: str | Path, texts: Sequence[Sequence[str]], *,
         return [line.split() for line in record["tags"]], record["seconds"]
     started = time.perf_counter()
     model, tokenizer = load_pretrained(run_dir / "model")
-    paths = tag_encoded(model, [encode(text, tokenizer) for text in texts], batch_size=batch_size)
-    tags = [[model.cfg.tags[i] for i in p] for p in paths]
+    tags = predict_tags(model, tokenizer, texts, batch_size=batch_size)
     seconds = time.perf_counter() - started
     record = {"texts": len(texts), "characters": sum(map(len, texts)), "batch_size": batch_size,
               "seconds": seconds, "tags": [" ".join(t) for t in tags]}
