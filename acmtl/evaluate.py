@@ -90,6 +90,28 @@ def score(gold: list[list[str]], pred: list[list[str]]) -> Scores:
                   per_type, token_accuracy)
 
 
+def _resample(n: int, n_resamples: int, seed: int) -> np.ndarray:
+    """Indices of ``n_resamples`` bootstrap resamples of ``n`` sentences, [n_resamples, n]."""
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+    return np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+
+
+def _resampled_f1(counts: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Micro F1 of each resample from per-sentence (tp, predicted, gold) counts -> [n_resamples]."""
+    tp, n_pred, n_gold = (counts[:, k][idx].sum(axis=1) for k in range(3))
+    denom = n_pred + n_gold
+    return np.divide(2.0 * tp, denom, out=np.zeros(len(idx)), where=denom > 0)
+
+
+def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(values, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
 def bootstrap_ci(
     gold: list[list[str]],
     pred: list[list[str]],
@@ -103,19 +125,28 @@ def bootstrap_ci(
     Entities are extracted once; each resample only sums per-sentence counts, so 1000
     resamples of a full test set take well under a second.
     """
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    if n_resamples < 1:
-        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+    _interval(np.zeros(1), level)  # a bad level fails before any work
     counts = sentence_counts(gold, pred)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(counts), size=(n_resamples, len(counts)))
-    tp, n_pred, n_gold = (counts[:, k][idx].sum(axis=1) for k in range(3))
-    denom = n_pred + n_gold
-    f1 = np.divide(2.0 * tp, denom, out=np.zeros(n_resamples), where=denom > 0)
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(f1, [alpha, 1.0 - alpha])
-    return float(low), float(high)
+    return _interval(_resampled_f1(counts, _resample(len(counts), n_resamples, seed)), level)
+
+
+def paired_bootstrap(
+    gold: list[list[str]],
+    pred_a: list[list[str]],
+    pred_b: list[list[str]],
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, float]:
+    """F1(a) - F1(b) on the same test sentences, with a paired percentile interval: every resample
+    draws one set of sentences and scores both models on it, so sentence difficulty cancels out.
+    Returns {"diff", "low", "high"} as fractions."""
+    _interval(np.zeros(1), level)
+    counts_a, counts_b = sentence_counts(gold, pred_a), sentence_counts(gold, pred_b)
+    idx = _resample(len(counts_a), n_resamples, seed)
+    low, high = _interval(_resampled_f1(counts_a, idx) - _resampled_f1(counts_b, idx), level)
+    return {"diff": score(gold, pred_a).f1 - score(gold, pred_b).f1, "low": low, "high": high}
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:

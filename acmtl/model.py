@@ -6,9 +6,11 @@ The forward pass, with the paper's equations and the tensor shapes (B sentences,
     syllable/tone ids [B, T] ──embeddings──────────────────────────► e_p [B, T, P]
     E = concat(e_c, e_p)                                  (Eq. 9)    [B, T, D]   D = H + P
     X = E + PE(pos)                                       (Eq. 5)    [B, T, D]
-    S = X + MultiHead(X) = X + Concat(head_1..head_h) W^O (Eq. 4, 6, 7, 10, 12)
-    S' = W_c [Conv1D_3(S); Conv1D_5(S); Conv1D_7(S)]      (Eq. 1-3, 11)  padding (f-1)/2
-    S'' = GELU(MaxPool1D(S + S'))                         (Eq. 11)   [B, T, D]
+    S = LN(X + MultiHead(X)), MultiHead = Concat(head_1..head_h) W^O (Eq. 4, 6, 7, 10, 12)
+    C_k = Conv1D_k(S) for k = 3, 5, 7, padding (f-1)/2    (Eq. 1-3)  [B, T, C] each
+    S' = W_c [C_3; C_5; C_7]                              (Eq. 11)   [B, T, D]
+    S'' = LN(S + Dropout(GELU(S')))        cnn_block="residual" (our default, see below)
+    S'' = GELU(MaxPool1D(S + S'))          cnn_block="paper"    (Eq. 11 as printed)
     C = Dropout(S'')                                      (Eq. 14)
     P = C W_ner  (emissions)  ──CRF──► y* = argmax_y Σ A[y_{i-1}, y_i] + P[i, y_i]   (Eq. 13)
 
@@ -25,10 +27,17 @@ block by an L2 penalty on the difference of their weights.
 Our choices where the paper is silent, all switchable in :class:`ModelConfig`:
 * a residual connection around the attention (``X + MultiHead(X)``): without it a randomly
   initialised attention layer stands between the pre-trained encoder and the CRF;
-* max-pooling with stride 1 (kernel 3): NER needs one vector per character, so pooling keeps
+* max-pooling with stride 1 (``pool_size``): NER needs one vector per character, so pooling keeps
   the length and takes the maximum over each character's neighbourhood;
 * the concatenated convolution maps are projected back to D by ``W_c`` so Eq. 11's sum S + S'
-  is defined.
+  is defined (``cnn_merge="max"`` reads Eq. 3 literally instead: C_max = max(C_3, C_5, C_7));
+* where the paper's equation hurts, our default departs from it, and the literal form stays one
+  switch away (``cnn_block="paper"``, ``pool_size=3``). Eq. 11 max-pools the residual sum S + S', so
+  every dimension of character i becomes the maximum over i-1, i, i+1: the encoder's features of
+  each character are overwritten by its neighbours' before the CRF sees them (adjacent entities
+  merge, edges slip), and the convolution branch has no nonlinearity of its own. The default is a
+  standard residual block, S'' = LN(S + Dropout(GELU(S'))), with no pooling; notebook 03's
+  diagnosis measures each departure (``results/diagnosis_*.csv``).
 
 Baselines are the same class with parts switched off: encoder+CRF (RoBERTa-CRF, XLNet-CRF) has
 no pinyin, attention, CNN or MTL; BiLSTM-CRF swaps the pre-trained encoder for character
@@ -48,14 +57,17 @@ from torch import nn
 from acmtl.crf import ConstrainedCRF
 from acmtl.data.pinyin import NUM_SYLLABLES, NUM_TONES
 
-# Bump when a change to this file changes what a trained run means: it is part of the run-cache key.
-MODEL_VERSION = 1
+# The format of a saved model's config: bump when an old config would load into a different model.
+# (The run cache keys on the training code itself, see acmtl.runs.code_digest.)
+MODEL_VERSION = 2
 
 ARCHITECTURES: dict[str, dict] = {
     # Table 2
     "acmtl": dict(use_pinyin=True, use_attention=True, use_cnn=True, mtl="hard"),
     "encoder_crf": dict(use_pinyin=False, use_attention=False, use_cnn=False, mtl="none"),
     "bilstm_crf": dict(encoder="bilstm", use_pinyin=False, use_attention=False, use_cnn=False, mtl="none"),
+    # beyond the paper: the baseline with AC-MTL's pinyin features, to isolate their effect (Table 3)
+    "encoder_pinyin_crf": dict(use_pinyin=True, use_attention=False, use_cnn=False, mtl="none"),
     # Table 3 (ablation): structure switched off, pinyin kept
     "bert_cnn": dict(use_pinyin=True, use_attention=False, use_cnn=True, mtl="none"),
     "bert_mhsa": dict(use_pinyin=True, use_attention=True, use_cnn=False, mtl="none"),
@@ -80,9 +92,12 @@ class ModelConfig:
     tone_dim: int = 16
     attention_heads: int = 8
     attention_residual: bool = True
+    positions: bool = True  # add sinusoidal positions (Eq. 5) before the attention
     cnn_kernels: tuple[int, ...] = (3, 5, 7)
     cnn_channels: int = 256  # per kernel size
-    pool_size: int = 3
+    cnn_merge: Literal["concat", "max"] = "concat"  # [C_3; C_5; C_7], or Eq. 3's C_max = max(C_3, C_5, C_7)
+    cnn_block: Literal["residual", "paper"] = "residual"  # LN(S + Dropout(GELU(S'))), or Eq. 11's GELU(MaxPool(S + S'))
+    pool_size: int = 1  # max-pooling window, stride 1 (1 = none); "paper" pools S + S', "residual" pools S'
     dropout: float = 0.1
     constrained_decoding: bool = True
     # BiLSTM-CRF baseline only
@@ -157,42 +172,66 @@ class MultiHeadSelfAttention(nn.Module):
 
 
 class MultiKernelCNN(nn.Module):
-    """S' = W_c [Conv1D_3(S); Conv1D_5(S); Conv1D_7(S)],  S'' = GELU(MaxPool1D(S + S'))  (Eq. 1-3, 11)."""
+    """C_k = Conv1D_k(S) (Eq. 1-3), S' = W_c merge(C_3, C_5, C_7), fused with S (Eq. 11).
 
-    def __init__(self, dim: int, kernels: tuple[int, ...], channels: int, pool_size: int) -> None:
+    block="residual": S'' = LN(S + Dropout(GELU(MaxPool1D(S'))))   (pool 1 = no pooling)
+    block="paper":    S'' = GELU(MaxPool1D(S + S'))                  (Eq. 11 as printed)
+    merge="concat": [C_3; C_5; C_7] (3C channels);  merge="max": C_max = max(C_3, C_5, C_7) (C channels)
+    """
+
+    def __init__(self, dim: int, kernels: tuple[int, ...], channels: int, pool_size: int, *,
+                 block: str = "residual", merge: str = "concat", dropout: float = 0.0) -> None:
         super().__init__()
         for f in kernels:
             if f % 2 == 0:
                 raise ValueError(f"kernel size {f} must be odd so padding (f-1)/2 keeps the length (Eq. 1)")
+        if pool_size < 1 or pool_size % 2 == 0:
+            raise ValueError(f"pool size {pool_size} must be odd and at least 1 so pooling keeps the length")
+        if block not in ("residual", "paper") or merge not in ("concat", "max"):
+            raise ValueError(f"unknown CNN wiring block={block!r}, merge={merge!r}")
+        self.block, self.merge = block, merge
         self.convs = nn.ModuleList(nn.Conv1d(dim, channels, f, padding=(f - 1) // 2) for f in kernels)
-        self.project = nn.Linear(channels * len(kernels), dim)  # W_c: concatenated maps back to D
-        self.pool = nn.MaxPool1d(pool_size, stride=1, padding=pool_size // 2)
+        merged = channels * len(kernels) if merge == "concat" else channels
+        self.project = nn.Linear(merged, dim)  # W_c: merged maps back to D
+        self.pool = nn.MaxPool1d(pool_size, stride=1, padding=pool_size // 2) if pool_size > 1 else None
+        self.dropout = nn.Dropout(dropout)
+        self.norm = nn.LayerNorm(dim) if block == "residual" else None
+
+    def _maxpool(self, x: torch.Tensor, on: torch.Tensor) -> torch.Tensor:
+        """Max over each character's window [B, T, D] -> [B, T, D]; padding never wins."""
+        if self.pool is None:
+            return x
+        pooled = self.pool(x.masked_fill(~on, float("-inf")).transpose(1, 2)).transpose(1, 2)
+        return pooled.masked_fill(~on, 0.0)
 
     def forward(self, s: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """s [B, T, D], mask [B, T] -> S'' [B, T, D]."""
+        """s [B, T, D], mask [B, T] -> S'' [B, T, D] (zero at padding)."""
         on = mask.unsqueeze(2)  # [B, T, 1]
         s = s.masked_fill(~on, 0.0)  # padding must not leak into real characters' windows
-        maps = torch.cat([conv(s.transpose(1, 2)) for conv in self.convs], dim=1)  # [B, 3C, T]
-        s_prime = self.project(maps.transpose(1, 2))  # [B, T, D]
-        summed = (s + s_prime).masked_fill(~on, float("-inf"))  # max-pooling ignores padding
-        pooled = self.pool(summed.transpose(1, 2)).transpose(1, 2)  # [B, T, D]
-        return F.gelu(pooled.masked_fill(~on, 0.0))
+        maps = [conv(s.transpose(1, 2)) for conv in self.convs]  # k x [B, C, T]
+        merged = torch.cat(maps, dim=1) if self.merge == "concat" else torch.stack(maps).amax(dim=0)
+        s_prime = self.project(merged.transpose(1, 2))  # [B, T, D]
+        if self.block == "paper":
+            return F.gelu(self._maxpool(s + s_prime, on))
+        branch = self.dropout(F.gelu(self._maxpool(s_prime, on)))
+        return self.norm(s + branch).masked_fill(~on, 0.0)
 
 
 class AttentionCNNBlock(nn.Module):
-    """X = E + PE; S = X + MultiHead(X); S'' = CNN(S). Either part can be switched off (Table 3)."""
+    """X = E + PE; S = LN(X + MultiHead(X)); S'' = CNN(S). Either part can be switched off (Table 3)."""
 
     def __init__(self, cfg: ModelConfig, dim: int) -> None:
         super().__init__()
         self.cfg = cfg
         self.attention = MultiHeadSelfAttention(dim, cfg.attention_heads, cfg.dropout) if cfg.use_attention else None
         self.attention_norm = nn.LayerNorm(dim) if cfg.use_attention else None
-        self.cnn = MultiKernelCNN(dim, cfg.cnn_kernels, cfg.cnn_channels, cfg.pool_size) if cfg.use_cnn else None
+        self.cnn = (MultiKernelCNN(dim, cfg.cnn_kernels, cfg.cnn_channels, cfg.pool_size, block=cfg.cnn_block,
+                                   merge=cfg.cnn_merge, dropout=cfg.dropout) if cfg.use_cnn else None)
 
     def forward(self, e: torch.Tensor, mask: torch.Tensor, need_weights: bool = False):
         s, weights = e, None
         if self.attention is not None:
-            x = e + sinusoidal_positions(e.shape[1], e.shape[2]).to(e)  # Eq. 5
+            x = e + sinusoidal_positions(e.shape[1], e.shape[2]).to(e) if self.cfg.positions else e  # Eq. 5
             a, weights = self.attention(x, mask, need_weights)
             s = self.attention_norm(x + a if self.cfg.attention_residual else a)  # Add & Norm
         if self.cnn is not None:

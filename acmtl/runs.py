@@ -2,19 +2,21 @@
 
 ``runs/<hash>/`` holds ``run.json`` (the full configuration the hash was computed from),
 ``model/``, ``curve.json``, ``metrics.json`` and, once asked for, ``predictions/`` (the model's tags
-for a list of texts, see :func:`run_predictions`). The hash covers the architecture, the model
-code version, the encoder, the exact training data (a digest of every sentence and tag of
-every split), the subset size, the seed and all hyper-parameters. A finished run is never
+for a list of texts, see :func:`run_predictions`). The hash covers the architecture, the code
+that defines what a run means (:func:`code_digest`), the encoder, the exact training data (a
+digest of every sentence and tag of every split), the subset size, the seed, the splits scored
+and all hyper-parameters. A finished run is never
 trained again; an unfinished one resumes from its last checkpoint; two processes asking for
 the same run take turns through a file lock, and the second reuses the first one's result.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from acmtl.data.conll import Sentence
 from acmtl.data.corpora import load_corpus
 from acmtl.data.fetch import atomic_write_bytes
 from acmtl.data.splits import subset_splits
-from acmtl.model import MODEL_VERSION, ModelConfig
+from acmtl.model import ModelConfig
 from acmtl.paths import runs_dir
 from acmtl.predict import predict_tags
 from acmtl.train import TrainConfig, tag_names, train
@@ -42,6 +44,36 @@ class RunSpec:
     train: TrainConfig
     encoder: str
     model_overrides: dict = field(default_factory=dict)
+    # Splits scored besides train and dev: "test" (the subset's 15 %, per epoch too, for Figure 8),
+    # "full_test" (the official test set), "corpus_dev" (the corpus' own dev set, kept out of every
+    # subset: what hyper-parameter tuning selects on, see acmtl.tune).
+    evaluate_on: tuple[str, ...] = ("test", "full_test")
+
+
+# The modules whose code decides what a trained run is: its data features, model, loss, optimiser,
+# early stopping, checkpoint and scores. Their code (not comments or docstrings) is in every run's key.
+RUN_DEFINING_MODULES = ("model.py", "crf.py", "train.py", "features.py", "checkpoint.py", "encoders.py",
+                        "predict.py", "evaluate.py", "data/pinyin.py", "data/splits.py")
+
+
+def _code_only(source: str) -> str:
+    """The module's syntax tree without docstrings: comments, docstrings and layout do not change a run."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+def code_digest() -> str:
+    """sha256 of the code of :data:`RUN_DEFINING_MODULES`: a change to any of them never reuses an old run."""
+    package = Path(acmtl.__file__).parent
+    digest = hashlib.sha256()
+    for name in RUN_DEFINING_MODULES:
+        digest.update(f"#{name}\n{_code_only((package / name).read_text(encoding='utf-8'))}\n".encode())
+    return digest.hexdigest()
 
 
 def data_digest(data: dict[str, list[Sentence]]) -> str:
@@ -56,11 +88,15 @@ def data_digest(data: dict[str, list[Sentence]]) -> str:
 def prepare(spec: RunSpec) -> tuple[dict, ModelConfig, dict[str, list[Sentence]]]:
     """The run's configuration (what gets hashed), its model config and its data splits."""
     corpus = load_corpus(spec.corpus)
-    data = subset_splits(corpus, spec.size, spec.train.seed)
+    splits = subset_splits(corpus, spec.size, spec.train.seed)
+    unknown = set(spec.evaluate_on) - (set(splits) - {"train", "dev"})
+    if unknown:
+        raise ValueError(f"cannot score on {sorted(unknown)}; choose from {sorted(set(splits) - {'train', 'dev'})}")
+    data = {name: splits[name] for name in ("train", "dev", *spec.evaluate_on)}
     encoder = {} if spec.arch == "bilstm_crf" else {"encoder": spec.encoder}  # BiLSTM-CRF has its own
     model_cfg = ModelConfig.for_architecture(spec.arch, tag_names(corpus.types), **encoder, **spec.model_overrides)
     config = {
-        "model_version": MODEL_VERSION,
+        "code_sha256": code_digest(),
         "arch": spec.arch,
         "model": model_cfg.to_dict(),
         "train": asdict(spec.train),
@@ -80,8 +116,10 @@ def is_complete(run_dir: Path) -> bool:
 
 
 def ensure_run(spec: RunSpec, *, progress: bool = True, root: Path | None = None,
-               checkpoint_every: float = 60.0) -> Path:
-    """Return the directory of the finished run for ``spec``, training (or resuming) it if needed."""
+               checkpoint_every: float = 60.0, on_epoch: Callable[[dict], None] | None = None) -> Path:
+    """Return the directory of the finished run for ``spec``, training (or resuming) it if needed.
+
+    ``on_epoch`` is handed to :func:`acmtl.train.train` (a tuner's pruning hook)."""
     config, model_cfg, data = prepare(spec)
     run_dir = (root or runs_dir()) / run_id(config)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -91,7 +129,8 @@ def ensure_run(spec: RunSpec, *, progress: bool = True, root: Path | None = None
         run_dir.mkdir(exist_ok=True)
         record = {**config, "acmtl_version": acmtl.__version__}
         atomic_write_bytes(run_dir / "run.json", json.dumps(record, indent=2, ensure_ascii=False).encode())
-        train(model_cfg, spec.train, data, run_dir, resume=True, progress=progress, checkpoint_every=checkpoint_every)
+        train(model_cfg, spec.train, data, run_dir, resume=True, progress=progress,
+              checkpoint_every=checkpoint_every, on_epoch=on_epoch)
     return run_dir
 
 
@@ -104,6 +143,15 @@ def _finished(run_dir: str | Path) -> Path:
 
 def load_metrics(run_dir: str | Path) -> dict:
     return json.loads((_finished(run_dir) / "metrics.json").read_text())
+
+
+def load_predictions(run_dir: str | Path, split: str) -> list[list[str]]:
+    """The finished run's predicted BIOES tags on one of the splits it was scored on."""
+    path = _finished(run_dir) / "predictions.json"
+    predictions = json.loads(path.read_text(encoding="utf-8"))
+    if split not in predictions:
+        raise KeyError(f"{path} has no predictions for {split!r}; it has {sorted(predictions)}")
+    return [line.split() for line in predictions[split]]
 
 
 def run_predictions(run_dir: str | Path, texts: Sequence[Sequence[str]], *,

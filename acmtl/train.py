@@ -5,6 +5,7 @@ One call of :func:`train` writes into ``out_dir``::
     model/            the best model so far (by dev F1), loadable with ``from_pretrained``
     checkpoint/       everything needed to resume after the last finished epoch (removed at the end)
     curve.json        per epoch: training loss, dev F1, test F1, seconds, characters/s
+    predictions.json  the best model's tags on every split scored (one string per sentence)
     metrics.json      final scores of the best model on every split given (written last)
 
 The test F1 per epoch is recorded for the robustness figure (Figure 8) only; model selection
@@ -34,6 +35,7 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -208,12 +210,14 @@ def _optimizer(model: ACMTL, cfg: TrainConfig, steps: int):
 
 def train(model_cfg: ModelConfig, cfg: TrainConfig, data: dict[str, list[Sentence]], out_dir: str | Path, *,
           resume: bool = False, progress: bool = True, device: str | None = None,
-          checkpoint_every: float = 60.0) -> dict:
+          checkpoint_every: float = 60.0, on_epoch: Callable[[dict], None] | None = None) -> dict:
     """Train on ``data["train"]``, select on ``data["dev"]``; score the best model on every split.
 
     The resume checkpoint (weights, optimizer, random state: three times the model's size) is
     written at the end of an epoch once ``checkpoint_every`` seconds have passed since the last
     one, so small runs do not spend their time writing; 0 writes one after every epoch.
+    ``on_epoch`` sees each epoch's curve row (dev F1 among it) once it is recorded; an exception it
+    raises (a tuner pruning the trial) stops training and leaves the run to be resumed.
     """
     out_dir = Path(out_dir)
     world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
@@ -292,6 +296,8 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, data: dict[str, list[Sentenc
                 tqdm.write(f"epoch {epoch + 1}: loss {row['loss']:.4f}  dev F1 {dev_scores.f1:.4f}  "
                            f"({seconds:.1f} s, {row['train_chars_per_s']:.0f} chars/s)")
             stop[0] = float(state.bad_epochs >= cfg.patience)
+            if on_epoch is not None:
+                on_epoch(row)
         if world > 1:  # every process follows process 0's bookkeeping
             dist.broadcast(stop, 0)
             state.epoch, state.bad_epochs = epoch + 1, int(stop.item()) * cfg.patience
@@ -306,10 +312,14 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, data: dict[str, list[Sentenc
                    "precision": "bf16" if bf16 else "fp32",  # what "auto" resolved to on this machine
                    "train_seconds": sum(r["seconds"] for r in state.curve),
                    "train_sentences": len(data["train"])}
+        predictions = {}  # the best model's tags on every scored split: paired comparisons need them
         for name, items in encoded.items():
             if name != "train":
-                metrics[name] = evaluate_items(best, items, cfg.eval_batch_size).to_dict()
-        atomic_write_bytes(out_dir / "metrics.json", json.dumps(metrics, indent=2).encode())
+                gold, predicted = gold_and_predicted(best, items, cfg.eval_batch_size)
+                metrics[name] = score(gold, predicted).to_dict()
+                predictions[name] = [" ".join(tags) for tags in predicted]
+        atomic_write_bytes(out_dir / "predictions.json", json.dumps(predictions).encode())
+        atomic_write_bytes(out_dir / "metrics.json", json.dumps(metrics, indent=2).encode())  # last: the run is done
         for leftover in ("checkpoint", "checkpoint.old", "checkpoint.tmp"):
             shutil.rmtree(out_dir / leftover, ignore_errors=True)
     if world > 1:

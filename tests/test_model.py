@@ -43,9 +43,10 @@ def test_attention_matches_torch_multihead_attention(need_weights):
         assert torch.allclose(weights.sum(-1), torch.ones(3, 4, 6), atol=1e-6)
 
 
-def test_cnn_keeps_length_and_ignores_padding():
+@pytest.mark.parametrize(("block", "merge"), [("paper", "concat"), ("residual", "concat"), ("residual", "max")])
+def test_cnn_keeps_length_and_ignores_padding(block, merge):
     torch.manual_seed(0)
-    cnn = MultiKernelCNN(dim=16, kernels=(3, 5, 7), channels=8, pool_size=3).eval()
+    cnn = MultiKernelCNN(dim=16, kernels=(3, 5, 7), channels=8, pool_size=3, block=block, merge=merge).eval()
     x = torch.randn(1, 5, 16)
     alone = cnn(x, torch.ones(1, 5, dtype=torch.bool))
     padded = torch.cat([x, torch.randn(1, 4, 16) * 100], dim=1)  # garbage in the padding
@@ -54,6 +55,56 @@ def test_cnn_keeps_length_and_ignores_padding():
     assert out.shape == (1, 9, 16)
     assert torch.allclose(out[:, :5], alone, atol=1e-5)
     assert torch.all(out[:, 5:] == 0)
+
+
+def _reference_cnn(cnn: MultiKernelCNN, s: torch.Tensor, block: str, merge: str, pool: int) -> torch.Tensor:
+    """Eq. 1-3 and 11 written out character by character, for one unpadded sentence s [T, D]."""
+    t = s.shape[0]
+    maps = []
+    for conv in cnn.convs:  # C_k[i] = b + sum_j W[:, :, j] s[i + j - (f-1)/2]  (zero padding, Eq. 1)
+        f = conv.kernel_size[0]
+        padded = torch.cat([torch.zeros(f // 2, s.shape[1]), s, torch.zeros(f // 2, s.shape[1])])
+        maps.append(torch.stack([conv.bias + sum(conv.weight[:, :, j] @ padded[i + j] for j in range(f))
+                                 for i in range(t)]))  # [T, C]
+    merged = torch.cat(maps, dim=1) if merge == "concat" else torch.stack(maps).max(dim=0).values
+    s_prime = merged @ cnn.project.weight.T + cnn.project.bias
+
+    def maxpool(x):  # stride 1, window `pool`, only over real characters
+        return torch.stack([x[max(0, i - pool // 2): i + pool // 2 + 1].max(dim=0).values for i in range(t)])
+
+    if block == "paper":
+        return torch.nn.functional.gelu(maxpool(s + s_prime))
+    return cnn.norm(s + torch.nn.functional.gelu(maxpool(s_prime)))
+
+
+@pytest.mark.parametrize(("block", "merge", "pool"),
+                         [("paper", "concat", 3), ("paper", "concat", 1), ("residual", "concat", 1),
+                          ("residual", "concat", 3), ("paper", "max", 3), ("residual", "max", 1)])
+def test_cnn_wirings_match_the_equations_by_hand(block, merge, pool):
+    torch.manual_seed(0)
+    cnn = MultiKernelCNN(dim=8, kernels=(3, 5), channels=4, pool_size=pool, block=block, merge=merge).eval()
+    s = torch.randn(6, 8)
+    with torch.no_grad():
+        out = cnn(s[None], torch.ones(1, 6, dtype=torch.bool))[0]
+        assert torch.allclose(out, _reference_cnn(cnn, s, block, merge, pool), atol=1e-5)
+
+
+def test_residual_block_keeps_each_characters_own_features():
+    """Eq. 11 pools S + S': a character's features become its neighbours' maxima. The residual block
+    keeps S on its own path, so a zero branch returns LN(S) for each character unchanged."""
+    torch.manual_seed(0)
+    s = torch.randn(1, 6, 8)
+    mask = torch.ones(1, 6, dtype=torch.bool)
+    for block in ("paper", "residual"):
+        cnn = MultiKernelCNN(dim=8, kernels=(3,), channels=4, pool_size=3, block=block).eval()
+        torch.nn.init.zeros_(cnn.project.weight), torch.nn.init.zeros_(cnn.project.bias)
+        with torch.no_grad():
+            out = cnn(s, mask)
+        if block == "residual":
+            assert torch.allclose(out, torch.nn.functional.layer_norm(s, (8,)), atol=1e-5)
+        else:
+            pooled = torch.nn.functional.max_pool1d(s.transpose(1, 2), 3, 1, 1).transpose(1, 2)
+            assert torch.allclose(out, torch.nn.functional.gelu(pooled), atol=1e-5)
 
 
 def test_even_kernels_are_rejected():
@@ -100,6 +151,7 @@ def test_switches_change_the_parameters():
     params = {arch: count_parameters(bilstm_model(arch))["total"] for arch in ARCHITECTURES if arch != "encoder_crf"}
     assert params["bert_cnn"] < params["bert_mhsa_cnn"] and params["bert_mhsa"] < params["bert_mhsa_cnn"]
     assert params["bert_mhsa_cnn"] < params["acmtl"] < params["acmtl_soft"]
+    assert params["encoder_pinyin_crf"] < params["bert_cnn"]
 
 
 def test_attention_weights_are_exposed_and_normalised():

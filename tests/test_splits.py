@@ -83,18 +83,22 @@ def synthetic_corpus() -> Corpus:
     return Corpus("synthetic", splits, ("A", "B", "C"), {}, [])
 
 
-def test_subset_splits_draw_from_train_and_dev_only() -> None:
+def test_subset_splits_draw_from_train_only() -> None:
+    """The corpus' dev split (where hyper-parameters are tuned) and test split stay out of every subset."""
     corpus = synthetic_corpus()
-    assert subset_splits(corpus, None, seed=0) == {**corpus.splits, "full_test": corpus.splits["test"]}
+    assert subset_splits(corpus, None, seed=0) == {**corpus.splits, "full_test": corpus.splits["test"],
+                                                   "corpus_dev": corpus.splits["dev"]}
     splits = subset_splits(corpus, 200, seed=1)
-    assert {k: len(v) for k, v in splits.items()} == {"train": 140, "dev": 30, "test": 30, "full_test": 150}
+    assert {k: len(v) for k, v in splits.items()} == {"train": 140, "dev": 30, "test": 30, "full_test": 150,
+                                                       "corpus_dev": 150}
     drawn = texts(splits["train"]) + texts(splits["dev"]) + texts(splits["test"])
     assert len(set(drawn)) == 200
-    assert set(drawn) <= set(texts(corpus.splits["train"] + corpus.splits["dev"]))
+    assert set(drawn) <= set(texts(corpus.splits["train"]))
     assert splits["full_test"] == corpus.splits["test"]
+    assert splits["corpus_dev"] == corpus.splits["dev"]
     assert subset_splits(corpus, 200, seed=1) == splits
     with pytest.raises(ValueError):
-        subset_splits(corpus, 851, seed=0)
+        subset_splits(corpus, 701, seed=0)
 
 
 def type_shares(part: list[Sentence]) -> dict[str, float]:
@@ -106,8 +110,7 @@ def type_shares(part: list[Sentence]) -> dict[str, float]:
 @pytest.mark.parametrize(("name", "n", "tolerance"), [("msra", 3000, 0.03), ("resume", 1000, 0.04)])
 def test_real_subsets_preserve_type_distribution(name: str, n: int, tolerance: float) -> None:
     corpus = load_corpus(name)
-    pool = corpus.splits["train"] + corpus.splits["dev"]
-    overall = type_shares(pool)
+    overall = type_shares(corpus.splits["train"])
     splits = subset_splits(corpus, n, seed=0)
     for split in ("train", "dev", "test"):
         shares = type_shares(splits[split])

@@ -91,17 +91,19 @@ def sample_subset(sentences: Sequence[Sentence], n: int, seed: int) -> list[Sent
 
 
 def subset_splits(corpus: Corpus, n: int | None, seed: int) -> dict[str, list[Sentence]]:
-    """The paper's protocol: ``n`` sentences from train+dev split 70/15/15, plus ``full_test``.
+    """The paper's protocol: ``n`` sentences of the corpus' train split, split 70/15/15 into train, dev
+    and test, plus ``full_test`` (the official test split) and ``corpus_dev`` (the corpus' own dev split).
 
-    ``n=None`` gives the corpus' own splits. The official test split is never sampled from,
-    so ``full_test`` is a clean evaluation set for every subset.
+    ``n=None`` gives the corpus' own splits. Subsets are drawn from the train split alone, so the
+    official test split (``full_test``) and the corpus' dev split (``corpus_dev``, on which
+    hyper-parameters are tuned) stay clean for every subset.
     """
-    test = list(corpus.splits["test"])
+    test, corpus_dev = list(corpus.splits["test"]), list(corpus.splits["dev"])
     if n is None:
-        own = {split: list(corpus.splits[split]) for split in ("train", "dev")}
-        return {**own, "test": test, "full_test": test}
-    pool = [*corpus.splits["train"], *corpus.splits["dev"]]
+        return {"train": list(corpus.splits["train"]), "dev": corpus_dev, "test": test, "full_test": test,
+                "corpus_dev": corpus_dev}
+    pool = corpus.splits["train"]
     if n > len(pool):
-        raise ValueError(f"{corpus.name} has {len(pool)} train+dev sentences; cannot draw a subset of {n}")
+        raise ValueError(f"{corpus.name} has {len(pool)} train sentences; cannot draw a subset of {n}")
     train, dev, subset_test = stratified_split(sample_subset(pool, n, seed), SUBSET_FRACTIONS, seed)
-    return {"train": train, "dev": dev, "test": subset_test, "full_test": test}
+    return {"train": train, "dev": dev, "test": subset_test, "full_test": test, "corpus_dev": corpus_dev}

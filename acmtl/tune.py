@@ -1,0 +1,340 @@
+"""Fair tuning: one Optuna study per architecture, the same number of trials for each, selected on
+the corpus' own dev split (never on a test set).
+
+A trial is one cached run (:func:`acmtl.runs.ensure_run`) on the same subset (seed 0) with settings
+drawn by a seeded TPE sampler from :data:`SEARCH_SPACES`. Early stopping inside the run still follows
+the paper's 70/15/15 protocol (the subset's own dev split); each epoch's dev F1 is reported to a
+median pruner, which stops trials that trail the others at the same epoch. The trial's value is
+the F1 of the run's best model on the corpus' dev split (MSRA: 2,319 sentences held out of the
+official train split; Resume: its 463), which no subset ever draws from.
+
+The first half of the budget is a fixed set of seeded random points (:func:`startup_points`),
+queued when the study is created; TPE proposes the rest from their results.
+
+The budget: a study stops once ``trials`` of its trials are finished (complete or pruned). Trials
+are numbered by the storage when they start, so with several workers a trial that starts when
+earlier-numbered trials already fill the budget is not run (it is recorded as failed, reason
+"budget"): no worker runs more than its share, whatever the timing.
+
+Workers and resumption: the storage is a URL (default: a SQLite file in the run cache). Several
+processes, or machines sharing a database server, can work on one study. Each running trial
+sends a heartbeat; a trial whose worker died is marked failed after ``grace_period`` seconds and
+retried once with the same settings, so its run resumes from its last checkpoint. The trials of a
+study are also written to ``results/tuning_<study>.csv`` after every trial, and a fresh storage
+(a new machine, an empty run cache) is seeded from that file, so a study resumes across sessions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import pandas as pd
+
+from acmtl.config import get_profile
+from acmtl.model import ModelConfig
+from acmtl.train import TrainConfig
+
+DEFAULT_TRIALS = 12
+SEED = 0  # the subset and the training seed of every trial: trials differ only in their settings
+
+
+def _space() -> dict[str, dict]:
+    import optuna.distributions as d
+
+    common = {
+        "encoder_lr": d.FloatDistribution(3e-5, 5e-4, log=True),
+        "head_lr": d.FloatDistribution(2e-4, 3e-3, log=True),
+        "dropout": d.FloatDistribution(0.0, 0.3),
+        "warmup": d.FloatDistribution(0.0, 0.2),
+        "patience": d.IntDistribution(3, 8),
+    }
+    acmtl = {  # AC-MTL's own knobs share the same trial budget
+        **common,
+        "cnn_block": d.CategoricalDistribution(["residual", "paper"]),
+        "pool_size": d.CategoricalDistribution([1, 3]),
+        "cnn_channels": d.CategoricalDistribution([128, 256]),
+        "main_task_weight": d.FloatDistribution(0.4, 1.0),
+    }
+    # BiLSTM-CRF has no pre-trained encoder: every weight learns at head_lr, from a range that suits an LSTM
+    bilstm = {**{k: v for k, v in common.items() if k not in ("encoder_lr", "head_lr")},
+              "head_lr": d.FloatDistribution(1e-3, 3e-2, log=True)}
+    return {"acmtl": acmtl, "encoder_crf": common, "bilstm_crf": bilstm}
+
+
+TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
+MODEL_KEYS = {f.name for f in fields(ModelConfig)}
+
+
+def search_space(arch: str) -> dict:
+    """The Optuna distributions searched for ``arch``."""
+    spaces = _space()
+    if arch not in spaces:
+        raise ValueError(f"no search space for {arch!r}; tunable: {', '.join(spaces)}")
+    return spaces[arch]
+
+
+def split_params(params: dict) -> tuple[dict, dict]:
+    """Sampled settings -> (TrainConfig overrides, ModelConfig overrides)."""
+    unknown = set(params) - TRAIN_KEYS - MODEL_KEYS
+    if unknown:
+        raise ValueError(f"settings {sorted(unknown)} belong to neither TrainConfig nor ModelConfig")
+    return ({k: v for k, v in params.items() if k in TRAIN_KEYS},
+            {k: v for k, v in params.items() if k not in TRAIN_KEYS})
+
+
+def study_name(corpus: str, size: int, arch: str) -> str:
+    return f"{corpus}_{size}_{arch}"
+
+
+def default_storage() -> str:
+    from acmtl.experiments import runs_root
+
+    path = runs_root("default") / "tuning" / "optuna.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path.resolve()}"
+
+
+def _storage(url: str, heartbeat: int, grace: int):
+    import optuna
+
+    engine = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else None  # workers take turns writing
+    return optuna.storages.RDBStorage(
+        url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=grace,
+        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1))
+
+
+def _finished_states():
+    from optuna.trial import TrialState
+
+    return (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def trials_table(study) -> pd.DataFrame:
+    """Every trial of ``study``: number, state, value (corpus-dev F1), settings, epochs, steps, seconds."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        rows.append({"study": study.study_name, "number": t.number, "state": t.state.name, "value": t.value,
+                     **{f"params_{k}": v for k, v in sorted(t.params.items())},
+                     "epochs": t.user_attrs.get("epochs"), "steps": t.user_attrs.get("steps"),
+                     "seconds": t.user_attrs.get("seconds"), "run_id": t.user_attrs.get("run_id"),
+                     "reason": t.user_attrs.get("reason", ""),
+                     "intermediate": json.dumps({str(k): v for k, v in sorted(t.intermediate_values.items())})})
+    return pd.DataFrame(rows)
+
+
+def import_trials(study, table: pd.DataFrame, arch: str) -> int:
+    """Seed an empty ``study`` with the finished trials of a saved :func:`trials_table`; returns how many."""
+    import optuna
+    from optuna.trial import TrialState
+
+    if study.get_trials(deepcopy=False):
+        return 0
+    space = search_space(arch)
+    added = 0
+    for row in table.sort_values("number").itertuples(index=False):
+        state = TrialState[row.state]
+        if state not in _finished_states():
+            continue
+        row = row._asdict()
+        params = {k: _native(row[f"params_{k}"], space[k]) for k in space}
+        attrs = {k: _plain(row[k]) for k in ("epochs", "steps", "seconds", "run_id")}
+        study.add_trial(optuna.trial.create_trial(
+            state=state, value=row["value"] if state == TrialState.COMPLETE else None, params=params,
+            distributions=space, user_attrs={**attrs, "imported_from_number": int(row["number"])},
+            intermediate_values={int(k): v for k, v in json.loads(row["intermediate"]).items()}))
+        added += 1
+    return added
+
+
+def _plain(value):
+    """A pandas cell as a JSON-friendly Python value (NaN -> None)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def _native(value, distribution):
+    """A CSV cell back to the type the distribution holds (CSV reads 1 as 1, True as True or 'True')."""
+    import optuna.distributions as d
+
+    if isinstance(distribution, d.CategoricalDistribution):
+        return next(c for c in distribution.choices if str(c) == str(value))
+    if isinstance(distribution, d.IntDistribution):
+        return int(value)
+    return float(value)
+
+
+def _suggest(trial, name: str, distribution):
+    """``trial.suggest_*`` for a distribution object (the search space is declared as data, so it can be
+    written beside the results and rebuilt when trials are imported)."""
+    import optuna.distributions as d
+
+    if isinstance(distribution, d.CategoricalDistribution):
+        return trial.suggest_categorical(name, distribution.choices)
+    if isinstance(distribution, d.IntDistribution):
+        return trial.suggest_int(name, distribution.low, distribution.high, log=distribution.log)
+    return trial.suggest_float(name, distribution.low, distribution.high, log=distribution.log)
+
+
+def startup_points(space: dict, n: int, seed: int) -> list[dict]:
+    """The study's first ``n`` settings, drawn uniformly (log-uniformly where marked) by a seeded generator.
+
+    They are queued in the storage when the study is created, so whichever worker takes them, a study
+    starts from the same points; TPE then samples from the results (seeded in the creating worker)."""
+    import numpy as np
+    import optuna.distributions as d
+
+    rng = np.random.default_rng(seed)
+    points = []
+    for _ in range(n):
+        point = {}
+        for key, dist in space.items():
+            if isinstance(dist, d.CategoricalDistribution):
+                point[key] = dist.choices[int(rng.integers(len(dist.choices)))]
+            elif isinstance(dist, d.IntDistribution):
+                point[key] = int(rng.integers(dist.low, dist.high + 1))
+            elif dist.log:
+                point[key] = float(np.exp(rng.uniform(np.log(dist.low), np.log(dist.high))))
+            else:
+                point[key] = float(rng.uniform(dist.low, dist.high))
+        points.append(point)
+    return points
+
+
+def _sampler(seed: int | None, startup: int):
+    import optuna
+
+    # constant_liar: a running trial counts as a poor one, so concurrent workers do not propose the same point
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, constant_liar=True)
+
+
+class _Budget:
+    """The trial budget of one study, counted so that concurrent workers agree (see the module docstring)."""
+
+    def __init__(self, trials: int) -> None:
+        self.trials = trials
+
+    def used_before(self, study, number: int) -> int:
+        from optuna.trial import TrialState
+
+        counted = (*_finished_states(), TrialState.RUNNING)
+        return sum(1 for t in study.get_trials(deepcopy=False) if t.number < number and t.state in counted)
+
+    def finished(self, study) -> int:
+        return len(study.get_trials(deepcopy=False, states=_finished_states()))
+
+    def __call__(self, study, trial) -> None:  # an Optuna callback, after every trial
+        if self.finished(study) >= self.trials:
+            study.stop()
+
+
+class BudgetReached(Exception):
+    """A trial started after the budget was already taken by earlier-numbered trials."""
+
+
+def tune(arch: str, *, corpus: str = "msra", size: int = 1000, trials: int = DEFAULT_TRIALS,
+         profile: str = "default", storage: str | None = None, sampler_seed: int = SEED,
+         heartbeat: int = 30, grace: int = 120, results: bool = True, progress: bool = True,
+         root: Path | None = None, encoder: str | None = None, checkpoint_every: float = 60.0,
+         **train_overrides):
+    """Run (or resume, or join) the study of ``arch`` until ``trials`` trials are finished; returns the study.
+
+    ``train_overrides`` change the profile's training settings for every trial (the tests shorten runs);
+    ``encoder`` replaces the profile's encoder."""
+    import optuna
+
+    from acmtl.experiments import runs_root, write_table
+    from acmtl.runs import RunSpec, ensure_run, load_metrics, prepare, run_id
+
+    space = search_space(arch)
+    prof = get_profile(profile)
+    name = study_name(corpus, size, arch)
+    startup = max(1, trials // 2)
+    storage_ = _storage(storage or default_storage(), heartbeat, grace)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=4)
+    try:  # the worker that creates the study seeds it; workers that join sample with seeds of their own
+        study = optuna.create_study(study_name=name, storage=storage_, direction="maximize", pruner=pruner,
+                                    sampler=_sampler(sampler_seed, startup))
+        created = True
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=storage_, pruner=pruner, sampler=_sampler(None, startup))
+        created = False
+    if created:
+        saved = _results_path(profile, name)
+        imported = import_trials(study, pd.read_csv(saved), arch) if saved.is_file() else 0
+        if imported and progress:
+            print(f"{name}: resumed from {saved} ({imported} finished trials)", flush=True)
+        for params in startup_points(space, startup, sampler_seed)[imported:]:
+            study.enqueue_trial(params)
+    budget = _Budget(trials)
+    run_root = root or runs_root(profile)
+
+    def objective(trial: optuna.Trial) -> float:
+        if budget.used_before(study, trial.number) >= trials:
+            trial.set_user_attr("reason", "budget")
+            raise BudgetReached(f"trial {trial.number}: the budget of {trials} trials is taken")
+        params = {k: _suggest(trial, k, dist) for k, dist in space.items()}
+        train_params, model_params = split_params(params)
+        spec = RunSpec(corpus=corpus, arch=arch, size=size, encoder=encoder or prof.encoder,
+                       train=prof.train_config(SEED, **{**train_overrides, **train_params}),
+                       model_overrides=model_params,
+                       evaluate_on=("corpus_dev",))
+        config, _, data = prepare(spec)
+        trial.set_user_attr("run_id", run_id(config))
+        started = time.perf_counter()
+        epochs = 0
+
+        def report(row: dict) -> None:
+            nonlocal epochs
+            epochs = row["epoch"]
+            trial.report(row["dev_f1"], row["epoch"])
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"epoch {row['epoch']}: dev F1 {row['dev_f1']:.4f} trails the median")
+
+        steps_per_epoch = -(-len(data["train"]) // spec.train.batch_size)
+        try:
+            run_dir = ensure_run(spec, progress=False, root=run_root, on_epoch=report,
+                                 checkpoint_every=checkpoint_every)
+            epochs = load_metrics(run_dir)["epochs_run"]
+            return load_metrics(run_dir)["corpus_dev"]["entity_f1"]
+        finally:  # pruned trials keep their cost too
+            trial.set_user_attr("epochs", epochs)
+            trial.set_user_attr("steps", epochs * steps_per_epoch)
+            trial.set_user_attr("seconds", round(time.perf_counter() - started, 1))
+
+    def record(study: optuna.Study, trial) -> None:
+        if results:
+            write_table(trials_table(study), f"tuning_{name}", profile, corpora=[corpus], seeds=[SEED],
+                        started=time.time(), extra={"study": name, "budget": trials, "search_space": {
+                            k: repr(v) for k, v in space.items()}})
+        if progress:
+            done = budget.finished(study)
+            value = "-" if trial.value is None else f"{trial.value:.4f}"
+            print(f"{name}: trial {trial.number} {trial.state.name.lower()} (corpus-dev F1 {value}); "
+                  f"{done}/{trials} finished", flush=True)
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if budget.finished(study) < trials:
+        study.optimize(objective, catch=(BudgetReached,), callbacks=[budget, record], gc_after_trial=True)
+    return study
+
+
+def _results_path(profile: str, name: str) -> Path:
+    from acmtl.experiments import output_dirs
+
+    return output_dirs(profile)[0] / f"tuning_{name}.csv"
+
+
+def best_settings(table: pd.DataFrame, trials: int = DEFAULT_TRIALS) -> dict:
+    """The settings of the best complete trial among the first ``trials`` finished ones (the budget)."""
+    finished = table[table["state"].isin(["COMPLETE", "PRUNED"])].sort_values("number").head(trials)
+    complete = finished[finished["state"] == "COMPLETE"]
+    if complete.empty:
+        raise ValueError("no complete trial yet")
+    best = complete.loc[complete["value"].idxmax()]
+    return {k[len("params_"):]: _plain(v) for k, v in best.items() if k.startswith("params_") and not pd.isna(v)}
+

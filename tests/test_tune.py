@@ -1,0 +1,122 @@
+"""The tuning study: an equal budget however many workers share it, nothing lost when one dies, resumable
+from the committed trial table. Trials are real (tiny) runs: a 2-layer encoder on a 20-sentence subset."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+optuna = pytest.importorskip("optuna")
+
+from acmtl.tune import best_settings, search_space, split_params, study_name, trials_table  # noqa: E402
+
+TRIALS = 4
+
+
+def _worker(tmp_path: Path, corpus: str, encoder: Path, storage: str, trials: int, **kwargs) -> subprocess.Popen:
+    """A worker process: ``tune`` of encoder_crf on the tiny corpus, smoke profile, outputs under tmp_path."""
+    options = dict(corpus=corpus, size=20, trials=trials, profile="smoke", storage=storage, encoder=str(encoder),
+                   progress=False, epochs=kwargs.pop("epochs", 3), **kwargs)
+    code = f"from acmtl.tune import tune; tune('encoder_crf', **{options!r})"
+    env = {**os.environ, "ACMTL_OUTPUT_ROOT": str(tmp_path), "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 300) -> None:
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out[-3000:]
+
+
+def _study(storage: str, name: str):
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+@pytest.fixture()
+def corpus(tiny_corpus_dir) -> str:
+    return f"tiny={tiny_corpus_dir}"
+
+
+def test_search_spaces_split_into_known_settings():
+    for arch in ("acmtl", "encoder_crf", "bilstm_crf"):
+        params = {name: (d.choices[0] if hasattr(d, "choices") else d.low) for name, d in search_space(arch).items()}
+        train, model = split_params(params)
+        assert set(train) | set(model) == set(params)
+    assert "encoder_lr" not in search_space("bilstm_crf")  # no pre-trained encoder to tune
+    with pytest.raises(ValueError, match="neither"):
+        split_params({"learning_rate": 1e-3})
+    with pytest.raises(ValueError, match="tunable"):
+        search_space("bert_cnn")
+
+
+def test_two_workers_share_one_budget(tmp_path, corpus, tiny_encoder_dir):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    workers = [_worker(tmp_path, corpus, tiny_encoder_dir, storage, TRIALS) for _ in range(2)]
+    for w in workers:
+        _finish(w)
+    study = _study(storage, study_name(corpus, 20, "encoder_crf"))
+    table = trials_table(study)
+    finished = table[table["state"].isin(["COMPLETE", "PRUNED"])]
+    assert len(finished) == TRIALS  # nothing lost, nothing beyond the budget
+    assert finished["number"].is_unique and finished["run_id"].is_unique  # no trial run twice
+    others = table[~table["state"].isin(["COMPLETE", "PRUNED"])]
+    assert (others["reason"] == "budget").all(), others  # a surplus start is refused, not run
+    complete = finished[finished["state"] == "COMPLETE"]
+    assert complete["value"].between(0, 1).all() and (complete["steps"] > 0).all()
+    saved = pd.read_csv(tmp_path / "build" / "smoke" / "results" / f"tuning_{study.study_name}.csv")
+    assert len(saved[saved["state"].isin(["COMPLETE", "PRUNED"])]) == TRIALS
+    assert set(best_settings(saved, TRIALS)) == set(search_space("encoder_crf"))
+
+
+def test_a_killed_worker_is_resumed(tmp_path, corpus, tiny_encoder_dir):
+    """Kill a worker in the middle of a trial; the next worker fails the stale trial, retries it with the same
+    settings (its run resumes from its checkpoint) and completes the budget."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    name = study_name(corpus, 20, "encoder_crf")
+    worker = _worker(tmp_path, corpus, tiny_encoder_dir, storage, 3, heartbeat=1, grace=2, epochs=400,
+                     checkpoint_every=0)
+    runs = tmp_path / "build" / "smoke" / "runs"
+    killed_params = None
+    deadline = time.time() + 240
+    while killed_params is None and time.time() < deadline and worker.poll() is None:
+        time.sleep(0.05)
+        try:
+            running = _study(storage, name).get_trials(states=[optuna.trial.TrialState.RUNNING])
+        except (KeyError, Exception):  # the study does not exist yet
+            continue
+        for trial in running:
+            curve = runs / str(trial.user_attrs.get("run_id")) / "curve.json"
+            if curve.is_file() and len(json.loads(curve.read_text())) >= 2:
+                worker.send_signal(signal.SIGKILL)
+                worker.wait()
+                killed_params = trial.params
+    assert killed_params is not None, "the worker finished every trial before it could be killed"
+    time.sleep(3)  # past the grace period: the heartbeat has stopped
+    _finish(_worker(tmp_path, corpus, tiny_encoder_dir, storage, 3, heartbeat=1, grace=2, epochs=400))
+    trials = _study(storage, name).get_trials()
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL and t.params == killed_params]
+    retried = [t for t in trials if t.state != optuna.trial.TrialState.FAIL and t.params == killed_params]
+    assert len(failed) == 1 and len(retried) == 1
+    assert retried[0].state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    assert sum(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials) == 3
+
+
+def test_a_fresh_storage_resumes_from_the_saved_trials(tmp_path, corpus, tiny_encoder_dir):
+    first = f"sqlite:///{tmp_path / 'first.db'}"
+    _finish(_worker(tmp_path, corpus, tiny_encoder_dir, first, 2))
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"  # a new machine: only results/tuning_*.csv survives
+    _finish(_worker(tmp_path, corpus, tiny_encoder_dir, fresh, 3))
+    name = study_name(corpus, 20, "encoder_crf")
+    old, new = _study(first, name).get_trials(), _study(fresh, name).get_trials()
+    imported = [t for t in new if "imported_from_number" in t.user_attrs]
+    assert [t.params for t in imported] == [t.params for t in old]
+    assert [t.value for t in imported] == [t.value for t in old]
+    assert len([t for t in new if t.state.is_finished() and t.state != optuna.trial.TrialState.FAIL]) == 3
