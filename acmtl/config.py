@@ -27,7 +27,15 @@ class Profile:
     table2: dict[str, dict[int, tuple[int, ...]]] = field(default_factory=dict)
     ablation_size: int | None = 1000  # Table 3 names no sample size
     ablation_seeds: tuple[int, ...] = (0, 1, 2)
-    ablation_archs: tuple[str, ...] = ("bert_cnn", "bert_mhsa", "bert_mhsa_cnn", "acmtl", "acmtl_soft")
+    ablation_archs: tuple[str, ...] = ("encoder_crf", "encoder_pinyin_crf", "bert_cnn", "bert_mhsa", "bert_mhsa_cnn",
+                                       "acmtl", "acmtl_soft")
+    # notebook 03's diagnosis (acmtl.diagnosis): paired runs at ablation_size
+    diagnosis_seeds: tuple[int, ...] = (0, 1)
+    diagnosis_variants: tuple[str, ...] | None = None  # None: every variant of acmtl.diagnosis.VARIANTS
+    # notebook 08 / `acmtl tune`: the trial budget per architecture and the subset size tuned on
+    tune_trials: int = 12
+    tune_size: int = 1000
+    tune_archs: tuple[str, ...] = ("acmtl", "encoder_crf", "bilstm_crf")
     bench_quick: bool = False  # True: acmtl.bench's QUICK protocol (a plumbing check)
     stand_in_sentences: int = 0  # > 0: notebooks train on a small stand-in of each corpus (smoke only)
 
@@ -41,6 +49,8 @@ PROFILES: dict[str, Profile] = {
         train=TrainConfig(epochs=2, patience=2, encoder_lr=2e-4, head_lr=1e-3),
         notes="a plumbing check: numbers from it mean nothing",
         table2={"msra": {60: (0,)}, "short": {60: (0,)}}, ablation_size=60, ablation_seeds=(0,),
+        diagnosis_seeds=(0,), diagnosis_variants=("paper", "residual_block", "encoder_crf", "encoder_pinyin_crf"),
+        tune_trials=2, tune_size=60,
         bench_quick=True, stand_in_sentences=240,
     ),
     "default": Profile(
@@ -51,7 +61,7 @@ PROFILES: dict[str, Profile] = {
         table2={"msra": {200: (0, 1, 2), 1000: (0, 1, 2), 3000: (0,)}, "short": {200: (0, 1, 2), 1000: (0,)}},
         ablation_size=1000, ablation_seeds=(0, 1),
         # Table 3's four rows; acmtl_soft (beyond the paper, ~12 min more) would break run_all's 2-hour budget
-        ablation_archs=("bert_cnn", "bert_mhsa", "bert_mhsa_cnn", "acmtl"),
+        ablation_archs=("encoder_crf", "encoder_pinyin_crf", "bert_cnn", "bert_mhsa", "bert_mhsa_cnn", "acmtl"),
     ),
     "paper": Profile(
         name="paper", encoder="bert-base-chinese",

@@ -83,3 +83,22 @@ def paired_table(runs: pd.DataFrame, *, split: str = "full_test", n_resamples: i
                      "f1": getattr(run, f"{split}_f1"), "reference_f1": getattr(by_key[(reference, seed)], f"{split}_f1"),
                      "diff": pair["diff"], "ci_low": pair["low"], "ci_high": pair["high"]})
     return pd.DataFrame(rows)
+
+
+def summarize_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
+    """One row per variant: mean F1 of it and its reference, mean paired difference, per-seed differences
+    with their intervals, and the verdict: "helps" / "hurts" when every seed's interval excludes zero on
+    the same side, else "no clear effect"."""
+    rows = []
+    for variant, group in pairs.groupby("variant", sort=False):
+        above, below = (group["ci_low"] > 0).all(), (group["ci_high"] < 0).all()
+        rows.append({
+            "variant": variant, "reference": group["reference"].iloc[0], "suspect": VARIANTS[variant].suspect,
+            "seeds": len(group), "f1_mean": group["f1"].mean(), "reference_f1_mean": group["reference_f1"].mean(),
+            "diff_mean": group["diff"].mean(),
+            "diff_per_seed": "; ".join(f"{100 * r.diff:+.2f} [{100 * r.ci_low:+.2f}, {100 * r.ci_high:+.2f}]"
+                                       for r in group.itertuples()),
+            "verdict": "helps" if above else "hurts" if below else "no clear effect",
+        })
+    order = [v for v in VARIANTS if v in {r["variant"] for r in rows}]
+    return pd.DataFrame(rows).set_index("variant").loc[order].reset_index()

@@ -36,6 +36,7 @@ STAND_IN = "-stand-in"  # suffix of the small corpora a smoke run trains on
 ARCH_LABELS = {
     "acmtl": "AC-MTL",
     "encoder_crf": "RoBERTa-CRF (m3e-small)",
+    "encoder_pinyin_crf": "RoBERTa+pinyin-CRF",  # beyond the paper: isolates the pinyin features
     "bilstm_crf": "BiLSTM-CRF",
     "xlnet_crf": "XLNet-CRF",
     "bert_cnn": "BERT+CNN",

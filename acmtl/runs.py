@@ -13,6 +13,7 @@ the same run take turns through a file lock, and the second reuses the first one
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 import time
@@ -67,8 +68,12 @@ def _code_only(source: str) -> str:
     return ast.dump(tree)
 
 
+@functools.cache
 def code_digest() -> str:
-    """sha256 of the code of :data:`RUN_DEFINING_MODULES`: a change to any of them never reuses an old run."""
+    """sha256 of the code of :data:`RUN_DEFINING_MODULES`: a change to any of them never reuses an old run.
+
+    Computed once per process, so a file edited while a long job trains does not relabel the runs
+    that job trains with the code it loaded."""
     package = Path(acmtl.__file__).parent
     digest = hashlib.sha256()
     for name in RUN_DEFINING_MODULES:

@@ -87,7 +87,8 @@ def split_params(params: dict) -> tuple[dict, dict]:
 
 
 def study_name(corpus: str, size: int, arch: str) -> str:
-    return f"{corpus}_{size}_{arch}"
+    """E.g. ``msra_1000_acmtl``; a corpus given as NAME=DIR is named by NAME."""
+    return f"{corpus.partition('=')[0]}_{size}_{arch}"
 
 
 def default_storage() -> str:
@@ -98,13 +99,24 @@ def default_storage() -> str:
     return f"sqlite:///{path.resolve()}"
 
 
+def _quiet_optuna() -> None:
+    """Optuna logs every new study and flags heartbeats and its plots as experimental: we use them knowingly."""
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
 def _storage(url: str, heartbeat: int, grace: int):
     import optuna
 
+    _quiet_optuna()
     engine = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else None  # workers take turns writing
     return optuna.storages.RDBStorage(
         url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=grace,
-        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1))
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
 
 
 def _finished_states():
@@ -246,9 +258,12 @@ def tune(arch: str, *, corpus: str = "msra", size: int = 1000, trials: int = DEF
     ``train_overrides`` change the profile's training settings for every trial (the tests shorten runs);
     ``encoder`` replaces the profile's encoder."""
     import optuna
+    import transformers
 
     from acmtl.experiments import runs_root, write_table
     from acmtl.runs import RunSpec, ensure_run, load_metrics, prepare, run_id
+
+    transformers.utils.logging.disable_progress_bar()  # a "Loading weights" bar per trial
 
     space = search_space(arch)
     prof = get_profile(profile)
@@ -317,7 +332,6 @@ def tune(arch: str, *, corpus: str = "msra", size: int = 1000, trials: int = DEF
             print(f"{name}: trial {trial.number} {trial.state.name.lower()} (corpus-dev F1 {value}); "
                   f"{done}/{trials} finished", flush=True)
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     if budget.finished(study) < trials:
         study.optimize(objective, catch=(BudgetReached,), callbacks=[budget, record], gc_after_trial=True)
     return study
@@ -329,6 +343,22 @@ def _results_path(profile: str, name: str) -> Path:
     return output_dirs(profile)[0] / f"tuning_{name}.csv"
 
 
+def study_from_table(table: pd.DataFrame, arch: str):
+    """An in-memory study holding the finished trials of a saved table: for Optuna's plots and importances."""
+    import optuna
+
+    _quiet_optuna()
+    study = optuna.create_study(direction="maximize", study_name=str(table["study"].iloc[0]))
+    import_trials(study, table, arch)
+    return study
+
+
+def load_trials(profile: str, corpus: str, size: int, arch: str) -> pd.DataFrame | None:
+    """The saved trial table of a study (``results/tuning_<study>.csv``), or None when none was run."""
+    path = _results_path(profile, study_name(corpus, size, arch))
+    return pd.read_csv(path) if path.is_file() else None
+
+
 def best_settings(table: pd.DataFrame, trials: int = DEFAULT_TRIALS) -> dict:
     """The settings of the best complete trial among the first ``trials`` finished ones (the budget)."""
     finished = table[table["state"].isin(["COMPLETE", "PRUNED"])].sort_values("number").head(trials)
@@ -338,3 +368,40 @@ def best_settings(table: pd.DataFrame, trials: int = DEFAULT_TRIALS) -> dict:
     best = complete.loc[complete["value"].idxmax()]
     return {k[len("params_"):]: _plain(v) for k, v in best.items() if k.startswith("params_") and not pd.isna(v)}
 
+
+
+def budget_table(tables: dict[str, pd.DataFrame | None], trials: int = DEFAULT_TRIALS) -> pd.DataFrame:
+    """Per architecture: finished / complete / pruned trials of the budget, their steps and seconds, and the
+    best corpus-dev F1 (over the first ``trials`` finished trials) with its settings."""
+    rows = []
+    for arch, table in tables.items():
+        row = {"arch": arch, "budget": trials, "finished": 0, "complete": 0, "pruned": 0, "steps": 0,
+               "seconds": 0.0, "best_corpus_dev_f1": None, "best_settings": ""}
+        if table is not None:
+            finished = table[table["state"].isin(["COMPLETE", "PRUNED"])].sort_values("number").head(trials)
+            complete = finished[finished["state"] == "COMPLETE"]
+            row.update(finished=len(finished), complete=len(complete), pruned=len(finished) - len(complete),
+                       steps=int(finished["steps"].sum()), seconds=round(float(finished["seconds"].sum()), 1))
+            if not complete.empty:
+                row.update(best_corpus_dev_f1=float(complete["value"].max()),
+                           best_settings=json.dumps(best_settings(table, trials)))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def findings(summary: pd.DataFrame, tables: dict[str, pd.DataFrame | None], trials: int = DEFAULT_TRIALS) -> list[str]:
+    """Markdown lines: where each study stands and, once every study is finished, which settings won."""
+    lines = []
+    for row in summary.itertuples():
+        if row.finished == 0:
+            lines.append(f"* **{row.arch}**: no trial yet; run `python -m acmtl tune --model {row.arch}`.")
+            continue
+        best = ("no complete trial yet" if row.best_corpus_dev_f1 is None else
+                f"best corpus-dev F1 {100 * row.best_corpus_dev_f1:.2f} with {row.best_settings}")
+        status = "budget spent" if row.finished >= trials else f"**unfinished: {row.finished} of {trials} trials**"
+        lines.append(f"* **{row.arch}**: {status} ({row.complete} complete, {row.pruned} pruned, "
+                     f"{row.steps:,} steps, {row.seconds / 60:.0f} min); {best}.")
+    if (summary["finished"] < trials).any():
+        lines.append(f"* Not every study has its {trials} trials yet, so no model's settings are final and the "
+                     "comparison is not yet fair: resume with `nohup python -m acmtl tune &`.")
+    return lines

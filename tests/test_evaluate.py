@@ -15,6 +15,7 @@ from acmtl.evaluate import (
     format_mean_std,
     is_missing,
     mean_std,
+    paired_bootstrap,
     score,
     sentence_counts,
     summarize_seeds,
@@ -183,3 +184,17 @@ def test_scores_is_frozen() -> None:
     assert isinstance(s, Scores)
     with pytest.raises(AttributeError):
         s.f1 = 0.0  # type: ignore[misc]
+
+
+def test_paired_bootstrap_difference_and_interval() -> None:
+    rng = random.Random(0)
+    gold = [["B-PER", "E-PER", "O", "S-LOC"] for _ in range(300)]
+    good = [list(g) for g in gold]
+    worse = [["O", "O", "O", "S-LOC"] if rng.random() < 0.3 else list(g) for g in gold]
+    pair = paired_bootstrap(gold, good, worse, n_resamples=500, seed=1)
+    assert pair["diff"] == pytest.approx(score(gold, good).f1 - score(gold, worse).f1)
+    assert 0 < pair["low"] <= pair["diff"] <= pair["high"]
+    same = paired_bootstrap(gold, worse, worse, n_resamples=200)
+    assert same == {"diff": 0.0, "low": 0.0, "high": 0.0}  # paired: identical models differ by exactly 0
+    with pytest.raises(ValueError, match="level"):
+        paired_bootstrap(gold, good, worse, level=1.5)

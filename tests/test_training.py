@@ -136,6 +136,26 @@ def test_run_cache_trains_once(tiny_corpus_dir, tiny_encoder_dir, tmp_path):
     assert ensure_run(other, progress=False, root=tmp_path) != first
 
 
+def test_run_key_follows_the_code_not_its_comments(monkeypatch, tmp_path):
+    """A change to the code of a run-defining module gives new run keys; a comment or docstring does not."""
+    import acmtl
+    import acmtl.runs as runs
+
+    package = tmp_path / "acmtl"
+    for name in runs.RUN_DEFINING_MODULES:
+        (package / name).parent.mkdir(parents=True, exist_ok=True)
+        (package / name).write_text((Path(acmtl.__file__).parent / name).read_text())
+    monkeypatch.setattr(acmtl, "__file__", str(package / "__init__.py"))
+    monkeypatch.setattr(runs, "code_digest", runs.code_digest.__wrapped__)  # uncached: the files change below
+    before = runs.code_digest()
+    train_py = package / "train.py"
+    source = train_py.read_text()
+    train_py.write_text(source.replace('"""Training:', '"""Training (reworded):', 1) + "\n# a comment\n")
+    assert runs.code_digest() == before
+    train_py.write_text(source.replace("grad_clip: float = 1.0", "grad_clip: float = 5.0"))
+    assert runs.code_digest() != before
+
+
 def test_run_predictions_are_computed_once(tiny_corpus_dir, tiny_encoder_dir, tmp_path, monkeypatch):
     import acmtl.runs
     from acmtl.data.conll import tags_to_entities
