@@ -12,10 +12,14 @@ import os
 import sys
 from pathlib import Path
 
+import acmtl
+
 EPILOG = """examples:
   python -m acmtl data fetch                      # corpora + encoder into $ACMTL_CACHE (~/.cache/acmtl)
   python -m acmtl data stats msra                 # sentence and entity counts per split, as JSON
   python -m acmtl train --corpus msra --size 1000 --model acmtl --seed 0
+  python -m acmtl train --corpus msra --size 200 --set train.patience=10 --set model.cnn_kernels=[3,9]
+  python -m acmtl runs --corpus msra --size 1000   # cached runs: corpus, model, seed, F1, finished
   python -m acmtl evaluate runs/<hash> --split full_test --bootstrap 1000
   echo "他毕业于北京交通大学" | python -m acmtl predict --model runs/<hash>
   python -m acmtl bench --json bench.json          # tokens/s of every model on this machine, one run
@@ -46,7 +50,7 @@ def _add_train(sub) -> None:
                                    "(runs/<hash>/) and a finished run is not trained again.")
     t.add_argument("--corpus", required=True, help="msra | resume | legal | weibo=DIR | NAME=DIR | DIR")
     t.add_argument("--size", type=int, default=None,
-                   help="draw N sentences (stratified) from train+dev and split them 70/15/15 "
+                   help="draw N sentences (stratified) from the train split and split them 70/15/15 "
                         "(the paper's 200/1000/3000); default: the corpus' own splits")
     t.add_argument("--model", default="acmtl", help="architecture (see the list below)")
     t.add_argument("--seed", type=int, default=0, help="seed of the subset draw and of training")
@@ -63,6 +67,12 @@ def _add_train(sub) -> None:
     t.add_argument("--checkpoint-every", type=float, default=60.0, metavar="SECONDS",
                    help="write the resume checkpoint after an epoch once this many seconds have passed "
                         "(default 60; 0: after every epoch)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set",
+                   help="any setting: train.<field> of acmtl.train.TrainConfig or model.<field> of "
+                        "acmtl.model.ModelConfig, e.g. --set train.patience=10 --set model.cnn_kernels=[3,9] "
+                        "--set model.use_pinyin=false --set model.cnn_block=paper (repeatable; JSON-style "
+                        "true/false/null; applied last, over the profile and the flags above; "
+                        "model.encoder overrides --encoder)")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -123,10 +133,24 @@ def _add_tune(sub) -> None:
     t.add_argument("--profile", default="default", help="the training profile the trials start from")
 
 
+def _add_runs(sub) -> None:
+    r = sub.add_parser("runs", help="list the cached runs: corpus, size, model, seed, learning rates, F1",
+                       description="One row per run folder of the run cache (runs/<hash>/ with a run.json): "
+                                   "its corpus, subset size, architecture, seed, learning rates, entity F1 on "
+                                   "dev/test/full_test (blank until the run has finished) and the date of its "
+                                   "last record. Filters are exact matches.")
+    r.add_argument("--root", type=Path, help="the run cache (default: $ACMTL_RUNS or ./runs)")
+    r.add_argument("--corpus", help="only runs on this corpus (its name, e.g. msra, or the spec it was given)")
+    r.add_argument("--model", help="only runs of this architecture")
+    r.add_argument("--size", type=int, help="only runs on subsets of this size")
+    r.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="acmtl", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="AC-MTL (Attention-CNN with Multi-Task Learning) for Chinese NER: a reproduction.")
+    parser.add_argument("--version", action="version", version=f"acmtl {acmtl.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_data(sub)
     _add_train(sub)
@@ -135,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(sub)
     _add_report(sub)
     _add_tune(sub)
+    _add_runs(sub)
     return parser
 
 
@@ -160,15 +185,21 @@ def cmd_train(args) -> int:
     from dataclasses import replace
 
     from acmtl.config import get_profile
+    from acmtl.overrides import parse_overrides
     from acmtl.runs import RunSpec, ensure_run, prepare
     from acmtl.train import train
 
     profile = get_profile(args.profile)
+    settings = parse_overrides(args.set)  # --set: checked against TrainConfig / ModelConfig
     overrides = {k: v for k, v in {"epochs": args.epochs, "encoder_lr": args.encoder_lr,
                                    "head_lr": args.head_lr, "batch_size": args.batch_size,
                                    "precision": args.precision}.items() if v is not None}
-    spec = RunSpec(corpus=args.corpus, arch=args.model, size=args.size, encoder=args.encoder or profile.encoder,
-                   train=replace(profile.train_config(args.seed), **overrides))
+    model_overrides = dict(settings.model)
+    # the encoder has its own place in a RunSpec (prepare() hands it on, except to bilstm_crf)
+    encoder = model_overrides.pop("encoder", None) or args.encoder or profile.encoder
+    spec = RunSpec(corpus=args.corpus, arch=args.model, size=args.size, encoder=encoder,
+                   train=replace(profile.train_config(args.seed), **{**overrides, **settings.train}),
+                   model_overrides=model_overrides)
     if args.out is None:
         run_dir = ensure_run(spec, progress=not args.quiet, checkpoint_every=args.checkpoint_every)
     else:
@@ -177,6 +208,22 @@ def cmd_train(args) -> int:
               checkpoint_every=args.checkpoint_every)
         run_dir = args.out
     print(run_dir)
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from acmtl.paths import runs_dir
+    from acmtl.runs import format_runs, list_runs
+
+    root = args.root or runs_dir()
+    rows = list_runs(root, corpus=args.corpus, model=args.model, size=args.size)
+    if args.json:
+        _print_json(rows)
+    elif rows:
+        print(format_runs(rows))
+    else:
+        filtered = args.corpus is not None or args.model is not None or args.size is not None
+        print(f"acmtl runs: no runs under {root}{' that match' if filtered else ''}", file=sys.stderr)
     return 0
 
 
@@ -271,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="acmtl: %(message)s")
     commands = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-                "bench": cmd_bench, "report": cmd_report, "tune": cmd_tune}
+                "bench": cmd_bench, "report": cmd_report, "tune": cmd_tune,
+                "runs": cmd_runs}
     try:
         return commands[args.command](args)
     except (ValueError, OSError, RuntimeError) as err:  # bad input, missing files, corrupt downloads

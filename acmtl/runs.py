@@ -16,6 +16,7 @@ import ast
 import functools
 import hashlib
 import json
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -184,3 +185,98 @@ def run_predictions(run_dir: str | Path, texts: Sequence[Sequence[str]], *,
     path.parent.mkdir(exist_ok=True)
     atomic_write_bytes(path, json.dumps(record, ensure_ascii=False).encode())
     return tags, seconds
+
+
+# `python -m acmtl runs`: what the run cache holds
+RUN_COLUMNS = ("folder", "corpus", "size", "model", "seed", "encoder_lr", "head_lr",
+               "dev_f1", "test_f1", "full_test_f1", "finished", "date")
+
+
+def _read_json(path: Path, warn: Callable[[str], None], consequence: str) -> dict | None:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        warn(f"acmtl runs: {path} is not valid JSON ({err}): {consequence}")
+        return None
+    if not isinstance(record, dict):
+        warn(f"acmtl runs: {path} is not a JSON object: {consequence}")
+        return None
+    return record
+
+
+def _section(record: dict, key: str) -> dict:
+    value = record.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _f1(metrics: dict, split: str) -> float | None:
+    scores = metrics.get(split)
+    return scores.get("entity_f1") if isinstance(scores, dict) else None
+
+
+def _warn_stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def list_runs(root: str | Path | None = None, *, warn: Callable[[str], None] = _warn_stderr,
+              **filters) -> list[dict]:
+    """One dict per run folder under ``root`` (default: :func:`acmtl.paths.runs_dir`), oldest first.
+
+    Keys are :data:`RUN_COLUMNS`: ``folder`` (the run hash), ``corpus`` (its name), ``size`` (None: the
+    corpus' own splits), ``model`` (the architecture), ``seed``, ``encoder_lr``, ``head_lr``, the entity F1
+    on dev, test and full_test (None where not scored or not finished), ``finished`` (metrics.json
+    exists) and ``date`` (the modification time of metrics.json, else run.json, as local
+    ``YYYY-MM-DD HH:MM``). ``filters`` are exact matches on these keys, a None filter matching everything;
+    ``corpus=`` also matches the corpus spec the run was trained with (``tiny=/some/dir``). Folders without
+    run.json and ``*.lock`` files are ignored; a run.json that is not valid JSON is reported through
+    ``warn`` (default: a line on stderr) and skipped.
+    """
+    unknown = set(filters) - set(RUN_COLUMNS)
+    if unknown:
+        raise ValueError(f"cannot filter runs on {sorted(unknown)}; choose from {', '.join(RUN_COLUMNS)}")
+    filters = {key: value for key, value in filters.items() if value is not None}
+    root = Path(root) if root is not None else runs_dir()
+    if not root.is_dir():
+        return []
+    found = []  # (mtime, row)
+    for run_dir in sorted(root.iterdir()):
+        run_json = run_dir / "run.json"
+        if not run_dir.is_dir() or not run_json.is_file():
+            continue
+        record = _read_json(run_json, warn, "run skipped")
+        if record is None:
+            continue
+        finished = is_complete(run_dir)
+        metrics = (_read_json(run_dir / "metrics.json", warn, "its scores are left blank") or {}) if finished else {}
+        corpus, train_cfg = _section(record, "corpus"), _section(record, "train")
+        try:
+            stamp = (run_dir / "metrics.json" if finished else run_json).stat().st_mtime
+        except OSError:  # removed while we looked
+            continue
+        row = {"folder": run_dir.name, "corpus": corpus.get("name"), "size": corpus.get("size"),
+               "model": record.get("arch"), "seed": train_cfg.get("seed"),
+               "encoder_lr": train_cfg.get("encoder_lr"), "head_lr": train_cfg.get("head_lr"),
+               "dev_f1": _f1(metrics, "dev"), "test_f1": _f1(metrics, "test"),
+               "full_test_f1": _f1(metrics, "full_test"),
+               "finished": finished, "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))}
+        if all(row[key] == value or (key == "corpus" and corpus.get("spec") == value)
+               for key, value in filters.items()):
+            found.append((stamp, row))
+    return [row for _, row in sorted(found, key=lambda item: (item[0], item[1]["folder"]))]
+
+
+def format_runs(rows: list[dict]) -> str:
+    """:func:`list_runs`' rows as a text table: F1 with 4 decimals, ``finished`` as yes/no, blanks for None."""
+    import pandas as pd
+
+    def cell(column: str, value):
+        if value is None:
+            return ""
+        if column == "finished":
+            return "yes" if value else "no"
+        if column.endswith("_f1") and isinstance(value, (int, float)):
+            return f"{value:.4f}"
+        return value
+
+    cells = [{column: cell(column, row.get(column)) for column in RUN_COLUMNS} for row in rows]
+    return pd.DataFrame(cells, columns=list(RUN_COLUMNS), dtype=object).to_string(index=False)

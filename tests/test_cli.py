@@ -18,7 +18,7 @@ def acmtl(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("command", [[], ["data"], ["data", "fetch"], ["data", "stats"], ["train"],
-                                     ["evaluate"], ["predict"], ["bench"], ["report"]])
+                                     ["evaluate"], ["predict"], ["bench"], ["report"], ["runs"], ["tune"]])
 def test_every_command_has_help(command):
     result = acmtl(*command, "--help")
     assert result.returncode == 0 and "usage: acmtl" in result.stdout
