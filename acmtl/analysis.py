@@ -1,4 +1,4 @@
-"""Analyses behind Figures 7, 9 and 10: attention scores, error categories, theme-river streams.
+"""Analyses behind Figures 7, 8(b), 9 and 10: attention scores, spelling noise, error categories, theme-river streams.
 
 **Attention score** (Figure 7). The paper plots an "attention score" of a word (北京, 创新) in a
 sentence without defining it. Ours: for a sentence of ``n`` characters and the MHSA weights
@@ -11,6 +11,11 @@ i.e. the share of attention that the word's characters *receive*, averaged over 
 query positions. It lies in [0, 1]; uniform attention gives ``|K| / n`` (:func:`uniform_attention_score`),
 the baseline a score must be read against. A word occurring more than once is scored at one
 occurrence (the first by default).
+
+**Spelling noise** (Figure 8b). Each finished run tags the clean evaluation sentences and each
+misspelt copy (:mod:`acmtl.data.noise`) through one path, :func:`acmtl.runs.run_predictions` at one
+batch size, so the clean row (rate 0) and the noisy rows differ only in the text; the seconds are
+those tagging took.
 
 **Error categories** (Figure 10). Per sentence, gold and predicted entities that match exactly
 (same span, same type) are correct and set aside. The rest form a graph in which a gold and a
@@ -39,7 +44,7 @@ mix of types, 1 = disjoint; undefined, NaN, for a window in which either stream 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,10 +52,13 @@ import pandas as pd
 import torch
 
 from acmtl.data.conll import Entity, Sentence, tags_to_entities
+from acmtl.data.noise import NoiseReport
 from acmtl.encoders import CharTokenizer
+from acmtl.evaluate import score
 from acmtl.features import collate, encode
 from acmtl.model import ACMTL
 from acmtl.predict import predict_tags
+from acmtl.runs import run_predictions
 
 # English glosses of the ten LawBench 2-6 entity types, for figures without a CJK font.
 LEGAL_TYPE_GLOSSES: dict[str, str] = {
@@ -135,6 +143,41 @@ def sample_misclassified(model: ACMTL, tokenizer: CharTokenizer, sentences: Sequ
         if len(found) == limit:
             break
     return sorted(found, key=lambda row: row[0]), examined
+
+
+# -- Figure 8(b): spelling noise ----------------------------------------------------------------
+
+NOISE_BATCH_SIZE = 64  # the training's evaluation batch size (TrainConfig.eval_batch_size)
+
+
+def noise_scores(runs: pd.DataFrame, clean: Sequence[Sentence],
+                 noisy: Mapping[float, tuple[Sequence[Sentence], NoiseReport]], *,
+                 batch_size: int = NOISE_BATCH_SIZE, keep: Sequence[str] = ("arch", "best_epoch"),
+                 log: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """Entity scores of each finished run (``runs``: a ``run_dir`` column) on ``clean`` and on each noisy copy.
+
+    ``noisy``: rate -> (misspelt sentences, report), as :func:`acmtl.data.noise.perturb` returns them. One row
+    per run and rate, the clean one first at rate 0: the ``keep`` columns of the run, rate, realised_rate,
+    realised_entity_rate, seconds (tagging, as first computed: predictions are cached in the run), precision,
+    recall, f1 and f1_drop (the run's clean F1 minus this F1). Clean and noisy sets are tagged the same way
+    (:func:`acmtl.runs.run_predictions`, ``batch_size``), so their F1s differ only by the noise.
+    """
+    sets = [(0.0, clean, None), *((rate, sentences, report) for rate, (sentences, report) in noisy.items())]
+    rows = []
+    for run in runs.to_dict("records"):
+        clean_f1 = None
+        for rate, sentences, report in sets:
+            predicted, seconds = run_predictions(run["run_dir"], [s.chars for s in sentences], batch_size=batch_size)
+            scores = score([list(s.tags) for s in sentences], predicted)
+            clean_f1 = scores.f1 if clean_f1 is None else clean_f1
+            rows.append({**{key: run[key] for key in keep}, "rate": rate,
+                         "realised_rate": report.realised_rate if report else 0.0,
+                         "realised_entity_rate": report.realised_entity_rate if report else 0.0,
+                         "seconds": seconds, "precision": scores.precision, "recall": scores.recall,
+                         "f1": scores.f1, "f1_drop": clean_f1 - scores.f1})
+            if log:
+                log(f"{run.get('arch', run['run_dir'])} rate {rate}: F1 {scores.f1:.4f} ({seconds:.0f} s)")
+    return pd.DataFrame(rows)
 
 
 # -- Figure 10: error categories ----------------------------------------------------------------

@@ -36,6 +36,9 @@ so every model here is timed on the machine at hand, interleaved, under one fixe
   fp32 GEMM runs at about half speed on AMD CPUs). The reference runs as a plain user gets it;
   where the choice differs, a second reference row runs on acmtl's choice, for a like-for-like
   ratio. Training uses the default BLAS for both.
+* Targets (:data:`TARGETS`) are judged like for like: AC-MTL against the reference on the same GEMM
+  library. The inference ratio against the reference as a plain user runs it is reported beside,
+  under its own name, since there the two models differ in the library as well as in the model.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ from acmtl.predict import MAX_LEN, NERPredictor, cpu_linear_backend, fast_linear
 from acmtl.train import bf16_supported, tag_names
 
 PAPER_TOKENS_PER_S = 2618  # AC-MTL on a V100, as the paper reports
-TARGETS = {"inference": 1.0, "training": 0.8}  # AC-MTL / reference, same precision, same run
+TARGETS = {"inference": 1.0, "training": 0.8}  # AC-MTL / reference: same precision, run and GEMM library
 CPU_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16")
 
 
@@ -396,22 +399,36 @@ def _run(protocol: Protocol, device: torch.device, threads: int | None, log: Cal
     train_sentences = [s for s in corpus.splits["train"][:: protocol.sample_every] if len(s.chars) <= MAX_LEN]
     _time_training(pipelines, results, train_sentences, tags, precisions, protocol, device)
 
-    ratios = {
-        "inference": results["acmtl"]["vs_reference"],
-        "training": {p: results["acmtl"]["train_chars_per_s"][p] / results["reference"]["train_chars_per_s"][p]
-                     for p in precisions},
-        # At equal hardware efficiency AC-MTL could reach at most this inference ratio.
-        "flops_reference_over_acmtl": results["reference"]["gflop_per_token"] / results["acmtl"]["gflop_per_token"],
-    }
-    if "reference_fast_gemm" in results:  # like for like: both on the same GEMM library
-        ratios["inference_same_gemm"] = {p: results["acmtl"]["tokens_per_s"][p]
-                                         / results["reference_fast_gemm"]["tokens_per_s"][p] for p in precisions}
-    targets = {kind: {"target": goal, "met": {p: ratios[kind][p] >= goal for p in precisions}}
-               for kind, goal in TARGETS.items()}
+    ratios, targets = compare(results, precisions)
     return {"protocol": asdict(protocol) | {"mode": "quick" if protocol is QUICK else "full",
                                            "sentences": len(texts), "precisions": precisions,
                                            "paper_acmtl_tokens_per_s_v100": PAPER_TOKENS_PER_S},
             "machine": machine, "matmul_gflops": matmul, "models": results, "ratios": ratios, "targets": targets}
+
+
+def compare(models: dict, precisions: Sequence[str]) -> tuple[dict, dict]:
+    """AC-MTL / reference ratios and the :data:`TARGETS` they meet, from the measured ``models``.
+
+    Targets are judged like for like: inference against the reference on acmtl's GEMM library
+    (``reference_fast_gemm`` where that differs from a plain user's, else ``reference``), training with
+    both on the default BLAS. The inference ratio against the plain reference is kept under its own name.
+    """
+    same_gemm = models["reference_fast_gemm" if "reference_fast_gemm" in models else "reference"]
+    acmtl, plain = models["acmtl"], models["reference"]
+    ratios = {
+        "inference_like_for_like": {p: acmtl["tokens_per_s"][p] / same_gemm["tokens_per_s"][p] for p in precisions},
+        "inference_vs_plain_reference": {p: acmtl["tokens_per_s"][p] / plain["tokens_per_s"][p] for p in precisions},
+        "training_like_for_like": {p: acmtl["train_chars_per_s"][p] / plain["train_chars_per_s"][p]
+                                   for p in precisions},
+        # At equal hardware efficiency AC-MTL could reach at most this inference ratio.
+        "flops_reference_over_acmtl": plain["gflop_per_token"] / acmtl["gflop_per_token"],
+    }
+    targets = {kind: {"target": goal, "met_like_for_like": {p: ratios[f"{kind}_like_for_like"][p] >= goal
+                                                            for p in precisions}}
+               for kind, goal in TARGETS.items()}
+    targets["inference"]["met_vs_plain_reference"] = {
+        p: ratios["inference_vs_plain_reference"][p] >= TARGETS["inference"] for p in precisions}
+    return ratios, targets
 
 
 def _time_inference(pipelines: dict, results: dict, texts: list, precisions: list[str], protocol: Protocol,
@@ -449,6 +466,7 @@ def _time_inference(pipelines: dict, results: dict, texts: list, precisions: lis
     speed = {name: {p: r["characters"] / statistics.median(seconds[name, p]) for p in precisions}
              for name, r in results.items()}
     for name, result in results.items():
+        result["inference_seconds"] = {p: seconds[name, p] for p in precisions}  # every timed pass
         result["tokens_per_s"] = speed[name]
         result["vs_reference"] = {p: speed[name][p] / speed["reference"][p] for p in precisions}
         result["fraction_of_matmul_peak"] = {p: speed[name][p] * result["gflop_per_token"] / matmul[p]
@@ -471,6 +489,8 @@ def _time_training(pipelines: dict, results: dict, sentences: list[Sentence], ta
         for name, precision in cases:
             seconds[name, precision].append(_seconds(lambda: loops[name].run(precision == "bf16"), device))
     for name, loop in loops.items():
+        results[name]["train_characters"] = loop.chars
+        results[name]["train_seconds"] = {p: seconds[name, p] for p in precisions}  # every timed pass
         results[name]["train_chars_per_s"] = {p: loop.chars / statistics.median(seconds[name, p])
                                               for p in precisions}
 
@@ -503,12 +523,22 @@ def format_table(results: dict) -> str:
     share = models["acmtl"]["time_share"]
     lines += ["", f"AC-MTL inference time: ids + pinyin {100 * share['prepare']:.1f}%, "
                   f"Viterbi {100 * share['viterbi']:.1f}%, the rest the network"]
-    for kind, target in results["targets"].items():
-        lines.append(f"{kind} AC-MTL / reference (target >= {target['target']}): " + ", ".join(
-            f"{p} {ratios[kind][p]:.2f} ({'met' if target['met'][p] else 'missed'})" for p in precisions))
-    if "inference_same_gemm" in ratios:
-        lines.append("inference AC-MTL / reference on the same GEMM library: " + ", ".join(
-            f"{p} {ratios['inference_same_gemm'][p]:.2f}" for p in precisions))
+    targets = results["targets"]
+
+    def judged(ratio: dict, met: dict, goal: float) -> str:
+        return f"(target >= {goal}): " + ", ".join(
+            f"{p} {ratio[p]:.3f} ({'met' if met[p] else 'missed'})" for p in precisions)  # 0.797 must not read 0.80
+
+    plain_differs = "reference_fast_gemm" in models  # else the plain reference runs on acmtl's library already
+    lines.append("targets are judged like for like: both models at the same precision on the same GEMM library"
+                 + ("; 'as a plain user runs it' keeps the reference on torch's default BLAS" if plain_differs else ""))
+    for kind, target in targets.items():
+        lines.append(f"{kind} AC-MTL / reference, like for like "
+                     + judged(ratios[f"{kind}_like_for_like"], target["met_like_for_like"], target["target"]))
+    if plain_differs:
+        lines.append("inference AC-MTL / reference as a plain user runs it "
+                     + judged(ratios["inference_vs_plain_reference"], targets["inference"]["met_vs_plain_reference"],
+                              targets["inference"]["target"]))
     lines.append(f"FLOPs per token, reference / AC-MTL: {ratios['flops_reference_over_acmtl']:.2f} "
                  "(the inference ratio at equal hardware efficiency)")
     return "\n".join(lines)

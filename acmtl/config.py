@@ -29,9 +29,10 @@ class Profile:
     ablation_seeds: tuple[int, ...] = (0, 1, 2)
     ablation_archs: tuple[str, ...] = ("encoder_crf", "encoder_pinyin_crf", "bert_cnn", "bert_mhsa", "bert_mhsa_cnn",
                                        "acmtl", "acmtl_soft")
-    # notebook 03's diagnosis (acmtl.diagnosis): paired runs at ablation_size
-    diagnosis_seeds: tuple[int, ...] = (0, 1)
-    diagnosis_variants: tuple[str, ...] | None = None  # None: every variant of acmtl.diagnosis.VARIANTS
+    # notebook 03's diagnosis (acmtl.diagnosis): variant -> seeds, paired runs at ablation_size
+    diagnosis: dict[str, tuple[int, ...]] = field(default_factory=lambda: {
+        name: (0, 1, 2) for name in ("paper", "pool_1", "residual_block", "residual_block_pool_3", "max_over_kernels",
+                                     "no_positions", "encoder_crf", "encoder_pinyin_crf")})
     # notebook 08 / `acmtl tune`: the trial budget per architecture and the subset size tuned on
     tune_trials: int = 12
     tune_size: int = 1000
@@ -49,7 +50,7 @@ PROFILES: dict[str, Profile] = {
         train=TrainConfig(epochs=2, patience=2, encoder_lr=2e-4, head_lr=1e-3),
         notes="a plumbing check: numbers from it mean nothing",
         table2={"msra": {60: (0,)}, "short": {60: (0,)}}, ablation_size=60, ablation_seeds=(0,),
-        diagnosis_seeds=(0,), diagnosis_variants=("paper", "residual_block", "encoder_crf", "encoder_pinyin_crf"),
+        diagnosis={name: (0,) for name in ("paper", "residual_block", "encoder_crf", "encoder_pinyin_crf")},
         tune_trials=2, tune_size=60,
         bench_quick=True, stand_in_sentences=240,
     ),
@@ -62,6 +63,9 @@ PROFILES: dict[str, Profile] = {
         ablation_size=1000, ablation_seeds=(0, 1),
         # Table 3's four rows; acmtl_soft (beyond the paper, ~12 min more) would break run_all's 2-hour budget
         ablation_archs=("encoder_crf", "encoder_pinyin_crf", "bert_cnn", "bert_mhsa", "bert_mhsa_cnn", "acmtl"),
+        # two seeds for the main suspects and the baselines, one for the secondary suspects (CPU budget)
+        diagnosis={**{name: (0, 1) for name in ("paper", "residual_block", "pool_1", "encoder_crf", "encoder_pinyin_crf")},
+                   **{name: (0,) for name in ("residual_block_pool_3", "max_over_kernels", "no_positions")}},
     ),
     "paper": Profile(
         name="paper", encoder="bert-base-chinese",

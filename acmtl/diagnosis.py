@@ -47,13 +47,17 @@ REFERENCES: dict[str, str] = {
 }
 
 
-def diagnosis_runs(profile: str, seeds: tuple[int, ...], *, size: int = 1000, corpus: str = "msra",
-                   variants: tuple[str, ...] = tuple(VARIANTS), progress: bool = True) -> pd.DataFrame:
-    """Train (or reuse) every variant x seed; one row of scores per run, with a ``variant`` column."""
+def diagnosis_runs(profile: str, grid: dict[str, tuple[int, ...]], *, size: int = 1000, corpus: str = "msra",
+                   progress: bool = True) -> pd.DataFrame:
+    """Train (or reuse) every variant with its seeds (``grid``: variant -> seeds); one row of scores per run,
+    with a ``variant`` column."""
     from acmtl.experiments import train_grid
 
+    unknown = set(grid) - set(VARIANTS)
+    if unknown:
+        raise ValueError(f"unknown diagnosis variants {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
     frames = []
-    for name in variants:
+    for name, seeds in grid.items():
         v = VARIANTS[name]
         frame = train_grid(profile, corpus, [v.arch], [size], seeds, progress=progress, model_overrides=v.overrides)
         frames.append(frame.assign(variant=name))

@@ -14,7 +14,7 @@ import os
 import platform
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 import acmtl
+from acmtl.claims import paper_table2, table2_applies_to
 from acmtl.config import get_profile
 from acmtl.data.fetch import atomic_write_bytes
 from acmtl.paths import cache_dir, runs_dir
@@ -48,6 +49,27 @@ PAPER_MODELS = {  # arch -> the model name in acmtl.claims (paper_table2 / paper
     "acmtl": "AC-MTL", "encoder_crf": "RoBERTa", "bilstm_crf": "BiLSTM", "xlnet_crf": "XLNet",
     "bert_cnn": "BERT+CNN", "bert_mhsa": "BERT+MHSA", "bert_mhsa_cnn": "BERT+MHSA+CNN",
 }
+
+
+PAPER_TABLE2_COLUMNS = ("paper_precision", "paper_recall", "paper_f1", "paper_note")
+
+
+def paper_table2_for(corpus: str) -> pd.DataFrame:
+    """The paper's Table 2 with our ``arch`` for each model, its numbers beside ``corpus``: NaN unless the paper's
+    Table 2 is read against that corpus (MSRA, :func:`acmtl.claims.table2_applies_to`)."""
+    paper = paper_table2().rename(columns={"note": "paper_note"})
+    paper.insert(0, "arch", paper["model"].map({name: arch for arch, name in PAPER_MODELS.items()}))
+    if not table2_applies_to(corpus):
+        paper[list(PAPER_TABLE2_COLUMNS)] = float("nan")
+    return paper
+
+
+def with_paper_table2(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (columns corpus, arch, size) with the paper's Table 2 row for the same model and size as
+    :data:`PAPER_TABLE2_COLUMNS`, NaN on every corpus but MSRA (shown as a dash)."""
+    paper = pd.concat([paper_table2_for(c).assign(corpus=c) for c in table["corpus"].unique()], ignore_index=True)
+    paper = paper.rename(columns={"sample_size": "size"})[["corpus", "arch", "size", *PAPER_TABLE2_COLUMNS]]
+    return table.merge(paper, on=["corpus", "arch", "size"], how="left")
 
 
 def output_root() -> Path:
@@ -203,18 +225,44 @@ def architecture_parameters(arch: str, types: Sequence[str], encoder_config: dic
     return count_parameters(model)
 
 
-GENERATED = ("results", "figures", "notebooks")  # what run_all.sh itself rewrites: not a change to the code
+GENERATED = ("results", "figures")  # written by run_all.sh itself: never a change to the experiment
+NOTEBOOKS = "notebooks"  # executed in place by run_all.sh: only a change to a cell's source is one
+
+
+def _cell_sources(notebook_json: str) -> list[tuple[str, str]]:
+    """(cell type, source) of every cell: what a notebook asks for, without what running it wrote."""
+    cells = json.loads(notebook_json).get("cells", [])
+    return [(cell.get("cell_type", ""), "".join(cell.get("source", ""))) for cell in cells]
+
+
+def _only_outputs_changed(path: str, git: Callable[..., str]) -> bool:
+    """Whether ``path`` is a notebook under notebooks/ whose cell sources equal HEAD's (outputs may differ)."""
+    if not (path.startswith(f"{NOTEBOOKS}/") and path.endswith(".ipynb")):
+        return False
+    try:
+        current = (REPO_ROOT / path).read_text(encoding="utf-8")
+        return _cell_sources(current) == _cell_sources(git("show", f"HEAD:{path}"))
+    except (OSError, subprocess.SubprocessError, ValueError):  # new, deleted or unreadable: a change
+        return False
 
 
 def _git() -> dict:
-    """The commit, and whether anything but generated outputs differs from it (untracked files included)."""
+    """The commit, and whether the experiment differs from it: any changed or untracked file but the generated
+    outputs, counting an executed notebook as changed only where a cell's source differs from the commit."""
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True,
                               check=True, timeout=30).stdout.rstrip("\n")
     try:
-        changed = git("status", "--porcelain", "--", ".", *(f":!{d}" for d in GENERATED)).splitlines()
-        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(changed),
-                "changed_files": [line[3:] for line in changed[:20]]}
+        status = git("status", "--porcelain", "-z", "--untracked-files=all", "--", ".",
+                     *(f":!{d}" for d in GENERATED))
+        entries, changed = iter(status.split("\0")), []
+        for entry in entries:  # "XY path"; a rename or copy is followed by its original path
+            if entry:
+                if {"R", "C"} & set(entry[:2]):
+                    next(entries, None)
+                changed.append(entry[3:])
+        changed = [path for path in changed if not _only_outputs_changed(path, git)]
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(changed), "changed_files": changed[:20]}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None, "changed_files": []}
 

@@ -115,7 +115,7 @@ def f1_by_size(ax, summary: pd.DataFrame, *, metric: str = "test_f1", paper: pd.
     """Mean ± std F1 (percent) against subset size, one line per architecture.
 
     ``summary``: :func:`acmtl.experiments.summarize` rows (``arch``, ``size``, ``{metric}_mean``/``_std``);
-    ``paper``: rows with ``arch``, ``sample_size``, ``paper_f1`` (percent), drawn hollow.
+    ``paper``: rows with ``arch``, ``sample_size``, ``paper_f1`` (percent), drawn hollow where not NaN.
     """
     sizes = sorted(summary["size"].unique())
     position = {s: i for i, s in enumerate(sizes)}
@@ -129,7 +129,8 @@ def f1_by_size(ax, summary: pd.DataFrame, *, metric: str = "test_f1", paper: pd.
         ax.errorbar(x, 100 * rows[f"{metric}_mean"], yerr=100 * rows[f"{metric}_std"], color=color(arch),
                     marker=MARKERS.get(arch, "o"), label=label(arch), zorder=3)
         if paper is not None:
-            claims = paper[(paper["arch"] == arch) & paper["sample_size"].isin(position)]
+            # NaN: no claim for this corpus (acmtl.experiments.paper_table2_for), so no marker
+            claims = paper[(paper["arch"] == arch) & paper["sample_size"].isin(position) & paper["paper_f1"].notna()]
             if not claims.empty:
                 paper_marker(ax, [position[s] + offset for s in claims["sample_size"]], claims["paper_f1"], arch)
     ax.set_xticks(range(len(sizes)), [str(s) for s in sizes])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from acmtl.claims import published_anchors
+from acmtl.claims import published_anchors, table2_applies_to
 from acmtl.data.fetch import atomic_write_bytes
 from acmtl.evaluate import is_missing
 
@@ -49,7 +49,7 @@ def table2_summary(results_dir: Path) -> str:
         else:
             ours, full = f"{r.test_f1} ({int(r.seeds)})", _cell(r.full_test_f1)
         # The paper's Table 2 names no corpus (section 4.1 points to MSRA): its numbers go beside MSRA only.
-        paper = _cell(r.paper_f1) if corpus == "msra" else "–"
+        paper = _cell(r.paper_f1) if table2_applies_to(corpus) else "–"
         anchor = anchors.get((ANCHOR_FOR.get(r.arch, ""), corpus))
         anchor = f"{anchor} ({ANCHOR_SHORT[r.arch]})" if anchor is not None else "–"
         lines.append(f"| {r.corpus_label} | {int(r.size)} | {r.model} | {paper} | {ours} | {full} | {anchor} |")

@@ -173,3 +173,72 @@ def test_stream_agreement_identical_disjoint_and_constant():
     with pytest.raises(ValueError):
         stream_agreement(half, full.iloc[:1], window=1)
     assert math.isnan(stream_agreement(half * 0, full, window=2)[1]["tv_distance"].iloc[0])
+
+
+# -- Figure 8(b): spelling noise ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def noisy_tiny(tiny_corpus_dir):
+    """The tiny corpus' test sentences and a misspelt copy in which some sentences changed and some did not."""
+    from acmtl.data.corpora import load_corpus
+    from acmtl.data.noise import HomophoneTable, perturb
+
+    corpus = load_corpus(f"tiny={tiny_corpus_dir}")
+    table = HomophoneTable.from_characters(c for s in corpus.splits["train"] for c in s.chars)
+    return corpus.splits["test"], {0.05: perturb(corpus.splits["test"], table, 0.05, seed=0)}
+
+
+def test_noise_scores_tag_clean_and_noisy_text_the_same_way(noisy_tiny, tiny_corpus_dir, tiny_encoder_dir,
+                                                            tmp_path, monkeypatch):
+    """A real run: clean (rate 0) and misspelt rows come from one path and one batch size, with measured seconds."""
+    from acmtl import analysis
+    from acmtl.runs import RunSpec, ensure_run, load_metrics
+    from acmtl.train import TrainConfig
+
+    spec = RunSpec(corpus=f"tiny={tiny_corpus_dir}", arch="bilstm_crf", size=None, encoder=str(tiny_encoder_dir),
+                   train=TrainConfig(epochs=1, patience=1))
+    run_dir = ensure_run(spec, progress=False, root=tmp_path)
+    batch_sizes = []
+    real = analysis.run_predictions
+
+    def spy(run, texts, *, batch_size):
+        batch_sizes.append(batch_size)
+        return real(run, texts, batch_size=batch_size)
+
+    monkeypatch.setattr(analysis, "run_predictions", spy)
+    clean, noisy = noisy_tiny
+    out = analysis.noise_scores(pd.DataFrame([{"run_dir": str(run_dir), "arch": "bilstm_crf", "best_epoch": 1}]),
+                                clean, noisy)
+    assert batch_sizes == [analysis.NOISE_BATCH_SIZE] * 2
+    assert list(out["rate"]) == [0.0, 0.05] and (out["seconds"] > 0).all()  # measured for the clean row too
+    # the clean scores are those training wrote for the same sentences (metrics.json, the same batch size)
+    metrics = load_metrics(run_dir)["test"]
+    assert tuple(out.loc[0, ["precision", "recall", "f1"]]) == tuple(metrics[f"entity_{m}"] for m in
+                                                                     ("precision", "recall", "f1"))
+
+
+def test_noise_scores_rows_and_f1_drop(noisy_tiny, monkeypatch):
+    """With a tagger that knows the clean sentences only, F1 falls exactly by the entities in changed sentences."""
+    from acmtl import analysis
+
+    clean, noisy = noisy_tiny
+    gold = {s.chars: list(s.tags) for s in clean}
+    monkeypatch.setattr(analysis, "run_predictions", lambda run, texts, *, batch_size: (
+        [gold.get(tuple(t), ["O"] * len(t)) for t in texts], 2.5))
+    runs = pd.DataFrame([{"run_dir": "a", "arch": "acmtl", "best_epoch": 3, "other": 1},
+                         {"run_dir": "b", "arch": "bilstm_crf", "best_epoch": 7, "other": 2}])
+    out = analysis.noise_scores(runs, clean, noisy)
+    assert list(out.columns) == ["arch", "best_epoch", "rate", "realised_rate", "realised_entity_rate", "seconds",
+                                 "precision", "recall", "f1", "f1_drop"]
+    assert list(zip(out["arch"], out["rate"])) == [("acmtl", 0.0), ("acmtl", 0.05), ("bilstm_crf", 0.0),
+                                                   ("bilstm_crf", 0.05)]
+    sentences, report = noisy[0.05]
+    kept = sum(len(c.entities()) for c, n in zip(clean, sentences) if c.chars == n.chars)
+    recall = kept / sum(len(c.entities()) for c in clean)
+    assert 0 < recall < 1  # some sentences changed, some did not
+    noisy_row = out.iloc[1]
+    assert out.iloc[0]["f1"] == 1.0 and noisy_row["precision"] == 1.0
+    assert noisy_row["recall"] == pytest.approx(recall) and noisy_row["f1"] == pytest.approx(2 * recall / (1 + recall))
+    assert noisy_row["f1_drop"] == pytest.approx(1 - noisy_row["f1"]) and out.iloc[0]["f1_drop"] == 0.0
+    assert noisy_row["realised_rate"] == report.realised_rate and (out["seconds"] == 2.5).all()

@@ -22,7 +22,9 @@ WRITES_NOTHING = {"00_method_walkthrough"}  # a walkthrough of the model: it com
 EXPECTED = {
     "01_performance": (["table2_performance", "table2_anchors"], ["table2_performance"]),
     "02_speed_params": (["figure6_speed_params"], ["figure6_speed_params"]),
-    "03_ablation": (["table3_ablation", "table3_ablation_steps"], ["table3_ablation"]),
+    "03_ablation": (["table3_ablation", "table3_ablation_steps", "table3_diagnosis", "table3_diagnosis_pairs"],
+                    ["table3_ablation"]),
+    "08_tuning": (["tuning_summary"], ["tuning_acmtl_history", "tuning_encoder_crf_importances"]),
 }
 
 
