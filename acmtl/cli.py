@@ -194,11 +194,12 @@ def cmd_train(args) -> int:
     overrides = {k: v for k, v in {"epochs": args.epochs, "encoder_lr": args.encoder_lr,
                                    "head_lr": args.head_lr, "batch_size": args.batch_size,
                                    "precision": args.precision}.items() if v is not None}
-    model_overrides = dict(settings.model)
+    tuned_train, tuned_model = profile.tuned_settings(args.model)  # what `acmtl tune` chose, as notebooks use
+    model_overrides = {**tuned_model, **settings.model}
     # the encoder has its own place in a RunSpec (prepare() hands it on, except to bilstm_crf)
     encoder = model_overrides.pop("encoder", None) or args.encoder or profile.encoder
     spec = RunSpec(corpus=args.corpus, arch=args.model, size=args.size, encoder=encoder,
-                   train=replace(profile.train_config(args.seed), **{**overrides, **settings.train}),
+                   train=replace(profile.train_config(args.seed, **tuned_train), **{**overrides, **settings.train}),
                    model_overrides=model_overrides)
     if args.out is None:
         run_dir = ensure_run(spec, progress=not args.quiet, checkpoint_every=args.checkpoint_every)

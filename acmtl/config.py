@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 from acmtl.encoders import DEFAULT_ENCODER
 from acmtl.train import TrainConfig
@@ -37,11 +37,27 @@ class Profile:
     tune_trials: int = 12
     tune_size: int = 1000
     tune_archs: tuple[str, ...] = ("acmtl", "encoder_crf", "bilstm_crf")
+    # Settings chosen by the tuning studies (`acmtl tune`, notebook 08), named in `tuned_source`: arch -> fields of
+    # TrainConfig and ModelConfig. Architectures without their own study take those of TUNED_FROM.
+    tuned: dict[str, dict] = field(default_factory=dict)
+    tuned_source: str = ""
     bench_quick: bool = False  # True: acmtl.bench's QUICK protocol (a plumbing check)
     stand_in_sentences: int = 0  # > 0: notebooks train on a small stand-in of each corpus (smoke only)
 
     def train_config(self, seed: int, **overrides) -> TrainConfig:
         return replace(self.train, seed=seed, **overrides)
+
+    def tuned_settings(self, arch: str) -> tuple[dict, dict]:
+        """(TrainConfig overrides, ModelConfig overrides) that tuning chose for ``arch``; empty when untuned."""
+        settings = self.tuned.get(arch, self.tuned.get(TUNED_FROM.get(arch, ""), {}))
+        train_keys = {f.name for f in fields(TrainConfig)}
+        return ({k: v for k, v in settings.items() if k in train_keys},
+                {k: v for k, v in settings.items() if k not in train_keys})
+
+
+# Table 3's variants take AC-MTL's tuned settings; the baseline with pinyin takes the baseline's.
+TUNED_FROM = {"bert_cnn": "acmtl", "bert_mhsa": "acmtl", "bert_mhsa_cnn": "acmtl", "acmtl_soft": "acmtl",
+              "encoder_pinyin_crf": "encoder_crf"}
 
 
 PROFILES: dict[str, Profile] = {

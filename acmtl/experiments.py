@@ -149,8 +149,9 @@ def train_grid(profile: str, corpus: str, archs: Iterable[str], sizes: Iterable[
                **train_overrides) -> pd.DataFrame:
     """Train (or reuse from the run cache) every (arch, size, seed); one row of scores per run.
 
-    A run is exactly ``RunSpec(corpus, arch, size, profile.encoder, profile.train_config(seed, **overrides))``,
-    the spec ``python -m acmtl train`` builds, so runs trained from the command line are reused. Under a
+    A run is exactly ``RunSpec(corpus, arch, size, profile.encoder, profile.train_config(seed, **overrides))``
+    with the profile's tuned settings for ``arch`` (:meth:`acmtl.config.Profile.tuned_settings`) under the
+    overrides, the spec ``python -m acmtl train`` builds, so runs trained from the command line are reused. Under a
     profile with a stand-in corpus (smoke) ``corpus`` is replaced by :func:`corpus_spec`'s stand-in; the
     ``corpus`` column keeps the name asked for, ``corpus_spec`` says what was trained on.
     """
@@ -165,8 +166,10 @@ def train_grid(profile: str, corpus: str, archs: Iterable[str], sizes: Iterable[
     jobs = [(arch, size, seed) for size in sizes for arch in archs for seed in seeds]
     rows = []
     for i, (arch, size, seed) in enumerate(jobs, 1):
+        tuned_train, tuned_model = prof.tuned_settings(arch)  # what `acmtl tune` chose, if it has run
         spec = RunSpec(corpus=spec_used, arch=arch, size=size, encoder=prof.encoder,
-                       train=prof.train_config(seed, **train_overrides), model_overrides=dict(model_overrides or {}))
+                       train=prof.train_config(seed, **{**tuned_train, **train_overrides}),
+                       model_overrides={**tuned_model, **(model_overrides or {})})
         started = time.time()
         run_dir = ensure_run(spec, progress=False, root=root)
         metrics = load_metrics(run_dir)

@@ -57,6 +57,19 @@ def test_search_spaces_split_into_known_settings():
         search_space("bert_cnn")
 
 
+def test_tuned_settings_reach_every_architecture_that_borrows_them():
+    from dataclasses import replace
+
+    from acmtl.config import get_profile
+
+    prof = replace(get_profile("smoke"), tuned={"acmtl": {"head_lr": 5e-4, "cnn_block": "paper", "dropout": 0.2},
+                                                "encoder_crf": {"encoder_lr": 1e-4}})
+    assert prof.tuned_settings("acmtl") == ({"head_lr": 5e-4}, {"cnn_block": "paper", "dropout": 0.2})
+    assert prof.tuned_settings("bert_mhsa_cnn") == prof.tuned_settings("acmtl")  # Table 3 takes AC-MTL's
+    assert prof.tuned_settings("encoder_pinyin_crf") == ({"encoder_lr": 1e-4}, {})
+    assert prof.tuned_settings("bilstm_crf") == ({}, {})  # no study: the profile's own settings
+
+
 def test_two_workers_share_one_budget(tmp_path, corpus, tiny_encoder_dir):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     workers = [_worker(tmp_path, corpus, tiny_encoder_dir, storage, TRIALS) for _ in range(2)]
