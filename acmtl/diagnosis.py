@@ -106,3 +106,26 @@ def summarize_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
         })
     order = [v for v in VARIANTS if v in {r["variant"] for r in rows}]
     return pd.DataFrame(rows).set_index("variant").loc[order].reset_index()
+
+
+def run_diagnosis(profile: str, *, size: int = 1000, corpus: str = "msra",
+                  progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The profile's diagnosis grid trained (or reused), paired and judged; writes ``table3_diagnosis_pairs``
+    (one row per variant and seed) and ``table3_diagnosis`` (one row per variant) with provenance.
+    Returns (pairs, verdicts)."""
+    import time
+
+    from acmtl import experiments as ex
+    from acmtl.config import get_profile
+
+    started = time.time()
+    grid = get_profile(profile).diagnosis
+    runs = diagnosis_runs(profile, grid, size=size, corpus=corpus, progress=progress)
+    pairs = paired_table(runs)
+    verdicts = summarize_pairs(pairs)
+    extra = {"variants": {v: VARIANTS[v].overrides for v in grid}, "seeds": grid, "size": size}
+    corpora, seeds = list(runs["corpus_spec"].unique()), sorted(set(runs["seed"]))
+    ex.write_table(pairs, "table3_diagnosis_pairs", profile, corpora=corpora, seeds=seeds, started=started,
+                   extra={**extra, "runs": runs.to_dict("records")})
+    ex.write_table(verdicts, "table3_diagnosis", profile, corpora=corpora, seeds=seeds, started=started, extra=extra)
+    return pairs, verdicts

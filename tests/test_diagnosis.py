@@ -1,0 +1,54 @@
+"""The diagnosis pairs each variant with its reference on the same seed and judges the difference."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from acmtl.data.corpora import load_corpus
+from acmtl.diagnosis import REFERENCES, VARIANTS, paired_table, summarize_pairs
+from acmtl.evaluate import score
+
+
+def _fake_run(folder, tags: list[list[str]], gold: list[list[str]]) -> dict:
+    """A finished run folder holding ``tags`` as its full-test predictions."""
+    folder.mkdir()
+    (folder / "predictions.json").write_text(json.dumps({"full_test": [" ".join(t) for t in tags]}))
+    (folder / "metrics.json").write_text(json.dumps({"full_test": {"entity_f1": score(gold, tags).f1}}))
+    return {"run_dir": str(folder), "full_test_f1": score(gold, tags).f1}
+
+
+def test_variants_change_one_thing_of_their_reference():
+    for name, reference in REFERENCES.items():
+        variant, ref = VARIANTS[name], VARIANTS[reference]
+        if variant.arch == ref.arch:
+            changed = {k for k in {**variant.overrides, **ref.overrides}
+                       if variant.overrides.get(k) != ref.overrides.get(k)}
+            assert 1 <= len(changed) <= 2, (name, changed)  # the residual block also drops Eq. 11's pooling
+
+
+def test_pairs_are_matched_by_seed_and_judged(tmp_path, tiny_corpus_dir):
+    spec = f"tiny={tiny_corpus_dir}"
+    gold = [list(s.tags) for s in load_corpus(spec).splits["test"]]
+    blind = [["O"] * len(g) for g in gold]  # finds nothing
+    half = gold[: len(gold) // 2] + blind[len(gold) // 2:]  # the seed-1 reference: right on half the sentences
+    rows = []
+    for seed, reference in ((0, blind), (1, half)):
+        for variant, tags in (("paper", reference), ("pool_1", gold), ("no_positions", reference)):
+            run = _fake_run(tmp_path / f"{variant}-{seed}", tags, gold)
+            rows.append({"variant": variant, "seed": seed, "corpus_spec": spec, "size": None, **run})
+    rows.append({"variant": "max_over_kernels", "seed": 1, "corpus_spec": spec, "size": None,
+                 **_fake_run(tmp_path / "max-1", gold, gold)})
+    pairs = paired_table(pd.DataFrame(rows), n_resamples=200)
+    assert set(zip(pairs["variant"], pairs["seed"])) == {("pool_1", 0), ("pool_1", 1), ("no_positions", 0),
+                                                         ("no_positions", 1), ("max_over_kernels", 1)}
+    pool = pairs[pairs["variant"] == "pool_1"]
+    assert (pool["reference"] == "paper").all()
+    assert pool["diff"].tolist() == [1.0, pytest.approx(1.0 - score(gold, half).f1)]  # each seed with its own pair
+    verdicts = summarize_pairs(pairs).set_index("variant")
+    assert verdicts.loc["pool_1", "verdict"] == "helps"
+    assert verdicts.loc["no_positions", "verdict"] == "no clear effect"  # identical predictions: a zero interval
+    assert verdicts.loc["max_over_kernels", "seeds"] == 1
+    assert verdicts.loc["pool_1", "diff_mean"] == pytest.approx(pool["diff"].mean())
