@@ -171,11 +171,15 @@ def _plain(value):
 
 
 def _native(value, distribution):
-    """A CSV cell back to the type the distribution holds (CSV reads 1 as 1, True as True or 'True')."""
+    """A CSV cell back to the type the distribution holds: a column with gaps reads 3 as 3.0, True as 'True'."""
     import optuna.distributions as d
 
     if isinstance(distribution, d.CategoricalDistribution):
-        return next(c for c in distribution.choices if str(c) == str(value))
+        for choice in distribution.choices:
+            numeric = isinstance(choice, (int, float)) and not isinstance(choice, bool)
+            if str(choice) == str(value) or (numeric and float(value) == choice):
+                return choice
+        raise ValueError(f"saved value {value!r} is not among the choices {distribution.choices}")
     if isinstance(distribution, d.IntDistribution):
         return int(value)
     return float(value)

@@ -57,6 +57,17 @@ def test_search_spaces_split_into_known_settings():
         search_space("bert_cnn")
 
 
+def test_saved_values_read_back_as_their_choices():
+    from acmtl.tune import _native
+
+    pool = search_space("acmtl")["pool_size"]
+    assert _native(3.0, pool) == 3 and isinstance(_native("3", pool), int)  # a CSV column with gaps holds floats
+    assert _native("paper", search_space("acmtl")["cnn_block"]) == "paper"
+    assert isinstance(_native(4.0, search_space("acmtl")["patience"]), int)
+    with pytest.raises(ValueError, match="choices"):
+        _native(5, pool)
+
+
 def test_tuned_settings_reach_every_architecture_that_borrows_them():
     from dataclasses import replace
 
