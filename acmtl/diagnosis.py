@@ -65,8 +65,8 @@ def diagnosis_runs(profile: str, grid: dict[str, tuple[int, ...]], *, size: int 
 
 
 def paired_table(runs: pd.DataFrame, *, split: str = "full_test", n_resamples: int = 1000) -> pd.DataFrame:
-    """Per variant: mean F1, the paired difference to its reference per seed (with a bootstrap interval on
-    ``split``) and their mean; ``held`` says whether every seed's interval lies above (or below) zero."""
+    """One row per variant and seed: its F1 and its reference's on ``split``, and the paired difference with a
+    bootstrap interval."""
     from acmtl.data.corpora import load_corpus
     from acmtl.data.splits import subset_splits
     from acmtl.evaluate import paired_bootstrap
@@ -87,6 +87,24 @@ def paired_table(runs: pd.DataFrame, *, split: str = "full_test", n_resamples: i
                      "f1": getattr(run, f"{split}_f1"), "reference_f1": getattr(by_key[(reference, seed)], f"{split}_f1"),
                      "diff": pair["diff"], "ci_low": pair["low"], "ci_high": pair["high"]})
     return pd.DataFrame(rows)
+
+
+def selection_scores(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per variant, the mean over its seeds of F1 on the corpus' own dev split (kept out of every subset, as
+    in tuning) and on the subset's dev split: what chooses the default wiring. A test set never does."""
+    from acmtl.data.corpora import load_corpus
+    from acmtl.data.splits import subset_splits
+    from acmtl.evaluate import score
+    from acmtl.runs import run_predictions
+
+    rows = []
+    for run in runs.itertuples():
+        dev = subset_splits(load_corpus(run.corpus_spec), run.size, run.seed)["corpus_dev"]
+        tags, _ = run_predictions(run.run_dir, [s.chars for s in dev])  # computed once, kept in the run folder
+        rows.append({"variant": run.variant, "corpus_dev_f1": score([list(s.tags) for s in dev], tags).f1,
+                     "subset_dev_f1": run.dev_f1})
+    means = pd.DataFrame(rows).groupby("variant", sort=False).mean()
+    return means.add_suffix("_mean").reset_index()
 
 
 def summarize_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -111,8 +129,8 @@ def summarize_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
 def run_diagnosis(profile: str, *, size: int = 1000, corpus: str = "msra",
                   progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The profile's diagnosis grid trained (or reused), paired and judged; writes ``table3_diagnosis_pairs``
-    (one row per variant and seed) and ``table3_diagnosis`` (one row per variant) with provenance.
-    Returns (pairs, verdicts)."""
+    (one row per variant and seed) and ``table3_diagnosis`` (one row per variant, with the dev scores that
+    choose the default wiring: :func:`selection_scores`) with provenance. Returns (pairs, verdicts)."""
     import time
 
     from acmtl import experiments as ex
@@ -122,7 +140,9 @@ def run_diagnosis(profile: str, *, size: int = 1000, corpus: str = "msra",
     grid = get_profile(profile).diagnosis
     runs = diagnosis_runs(profile, grid, size=size, corpus=corpus, progress=progress)
     pairs = paired_table(runs)
-    verdicts = summarize_pairs(pairs)
+    verdicts = summarize_pairs(pairs).merge(selection_scores(runs), on="variant", how="outer")
+    verdicts["verdict"] = verdicts["verdict"].fillna("reference")  # `paper` itself: compared, not judged
+    verdicts = verdicts.set_index("variant").loc[[v for v in VARIANTS if v in set(verdicts["variant"])]].reset_index()
     extra = {"variants": {v: VARIANTS[v].overrides for v in grid}, "seeds": grid, "size": size}
     corpora, seeds = list(runs["corpus_spec"].unique()), sorted(set(runs["seed"]))
     ex.write_table(pairs, "table3_diagnosis_pairs", profile, corpora=corpora, seeds=seeds, started=started,

@@ -52,3 +52,26 @@ def test_pairs_are_matched_by_seed_and_judged(tmp_path, tiny_corpus_dir):
     assert verdicts.loc["no_positions", "verdict"] == "no clear effect"  # identical predictions: a zero interval
     assert verdicts.loc["max_over_kernels", "seeds"] == 1
     assert verdicts.loc["pool_1", "diff_mean"] == pytest.approx(pool["diff"].mean())
+
+
+def test_selection_uses_the_corpus_dev_split(tmp_path, tiny_corpus_dir, monkeypatch):
+    """The wiring is chosen on the corpus' own dev split (every run's predictions on it), never on a test set."""
+    import acmtl.runs
+    from acmtl.diagnosis import selection_scores
+
+    spec = f"tiny={tiny_corpus_dir}"
+    dev = load_corpus(spec).splits["dev"]
+    seen = []
+
+    def fake_predictions(run_dir, texts, **kwargs):
+        seen.append([tuple(t) for t in texts])
+        right = str(run_dir).endswith("good")
+        return [list(s.tags) if right else ["O"] * len(s.chars) for s in dev], 0.0
+
+    monkeypatch.setattr(acmtl.runs, "run_predictions", fake_predictions)
+    runs = pd.DataFrame([{"variant": v, "seed": seed, "corpus_spec": spec, "size": None, "dev_f1": 0.5,
+                          "run_dir": str(tmp_path / f"{v}-{seed}-{'good' if v == 'pool_1' else 'bad'}")}
+                         for v in ("paper", "pool_1") for seed in (0, 1)])
+    scores = selection_scores(runs).set_index("variant")
+    assert scores.loc["pool_1", "corpus_dev_f1_mean"] == 1.0 and scores.loc["paper", "corpus_dev_f1_mean"] == 0.0
+    assert all(texts == [s.chars for s in dev] for texts in seen)  # the dev split, not test
