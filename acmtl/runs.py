@@ -66,7 +66,7 @@ def _code_only(source: str) -> str:
         if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
                 and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
             node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree)
+    return ast.unparse(tree)  # the code regenerated from the tree: no comments, one layout
 
 
 @functools.cache

@@ -114,10 +114,18 @@ def _storage(url: str, heartbeat: int, grace: int):
     import optuna
 
     _quiet_optuna()
+    from sqlalchemy.exc import SQLAlchemyError
+
     engine = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else None  # workers take turns writing
-    return optuna.storages.RDBStorage(
-        url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=grace,
-        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+    for attempt in range(5):  # workers starting together race to create the tables: the loser retries
+        try:
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=grace,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+        except SQLAlchemyError:
+            if attempt == 4:
+                raise
+            time.sleep(1 + attempt)
 
 
 def _finished_states():

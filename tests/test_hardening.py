@@ -438,7 +438,8 @@ def test_two_processes_share_one_training_run(tiny_corpus_dir, tiny_encoder_dir,
     assert len(marker.read_text().split()) == 1  # trained by one process; the other waited and reused it
     run = Path(results[0]["run"])
     assert sorted(p.name for p in root.iterdir()) == [run.name, f"{run.name}.lock"]
-    assert sorted(p.name for p in run.iterdir()) == ["curve.json", "metrics.json", "model", "run.json"]
+    assert sorted(p.name for p in run.iterdir()) == ["curve.json", "metrics.json", "model", "predictions.json",
+                                                     "run.json"]
 
 
 # -- 6. safe loading -----------------------------------------------------------------------------

@@ -79,7 +79,7 @@ def test_several_settings_last_one_wins():
 @pytest.mark.parametrize("item, expected", [
     ("train.precision=fp16", "one of 'auto', 'fp32', 'bf16'"),
     ("model.mtl=null", "one of 'none', 'hard', 'soft'"),
-    ("model.cnn_block=1", "one of 'residual', 'paper'"),
+    ("model.cnn_block=1", "one of 'paper', 'residual'"),
 ])
 def test_literal_rejects_other_values(item, expected):
     with pytest.raises(ValueError, match=f"expected {expected}") as err:
