@@ -9,6 +9,7 @@ sentences give a paired difference with a bootstrap interval (:func:`acmtl.evalu
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import pandas as pd
@@ -47,6 +48,15 @@ REFERENCES: dict[str, str] = {
 }
 
 
+@functools.cache
+def _splits(corpus_spec: str, size: int | None, seed: int) -> dict:
+    """A run's splits, drawn once per (corpus, size, seed): every variant of a seed shares them."""
+    from acmtl.data.corpora import load_corpus
+    from acmtl.data.splits import subset_splits
+
+    return subset_splits(load_corpus(corpus_spec), size, seed)
+
+
 def diagnosis_runs(profile: str, grid: dict[str, tuple[int, ...]], *, size: int = 1000, corpus: str = "msra",
                    progress: bool = True) -> pd.DataFrame:
     """Train (or reuse) every variant with its seeds (``grid``: variant -> seeds); one row of scores per run,
@@ -67,8 +77,6 @@ def diagnosis_runs(profile: str, grid: dict[str, tuple[int, ...]], *, size: int 
 def paired_table(runs: pd.DataFrame, *, split: str = "full_test", n_resamples: int = 1000) -> pd.DataFrame:
     """One row per variant and seed: its F1 and its reference's on ``split``, and the paired difference with a
     bootstrap interval."""
-    from acmtl.data.corpora import load_corpus
-    from acmtl.data.splits import subset_splits
     from acmtl.evaluate import paired_bootstrap
     from acmtl.runs import load_predictions
 
@@ -78,7 +86,7 @@ def paired_table(runs: pd.DataFrame, *, split: str = "full_test", n_resamples: i
         reference = REFERENCES.get(variant)
         if reference is None or (reference, seed) not in by_key:
             continue
-        gold_sentences = subset_splits(load_corpus(run.corpus_spec), run.size, seed)[split]
+        gold_sentences = _splits(run.corpus_spec, run.size, seed)[split]
         gold = [list(s.tags) for s in gold_sentences]  # BIOES, as the runs predict
         pair = paired_bootstrap(gold, load_predictions(run.run_dir, split),
                                 load_predictions(by_key[(reference, seed)].run_dir, split),
@@ -92,14 +100,12 @@ def paired_table(runs: pd.DataFrame, *, split: str = "full_test", n_resamples: i
 def selection_scores(runs: pd.DataFrame) -> pd.DataFrame:
     """Per variant, the mean over its seeds of F1 on the corpus' own dev split (kept out of every subset, as
     in tuning) and on the subset's dev split: what chooses the default wiring. A test set never does."""
-    from acmtl.data.corpora import load_corpus
-    from acmtl.data.splits import subset_splits
     from acmtl.evaluate import score
     from acmtl.runs import run_predictions
 
     rows = []
     for run in runs.itertuples():
-        dev = subset_splits(load_corpus(run.corpus_spec), run.size, run.seed)["corpus_dev"]
+        dev = _splits(run.corpus_spec, run.size, run.seed)["corpus_dev"]
         tags, _ = run_predictions(run.run_dir, [s.chars for s in dev])  # computed once, kept in the run folder
         rows.append({"variant": run.variant, "corpus_dev_f1": score([list(s.tags) for s in dev], tags).f1,
                      "subset_dev_f1": run.dev_f1})

@@ -104,9 +104,13 @@ def _resampled_f1(counts: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return np.divide(2.0 * tp, denom, out=np.zeros(len(idx)), where=denom > 0)
 
 
-def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
+def _check_level(level: float) -> None:
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level}")
+
+
+def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    _check_level(level)
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(values, [alpha, 1.0 - alpha])
     return float(low), float(high)
@@ -125,7 +129,7 @@ def bootstrap_ci(
     Entities are extracted once; each resample only sums per-sentence counts, so 1000
     resamples of a full test set take well under a second.
     """
-    _interval(np.zeros(1), level)  # a bad level fails before any work
+    _check_level(level)  # a bad level fails before any work
     counts = sentence_counts(gold, pred)
     return _interval(_resampled_f1(counts, _resample(len(counts), n_resamples, seed)), level)
 
@@ -142,7 +146,7 @@ def paired_bootstrap(
     """F1(a) - F1(b) on the same test sentences, with a paired percentile interval: every resample
     draws one set of sentences and scores both models on it, so sentence difficulty cancels out.
     Returns {"diff", "low", "high"} as fractions."""
-    _interval(np.zeros(1), level)
+    _check_level(level)
     counts_a, counts_b = sentence_counts(gold, pred_a), sentence_counts(gold, pred_b)
     idx = _resample(len(counts_a), n_resamples, seed)
     low, high = _interval(_resampled_f1(counts_a, idx) - _resampled_f1(counts_b, idx), level)

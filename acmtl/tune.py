@@ -327,8 +327,9 @@ def tune(arch: str, *, corpus: str = "msra", size: int = 1000, trials: int = DEF
         try:
             run_dir = ensure_run(spec, progress=False, root=run_root, on_epoch=report,
                                  checkpoint_every=checkpoint_every)
-            epochs = load_metrics(run_dir)["epochs_run"]
-            return load_metrics(run_dir)["corpus_dev"]["entity_f1"]
+            metrics = load_metrics(run_dir)
+            epochs = metrics["epochs_run"]
+            return metrics["corpus_dev"]["entity_f1"]
         finally:  # pruned trials keep their cost too
             trial.set_user_attr("epochs", epochs)
             trial.set_user_attr("steps", epochs * steps_per_epoch)
