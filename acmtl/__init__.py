@@ -1,10 +1,22 @@
 """acmtl: a reproducible companion to "Attention-CNN with Multi-Task Learning for Chinese NER"."""
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+    from acmtl.predict import NERPredictor
+
 __version__ = "0.1.0"
 
 
-def from_pretrained(directory, **kwargs):
-    """Load a trained run (``runs/<hash>/``) for prediction: ``acmtl.from_pretrained(d).predict(texts)``."""
-    from acmtl.predict import NERPredictor
+def from_pretrained(directory: str | Path, *, device: str | torch.device | None = None, **kwargs) -> NERPredictor:
+    """Load a trained run (``runs/<hash>/``) or a saved model folder for prediction (device None: CUDA when
+    present, else the CPU): ``acmtl.from_pretrained(d)("他毕业于北京交通大学。")``. See
+    :class:`acmtl.predict.NERPredictor`."""
+    from acmtl.predict import NERPredictor  # torch is imported only when a model is loaded
 
-    return NERPredictor.from_pretrained(directory, **kwargs)
+    return NERPredictor.from_pretrained(directory, device=device, **kwargs)

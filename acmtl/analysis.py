@@ -52,7 +52,7 @@ import pandas as pd
 import torch
 
 from acmtl.data.conll import Entity, Sentence, tags_to_entities
-from acmtl.data.noise import NoiseReport
+from acmtl.data.noise import HomophoneTable, NoiseReport, perturb
 from acmtl.encoders import CharTokenizer
 from acmtl.evaluate import score
 from acmtl.features import collate, encode
@@ -108,6 +108,34 @@ def attention_scores(model: ACMTL, tokenizer: CharTokenizer, texts: Sequence[str
     weights = model.attention_weights(*batch.inputs)  # [B, heads, T, T]
     return [attention_score(weights[i, :, : len(text), : len(text)], token_positions(text, token, occurrence))
             for i, text in enumerate(texts)]
+
+
+def attention_table(models: Mapping[str, tuple[ACMTL, CharTokenizer]], panels: Mapping[str, tuple[str, Sequence[str]]],
+                    paper: pd.DataFrame, occurrence: int = 0) -> pd.DataFrame:
+    """Figure 7's scores: one row per panel, sentence and model, with the uniform baseline and the paper's value.
+
+    ``models``: arch -> (model, tokenizer); ``panels``: panel ("7(a)") -> (word, sentences), the sentences lettered
+    a, b, ... in panel 7(a) and A, B, ... after it, as in the paper; ``paper``:
+    :func:`acmtl.claims.paper_attention_scores`, whose context names panel and sentence ("7(a) sentence b").
+    """
+    from acmtl.experiments import ARCH_LABELS, PAPER_MODELS
+
+    rows = []
+    for k, (panel, (token, sentences)) in enumerate(panels.items()):
+        letters = "abcdefghijklmnopqrstuvwxyz" if k == 0 else "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+        for arch, (model, tokenizer) in models.items():
+            scores = attention_scores(model, tokenizer, sentences, token, occurrence)
+            rows += [{"panel": panel, "sentence": letter, "token": token, "arch": arch,
+                      "model": ARCH_LABELS.get(arch, arch), "attention_score": score,
+                      "uniform_score": uniform_attention_score(text, token), "characters": len(text), "text": text}
+                     for letter, text, score in zip(letters, sentences, scores)]
+    table = pd.DataFrame(rows)
+    table["score_over_uniform"] = table["attention_score"] / table["uniform_score"]
+    stated = paper.assign(panel=paper["context"].str.extract(r"^(7\([ab]\))", expand=False),
+                          sentence=paper["context"].str.extract(r"sentence (\w)$", expand=False),
+                          arch=paper["model"].map({name: arch for arch, name in PAPER_MODELS.items()}))
+    stated = stated[["panel", "sentence", "arch", "paper_attention_score", "note"]].rename(columns={"note": "paper_note"})
+    return table.merge(stated, on=["panel", "sentence", "arch"], how="left")
 
 
 # -- predictions --------------------------------------------------------------------------------
@@ -178,6 +206,31 @@ def noise_scores(runs: pd.DataFrame, clean: Sequence[Sentence],
             if log:
                 log(f"{run.get('arch', run['run_dir'])} rate {rate}: F1 {scores.f1:.4f} ({seconds:.0f} s)")
     return pd.DataFrame(rows)
+
+
+def homophone_noise(sentences: Sequence[Sentence], vocabulary: CharTokenizer, rates: Sequence[float], *, seed: int = 0,
+                    near_homophone_prob: float = 0.3, min_count: int = 5) -> tuple[HomophoneTable, dict]:
+    """Misspelt copies of ``sentences`` at each rate (:func:`acmtl.data.noise.perturb`), replacements drawn from the
+    characters of MSRA's training text seen at least ``min_count`` times that ``vocabulary`` knows.
+    Returns (the homophone table, rate -> (sentences, report)), the form :func:`noise_scores` takes."""
+    from acmtl.data.corpora import load_corpus
+
+    chars = (c for s in load_corpus("msra").splits["train"] for c in s.chars
+             if vocabulary.encode([c])[0] != vocabulary.unk_id)
+    table = HomophoneTable.from_characters(chars, min_count=min_count)
+    return table, {rate: perturb(sentences, table, rate, seed=seed, near_homophone_prob=near_homophone_prob)
+                   for rate in rates}
+
+
+def noise_examples(clean: Sequence[Sentence], noisy: Mapping[float, tuple[Sequence[Sentence], NoiseReport]],
+                   n: int = 3, max_chars: int = 40) -> pd.DataFrame:
+    """The first ``n`` short sentences with entities, clean and at the highest noise rate, with their entities."""
+    rate = max(noisy)
+    shown = [i for i, s in enumerate(clean) if s.entities() and len(s.chars) <= max_chars][:n]
+    return pd.DataFrame({"clean": [clean[i].text for i in shown],
+                         f"rate {rate}": [noisy[rate][0][i].text for i in shown],
+                         "entities": ["; ".join(f"{clean[i].text[e.start:e.end]}/{e.type}" for e in clean[i].entities())
+                                      for i in shown]})
 
 
 # -- Figure 10: error categories ----------------------------------------------------------------

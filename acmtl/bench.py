@@ -1,7 +1,8 @@
 """``python -m acmtl bench``: AC-MTL's speed beside a plain transformers tagger, measured in one run.
 
-The paper reports 2,618 tokens/s for AC-MTL on a V100; numbers from another machine say little,
-so every model here is timed on the machine at hand, interleaved, under one fixed protocol:
+The paper reports AC-MTL's tokens/s on a V100 (:data:`PAPER_TOKENS_PER_S`, from :mod:`acmtl.claims`);
+numbers from another machine say little, so every model here is timed on the machine at hand,
+interleaved, under one fixed protocol:
 
 * Text: MSRA's official test sentences, every ``sample_every``-th one (a fixed, evenly spaced
   sample: the full set would keep BERT-base busy for many minutes). Speed is real characters
@@ -15,9 +16,15 @@ so every model here is timed on the machine at hand, interleaved, under one fixe
 * One untimed warm-up pass per model and precision (it also counts FLOPs), then ``repeats``
   timed passes, taken round-robin over the models so a change in the machine's load hits all
   of them alike; each model's speed is the median. Untrained models: weights do not change speed.
-* Precisions: fp32, and bf16 autocast where the hardware runs bf16 natively (CUDA with bf16,
-  a CPU with AMX or AVX512-BF16: :func:`acmtl.train.bf16_supported`); elsewhere bf16 is emulated
-  and many times slower, so it is not measured.
+* Precisions: fp32, fp16 autocast on CUDA, and bf16 autocast where the hardware runs bf16 natively
+  (CUDA with bf16, a CPU with AMX or AVX512-BF16: :func:`acmtl.train.bf16_supported`); elsewhere bf16
+  is emulated and many times slower, so it is not measured. On CUDA the BERT-base-size AC-MTL (the
+  paper's profile) is also read against the paper's tokens/s, the one comparison a GPU makes fair.
+* Backends (:mod:`acmtl.backends`, CPU only): AC-MTL and the reference also run on ONNX Runtime,
+  fp32 and int8, at the same thread count, timed in the same rounds as the eager models (fp32 only).
+  Each AC-MTL backend is read against the reference in eager PyTorch as a plain user runs it, and
+  against the reference on the same backend (like for like); the fastest backend meets the target
+  or not. Exports are cached (``$ACMTL_CACHE/onnx``), so only the first run pays for them.
 * Threads (CPU): each count from 1 up to the usable cores (powers of two and the maximum) is
   tried on one batch and the fastest is used for every model. On a CPU that another job keeps
   busy, fewer threads than cores win, because torch's thread pool waits for its slowest thread.
@@ -43,6 +50,7 @@ so every model here is timed on the machine at hand, interleaved, under one fixe
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import statistics
@@ -58,18 +66,22 @@ import transformers
 from torch.nn.utils.rnn import PackedSequence
 from torch.utils.flop_counter import FlopCounterMode
 
-from acmtl.checkpoint import build_model
+from acmtl import backends as onnx_backends
+from acmtl.checkpoint import build_model, load_pretrained
+from acmtl.claims import paper_speed_params
 from acmtl.data.conll import Sentence, tags_to_entities
 from acmtl.data.corpora import load_corpus
+from acmtl.evaluate import score
 from acmtl.encoders import DEFAULT_ENCODER, bert_base_config, resolve_encoder
 from acmtl.features import Batch, encode, encode_sentences, training_batches
 from acmtl.model import ACMTL, ModelConfig, count_parameters
 from acmtl.predict import MAX_LEN, NERPredictor, cpu_linear_backend, fast_linear, tag_encoded
 from acmtl.train import bf16_supported, tag_names
 
-PAPER_TOKENS_PER_S = 2618  # AC-MTL on a V100, as the paper reports
+PAPER_TOKENS_PER_S = float(paper_speed_params().set_index("model").loc["AC-MTL", "paper_tokens_per_s"])  # V100
 TARGETS = {"inference": 1.0, "training": 0.8}  # AC-MTL / reference: same precision, run and GEMM library
 CPU_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16")
+AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}  # precision -> autocast dtype (fp32: none)
 
 
 @dataclass(frozen=True)
@@ -110,25 +122,32 @@ class TrainLoop:
         self.model, self.losses, self.chars, self.device = model, losses, chars, device
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.01)
 
-    def run(self, bf16: bool) -> int:
-        """One pass over the prepared batches; returns the characters trained on."""
+    def run(self, precision: str) -> int:
+        """One pass over the prepared batches; returns the characters trained on. fp16 scales the loss."""
         self.model.train()
+        scaler = torch.amp.GradScaler(self.device.type, enabled=precision == "fp16")
         for loss_fn in self.losses:
-            with _autocast(self.device, bf16):
+            with _autocast(self.device, precision):
                 loss = loss_fn()
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
+            scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-            self.optimizer.step()
+            scaler.step(self.optimizer)
+            scaler.update()
             loss.item()
         return self.chars
 
 
 class ACMTLPipeline:
-    """acmtl's own path: ``encode`` (ids + pinyin), then ``tag_encoded`` (batches, forward, Viterbi)."""
+    """acmtl's own path: ``encode`` (ids + pinyin), then ``tag_encoded`` (batches, forward, Viterbi).
 
-    def __init__(self, model: ACMTL, tokenizer, device: torch.device, batch_size: int) -> None:
+    ``network``: the emission scores from an inference backend (:mod:`acmtl.backends`), else eager."""
+
+    def __init__(self, model: ACMTL, tokenizer, device: torch.device, batch_size: int,
+                 network: Callable[..., torch.Tensor] | None = None) -> None:
         self.model, self.tokenizer, self.batch_size = model.to(device).eval(), tokenizer, batch_size
+        self.network = network
         self.predictor = NERPredictor(self.model, tokenizer, batch_size=batch_size)
         self.stage_seconds = {"prepare": 0.0, "viterbi": 0.0}
         viterbi = model.crf.viterbi
@@ -150,14 +169,15 @@ class ACMTLPipeline:
         started = time.perf_counter()
         items = [encode(chars, self.tokenizer) for chars in texts]
         self.stage_seconds["prepare"] = time.perf_counter() - started
-        return sum(len(path) for path in tag_encoded(self.model, items, batch_size=self.batch_size))
+        return sum(len(path) for path in tag_encoded(self.model, items, batch_size=self.batch_size,
+                                                     network=self.network))
 
     def predict_one(self, text: str) -> list[dict]:
         return self.predictor.predict([text])[0]
 
     def training(self, sentences: Sequence[Sentence], batches: Sequence[Batch], device: torch.device) -> TrainLoop:
         moved = [b.to(device) for b in batches]
-        losses = [lambda b=b: self.model(*b.inputs, b.tag_ids) for b in moved]
+        losses = [lambda b=b: self.model(*b.inputs, b.tag_ids).loss for b in moved]
         return TrainLoop(self.model, losses, sum(int(b.mask.sum()) for b in batches), device)
 
 
@@ -172,6 +192,19 @@ class ReferencePipeline:
         self.model = transformers.AutoModelForTokenClassification.from_pretrained(
             source, num_labels=len(tags)).to(device).eval()
         self.tags, self.device, self.batch_size = tags, device, batch_size
+        self.logits: Callable[..., torch.Tensor] | None = None  # an inference backend's, else the model's
+
+    def on_backend(self, backend: str, threads: int) -> "ReferencePipeline":
+        """The same tagger (same weights) with its logits from ``backend`` (:mod:`acmtl.backends`)."""
+        other = copy.copy(self)
+        other.fast_gemm = False
+        other.logits = onnx_backends.token_classifier_logits(self.model, backend, threads=threads)
+        return other
+
+    def _scores(self, encoding) -> torch.Tensor:
+        if self.logits is None:
+            return self.model(**encoding.to(self.device)).logits
+        return self.logits(encoding["input_ids"], encoding["token_type_ids"], encoding["attention_mask"])
 
     def params(self) -> dict[str, int]:
         total = sum(p.numel() for p in self.model.parameters())
@@ -201,7 +234,7 @@ class ReferencePipeline:
         tagged = 0
         for start in range(0, len(order), self.batch_size):
             encoding = self._tokenize([texts[i] for i in order[start : start + self.batch_size]])
-            predicted = self.model(**encoding.to(self.device)).logits.argmax(-1).tolist()
+            predicted = self._scores(encoding).argmax(-1).tolist()
             for row, ids in enumerate(predicted):
                 per_char = [ids[position] for position in self._first_tokens(encoding, row).values()]
                 tagged += len(per_char)
@@ -210,7 +243,7 @@ class ReferencePipeline:
     @torch.inference_mode()
     def predict_one(self, text: str) -> list:
         encoding = self._tokenize([text])
-        predicted = self.model(**encoding.to(self.device)).logits.argmax(-1)[0].tolist()
+        predicted = self._scores(encoding).argmax(-1)[0].tolist()
         first = self._first_tokens(encoding, 0)
         return tags_to_entities([self.tags[predicted[first[i]]] if i in first else "O" for i in range(len(text))])
 
@@ -234,8 +267,8 @@ class ReferencePipeline:
 # -- measuring ----------------------------------------------------------------------------------
 
 
-def _autocast(device: torch.device, bf16: bool):
-    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+def _autocast(device: torch.device, precision: str):
+    return torch.autocast(device.type, dtype=AUTOCAST[precision]) if precision in AUTOCAST else nullcontext()
 
 
 def _sync(device: torch.device) -> None:
@@ -311,8 +344,9 @@ def choose_threads(probe: Callable[[], object]) -> dict:
 
 
 def machine_info(device: torch.device) -> dict:
+    """The machine kind the numbers belong to: CPU model and ISA flags, native bf16, GPU, library versions."""
     info = {"device": device.type, "torch": torch.__version__, "transformers": transformers.__version__,
-            "cpu_count": os.cpu_count(), "bf16_native": bf16_supported(device)}
+            **onnx_backends.versions(), "cpu_count": os.cpu_count(), "bf16_native": bf16_supported(device)}
     cpuinfo = Path("/proc/cpuinfo")
     text = cpuinfo.read_text() if cpuinfo.is_file() else ""
     model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), None)
@@ -322,7 +356,8 @@ def machine_info(device: torch.device) -> dict:
     if hasattr(os, "getloadavg"):
         info["load_average_1min"] = round(os.getloadavg()[0], 2)
     if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
+        info.update(gpu=torch.cuda.get_device_name(device), cuda=torch.version.cuda,
+                    gpu_capability=".".join(map(str, torch.cuda.get_device_capability(device))))
     return info
 
 
@@ -348,8 +383,11 @@ def _build_pipelines(tags: list[str], device: torch.device, batch_size: int) -> 
 
 
 def run_benchmark(device: str = "cpu", *, quick: bool = False, threads: int | None = None,
-                  log: Callable[[str], None] = lambda message: None) -> dict:
-    """Measure every model under :data:`FULL` (or :data:`QUICK`) and return the JSON-able results."""
+                  backends: Sequence[str] | None = None, log: Callable[[str], None] = lambda message: None) -> dict:
+    """Measure every model under :data:`FULL` (or :data:`QUICK`) and return the JSON-able results.
+
+    ``backends``: inference backends for AC-MTL and the reference besides eager (default: every one installed;
+    the ONNX ones run on the CPU only)."""
     protocol = QUICK if quick else FULL
     dev = torch.device(device)
     old_threads, verbosity = torch.get_num_threads(), transformers.logging.get_verbosity()
@@ -357,7 +395,7 @@ def run_benchmark(device: str = "cpu", *, quick: bool = False, threads: int | No
     transformers.logging.set_verbosity_error()  # the reference's "newly initialized classifier" notice
     transformers.utils.logging.disable_progress_bar()
     try:
-        return _run(protocol, dev, threads, log)
+        return _run(protocol, dev, threads, backends, log)
     finally:
         torch.set_num_threads(old_threads)
         transformers.logging.set_verbosity(verbosity)
@@ -365,11 +403,16 @@ def run_benchmark(device: str = "cpu", *, quick: bool = False, threads: int | No
             transformers.utils.logging.enable_progress_bar()
 
 
-def _run(protocol: Protocol, device: torch.device, threads: int | None, log: Callable[[str], None]) -> dict:
+def _run(protocol: Protocol, device: torch.device, threads: int | None, backends: Sequence[str] | None,
+         log: Callable[[str], None]) -> dict:
     corpus = load_corpus("msra")
     tags = tag_names(corpus.types)
     texts = [s.chars for s in corpus.splits["test"][:: protocol.sample_every]]
-    precisions = ["fp32"] + (["bf16"] if bf16_supported(device) else [])
+    precisions = ["fp32"] + (["fp16"] if device.type == "cuda" else []) + (["bf16"] if bf16_supported(device) else [])
+    backends = [b for b in (backends or onnx_backends.available_backends()) if b != "eager"]
+    if backends and device.type != "cpu":
+        log(f"backends {', '.join(backends)} run on the CPU only (onnxruntime's CPU build): not measured on {device}")
+        backends = []
     log(f"building models; {len(texts)} test sentences, {sum(map(len, texts))} characters")
     pipelines = _build_pipelines(tags, device, protocol.batch_size)
 
@@ -385,33 +428,49 @@ def _run(protocol: Protocol, device: torch.device, threads: int | None, log: Cal
     else:
         machine["threads"] = torch.get_num_threads()
 
+    on_backends = {}
+    for backend in backends:
+        log(f"backend {backend}: exporting AC-MTL and the reference (cached after the first run)")
+        acmtl = pipelines["acmtl"]
+        on_backends[backend, "acmtl"] = ACMTLPipeline(
+            acmtl.model, acmtl.tokenizer, device, protocol.batch_size,
+            network=onnx_backends.acmtl_emissions(acmtl.model, backend, threads=machine["threads"]))
+        on_backends[backend, "reference"] = pipelines["reference"].on_backend(backend, machine["threads"])
+
     results = {name: {"label": MODELS[name], "params": pipe.params()} for name, pipe in pipelines.items()}
-    matmul = _time_inference(pipelines, results, texts, precisions, protocol, device, log)
+    matmul, by_backend = _time_inference(pipelines, results, texts, precisions, protocol, device, log, on_backends)
     log("latency")
     text = next(s.text for s in corpus.splits["test"] if len(s.chars) >= protocol.latency_chars)
     for name in ("acmtl", "reference"):
         results[name]["latency_ms"] = {}
         for precision in precisions:
-            with _autocast(device, precision == "bf16"):
+            with _autocast(device, precision):
                 results[name]["latency_ms"][precision] = _latency_ms(
                     lambda: pipelines[name].predict_one(text[: protocol.latency_chars]), protocol.latency_calls, device)
     log("training")
     train_sentences = [s for s in corpus.splits["train"][:: protocol.sample_every] if len(s.chars) <= MAX_LEN]
     _time_training(pipelines, results, train_sentences, tags, precisions, protocol, device)
 
-    ratios, targets = compare(results, precisions)
+    ratios, targets = compare(results, precisions, by_backend, on_gpu=device.type == "cuda")
     return {"protocol": asdict(protocol) | {"mode": "quick" if protocol is QUICK else "full",
                                            "sentences": len(texts), "precisions": precisions,
+                                           "backends": ["eager", *backends],
                                            "paper_acmtl_tokens_per_s_v100": PAPER_TOKENS_PER_S},
-            "machine": machine, "matmul_gflops": matmul, "models": results, "ratios": ratios, "targets": targets}
+            "machine": machine, "matmul_gflops": matmul, "models": results, "backends": by_backend,
+            "ratios": ratios, "targets": targets}
 
 
-def compare(models: dict, precisions: Sequence[str]) -> tuple[dict, dict]:
+def compare(models: dict, precisions: Sequence[str], by_backend: dict | None = None,
+            on_gpu: bool = False) -> tuple[dict, dict]:
     """AC-MTL / reference ratios and the :data:`TARGETS` they meet, from the measured ``models``.
 
     Targets are judged like for like: inference against the reference on acmtl's GEMM library
     (``reference_fast_gemm`` where that differs from a plain user's, else ``reference``), training with
     both on the default BLAS. The inference ratio against the plain reference is kept under its own name.
+    ``by_backend`` (backend -> {"acmtl", "reference"} speeds, fp32) adds, per backend and eager, AC-MTL
+    against the plain eager fp32 reference and against the reference on the same backend; the fastest
+    AC-MTL backend is judged against the plain eager reference (what a transformers user runs).
+    ``on_gpu``: also AC-MTL at BERT-base size against the paper's V100 tokens/s (a CPU run is not comparable).
     """
     same_gemm = models["reference_fast_gemm" if "reference_fast_gemm" in models else "reference"]
     acmtl, plain = models["acmtl"], models["reference"]
@@ -428,25 +487,43 @@ def compare(models: dict, precisions: Sequence[str]) -> tuple[dict, dict]:
                for kind, goal in TARGETS.items()}
     targets["inference"]["met_vs_plain_reference"] = {
         p: ratios["inference_vs_plain_reference"][p] >= TARGETS["inference"] for p in precisions}
+    speeds = {"eager": (acmtl["tokens_per_s"]["fp32"], same_gemm["tokens_per_s"]["fp32"])} | {
+        backend: (m["acmtl"]["tokens_per_s"], m["reference"]["tokens_per_s"]) for backend, m in (by_backend or {}).items()}
+    ratios["inference_by_backend"] = {
+        backend: {"vs_eager_reference": ours / plain["tokens_per_s"]["fp32"], "like_for_like": ours / theirs}
+        for backend, (ours, theirs) in speeds.items()}
+    if on_gpu:
+        ratios["bert_base_vs_paper"] = {p: models["acmtl_bert_base"]["tokens_per_s"][p] / PAPER_TOKENS_PER_S
+                                        for p in precisions}
+    fastest = max(speeds, key=lambda backend: speeds[backend][0])
+    targets["inference"]["fastest_backend"] = {"backend": fastest, **ratios["inference_by_backend"][fastest],
+                                               "met": ratios["inference_by_backend"][fastest]["vs_eager_reference"]
+                                               >= TARGETS["inference"]}
     return ratios, targets
 
 
 def _time_inference(pipelines: dict, results: dict, texts: list, precisions: list[str], protocol: Protocol,
-                    device: torch.device, log: Callable[[str], None]) -> dict[str, float]:
-    """Fill in each model's speed; the matmul peak is timed in the same rounds. Returns matmul GFLOP/s."""
-    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
-    cases = [(name, p) for name in pipelines for p in precisions]
-    for name, precision in cases:  # warm-up; fp32 also counts FLOPs and characters
-        pipe = pipelines[name]
+                    device: torch.device, log: Callable[[str], None],
+                    on_backends: dict[tuple[str, str], object]) -> tuple[dict[str, float], dict]:
+    """Fill in each model's speed; the matmul peak and ``on_backends`` ((backend, model) -> pipeline, fp32 only)
+    are timed in the same rounds. Returns matmul GFLOP/s and, per backend and model, characters and speed."""
+    dtypes = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    cases = [(name, p) for name in pipelines for p in precisions] + [(key, "fp32") for key in on_backends]
+    every = pipelines | on_backends
+    characters = {}
+    for name, precision in cases:  # warm-up; eager fp32 also counts FLOPs and characters
+        pipe = every[name]
         log(f"warm-up {name} {precision}")
-        with _autocast(device, precision == "bf16"):
-            if precision == "fp32":
+        with _autocast(device, precision):
+            if name in on_backends:
+                characters[name] = pipe.infer(texts)
+            elif precision == "fp32":
                 with _count_flops(pipe.model) as flops:
                     results[name]["characters"] = pipe.infer(texts)
                 results[name]["gflop_per_token"] = flops() / results[name]["characters"] / 1e9
             else:
                 pipe.infer(texts)
-    seconds: dict[tuple[str, str], list[float]] = {case: [] for case in cases}
+    seconds: dict[tuple, list[float]] = {case: [] for case in cases}
     gemm: dict[str, list[float]] = {p: [] for p in precisions}
     if device.type == "cpu":
         gemm["fp32_default_blas"] = []
@@ -457,8 +534,8 @@ def _time_inference(pipelines: dict, results: dict, texts: list, precisions: lis
             gemm[key].append(matmul_gflops(device, dtypes.get(key, torch.float32), protocol.matmul_size,
                                            fast=key in dtypes))
         for name, precision in cases:
-            with _autocast(device, precision == "bf16"):
-                seconds[name, precision].append(_seconds(lambda: pipelines[name].infer(texts), device))
+            with _autocast(device, precision):
+                seconds[name, precision].append(_seconds(lambda: every[name].infer(texts), device))
             if (name, precision) == ("acmtl", "fp32"):
                 for stage, value in pipelines[name].stage_seconds.items():
                     shares[stage].append(value / seconds[name, precision][-1])
@@ -472,7 +549,12 @@ def _time_inference(pipelines: dict, results: dict, texts: list, precisions: lis
         result["fraction_of_matmul_peak"] = {p: speed[name][p] * result["gflop_per_token"] / matmul[p]
                                              for p in precisions}
     results["acmtl"]["time_share"] = {stage: statistics.median(values) for stage, values in shares.items()}
-    return matmul
+    measured: dict[str, dict] = {}
+    for (backend, name), chars in characters.items():
+        timed = seconds[(backend, name), "fp32"]
+        measured.setdefault(backend, {})[name] = {"characters": chars, "inference_seconds": timed,
+                                                  "tokens_per_s": chars / statistics.median(timed)}
+    return matmul, measured
 
 
 def _time_training(pipelines: dict, results: dict, sentences: list[Sentence], tags: list[str],
@@ -483,11 +565,11 @@ def _time_training(pipelines: dict, results: dict, sentences: list[Sentence], ta
     loops = {name: pipelines[name].training(sentences, batches, device) for name in ("acmtl", "reference")}
     cases = [(name, p) for name in loops for p in precisions]
     for name, precision in cases:
-        loops[name].run(precision == "bf16")  # warm-up
+        loops[name].run(precision)  # warm-up
     seconds: dict[tuple[str, str], list[float]] = {case: [] for case in cases}
     for _ in range(protocol.repeats):
         for name, precision in cases:
-            seconds[name, precision].append(_seconds(lambda: loops[name].run(precision == "bf16"), device))
+            seconds[name, precision].append(_seconds(lambda: loops[name].run(precision), device))
     for name, loop in loops.items():
         results[name]["train_characters"] = loop.chars
         results[name]["train_seconds"] = {p: seconds[name, p] for p in precisions}  # every timed pass
@@ -502,9 +584,10 @@ def format_table(results: dict) -> str:
     gemm = f", fp32 linear layers via {machine['cpu_linear_backend']}" if "cpu_linear_backend" in machine else ""
     lines = [f"device: {machine.get('gpu') or machine.get('cpu')} ({machine['device']}), {machine['threads']} threads"
              f"{gemm}; CPU flags: {' '.join(machine['cpu_flags']) or '-'}; bf16 native: {machine['bf16_native']}",
-             "matmul: " + ", ".join(f"{p} {g:,.0f} GFLOP/s" for p, g in results["matmul_gflops"].items()),
+             f"torch {machine['torch']}, onnxruntime {machine.get('onnxruntime') or '-'}; "
+             + "matmul: " + ", ".join(f"{p} {g:,.0f} GFLOP/s" for p, g in results["matmul_gflops"].items()),
              f"{results['protocol']['sentences']} MSRA test sentences ({results['protocol']['mode']} protocol); "
-             f"the paper: {PAPER_TOKENS_PER_S:,} tokens/s for AC-MTL on a V100", ""]
+             f"the paper: {PAPER_TOKENS_PER_S:,.0f} tokens/s for AC-MTL on a V100", ""]
     head = f"{'inference':<52}{'params':>12}{'GFLOP/tok':>10}" + "".join(
         f"{p + ' tok/s':>12}{'peak':>7}" for p in precisions)
     lines += [head, "-" * len(head)]
@@ -523,6 +606,19 @@ def format_table(results: dict) -> str:
     share = models["acmtl"]["time_share"]
     lines += ["", f"AC-MTL inference time: ids + pinyin {100 * share['prepare']:.1f}%, "
                   f"Viterbi {100 * share['viterbi']:.1f}%, the rest the network"]
+    head = (f"\n{'inference backends (fp32 activations)':<40}{'AC-MTL tok/s':>14}{'reference tok/s':>17}"
+            f"{'vs eager reference':>20}{'like for like':>15}")
+    lines += [head, "-" * len(head.strip())]
+    eager = {"acmtl": models["acmtl"], "reference": models.get("reference_fast_gemm", models["reference"])}
+    speeds = {"eager": {name: m["tokens_per_s"]["fp32"] for name, m in eager.items()}} | {
+        backend: {name: m["tokens_per_s"] for name, m in rows.items()} for backend, rows in results["backends"].items()}
+    for backend, ratio in ratios["inference_by_backend"].items():
+        speed = speeds[backend]
+        lines.append(f"{backend:<40}{speed['acmtl']:>14,.0f}{speed['reference']:>17,.0f}"
+                     f"{ratio['vs_eager_reference']:>20.3f}{ratio['like_for_like']:>15.3f}")
+    if "bert_base_vs_paper" in ratios:
+        lines.append("AC-MTL at BERT-base size / the paper's V100 tokens/s: " + ", ".join(
+            f"{p} {r:.2f}x" for p, r in ratios["bert_base_vs_paper"].items()))
     targets = results["targets"]
 
     def judged(ratio: dict, met: dict, goal: float) -> str:
@@ -539,6 +635,43 @@ def format_table(results: dict) -> str:
         lines.append("inference AC-MTL / reference as a plain user runs it "
                      + judged(ratios["inference_vs_plain_reference"], targets["inference"]["met_vs_plain_reference"],
                               targets["inference"]["target"]))
+    fastest = targets["inference"]["fastest_backend"]
+    lines.append(f"inference AC-MTL on its fastest backend ({fastest['backend']}) / the reference in eager fp32 "
+                 f"(target >= {targets['inference']['target']}): {fastest['vs_eager_reference']:.3f} "
+                 f"({'met' if fastest['met'] else 'missed'}); like for like on {fastest['backend']}: "
+                 f"{fastest['like_for_like']:.3f}")
     lines.append(f"FLOPs per token, reference / AC-MTL: {ratios['flops_reference_over_acmtl']:.2f} "
                  "(the inference ratio at equal hardware efficiency)")
     return "\n".join(lines)
+
+
+def compare_backends(model_dir: str | Path, backends: Sequence[str] | None = None, *, sample_every: int = 1,
+                     batch_size: int = 32, log: Callable[[str], None] = lambda message: None) -> dict:
+    """Entity F1 of a trained MSRA model on MSRA's official test set per backend, against eager.
+
+    ``model_dir``: a run directory or a saved model; ``sample_every``: every n-th test sentence (1: all).
+    Per backend: entity P/R/F1, seconds, ``f1_change_points`` (F1 minus eager's, in points) and
+    ``identical_sentences`` (the share of sentences tagged exactly as eager tags them). ONNX exports are
+    cached beside the weights (``<model>/onnx/``), as ``predict --backend`` does.
+    """
+    directory = Path(model_dir)
+    directory = directory / "model" if (directory / "model").is_dir() else directory
+    model, tokenizer = load_pretrained(directory)
+    sentences = load_corpus("msra").splits["test"][::sample_every]
+    items = [encode(s.chars, tokenizer) for s in sentences]
+    gold = [list(s.tags) for s in sentences]
+    measured, paths = {}, {}
+    for backend in ["eager", *[b for b in (backends or onnx_backends.available_backends()) if b != "eager"]]:
+        network = onnx_backends.acmtl_emissions(model, backend, cache_dir=directory / "onnx")
+        log(f"{backend}: tagging {len(items)} sentences")
+        started = time.perf_counter()
+        paths[backend] = tag_encoded(model, items, network=network, batch_size=batch_size)
+        seconds = time.perf_counter() - started
+        scores = score(gold, [[model.cfg.tags[i] for i in path] for path in paths[backend]])
+        measured[backend] = {"precision": scores.precision, "recall": scores.recall, "f1": scores.f1,
+                             "seconds": seconds}
+    for backend, result in measured.items():
+        result["f1_change_points"] = 100 * (result["f1"] - measured["eager"]["f1"])
+        result["identical_sentences"] = statistics.mean(a == b for a, b in zip(paths[backend], paths["eager"]))
+    return {"model": str(directory), "sentences": len(sentences), "sample_every": sample_every,
+            "threads": torch.get_num_threads(), "backends": measured}

@@ -2,9 +2,14 @@
 
 A saved model directory is self-contained::
 
-    config.json          {"format": "acmtl-model", "model_version": 1, "model": ModelConfig}
+    config.json          {"model_type": "acmtl", "format": "acmtl-model", "model_version": 2,
+                          "acmtl_version": "0.1.0", "model": ModelConfig}
     model.safetensors    every weight, the encoder's included
     tokenizer/           the character vocabulary (CharTokenizer.save_pretrained)
+    README.md            the model card (acmtl.card): architecture, training, scores, licence, citation
+
+``model_type`` tells tools that read ``config.json`` (transformers' ``AutoConfig``) that this is not a
+plain BERT; folders saved before it was added load as before.
 
 Every file is written under a temporary name and renamed into place, so a crash never leaves
 a half-written one. Loading rebuilds the encoder from the configuration stored in
@@ -23,6 +28,8 @@ import transformers
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
+import acmtl
+from acmtl.card import write_model_card
 from acmtl.data.fetch import atomic_write_bytes
 from acmtl.encoders import DEFAULT_ENCODER, CharTokenizer, EncoderError, load_encoder
 from acmtl.model import ACMTL, MODEL_VERSION, BiLSTMCharEncoder, ModelConfig, TransformerCharEncoder
@@ -31,6 +38,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_DIR = "tokenizer"
 FORMAT = "acmtl-model"
+MODEL_TYPE = "acmtl"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
 
@@ -65,15 +73,19 @@ def _build(cfg: ModelConfig, tokenizer: CharTokenizer, pretrained: bool) -> ACMT
 
 
 def save_pretrained(model: ACMTL, tokenizer: CharTokenizer, directory: str | Path,
-                    state: dict[str, torch.Tensor] | None = None) -> Path:
-    """Write ``model`` (or ``state``, weights for it kept aside) and ``tokenizer``; each file is replaced atomically."""
+                    state: dict[str, torch.Tensor] | None = None, *, run: dict | None = None,
+                    metrics: dict | None = None) -> Path:
+    """Write ``model`` (or ``state``, weights for it kept aside), ``tokenizer`` and the model card; each file is
+    replaced atomically. ``run`` and ``metrics`` (a run's ``run.json`` and ``metrics.json``) go into the card."""
     directory = Path(directory)
     state = {k: v.detach().contiguous().cpu() for k, v in (state or model.state_dict()).items()}
     metadata = {"format": FORMAT, "model_version": str(MODEL_VERSION)}
     atomic_write_bytes(directory / WEIGHTS_FILE, save(state, metadata=metadata))
-    config = {"format": FORMAT, "model_version": MODEL_VERSION, "model": model.cfg.to_dict()}
+    config = {"model_type": MODEL_TYPE, "format": FORMAT, "model_version": MODEL_VERSION,
+              "acmtl_version": acmtl.__version__, "model": model.cfg.to_dict()}
     atomic_write_bytes(directory / CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False).encode())
     tokenizer.save_pretrained(directory / TOKENIZER_DIR)
+    write_model_card(directory, model.cfg, run, metrics)
     return directory
 
 
@@ -86,11 +98,18 @@ def read_config(directory: str | Path) -> ModelConfig:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: not an acmtl model configuration (a JSON object is expected)")
+    if data.get("model_type", MODEL_TYPE) != MODEL_TYPE:  # e.g. a transformers BERT folder's config
+        raise CheckpointError(f"{path}: a Hugging Face {data.get('model_type')!r} model, not an acmtl model; "
+                              "acmtl loads the folders its training and save_pretrained write")
     if data.get("format") != FORMAT:
         raise CheckpointError(f"{path}: format is {data.get('format')!r}, expected {FORMAT!r}")
     if data.get("model_version") != MODEL_VERSION:
-        raise CheckpointError(f"{path}: saved by model version {data.get('model_version')}, "
-                              f"this acmtl reads version {MODEL_VERSION}; retrain or use a matching acmtl")
+        writer = f" (written by acmtl {data['acmtl_version']})" if "acmtl_version" in data else ""
+        raise CheckpointError(f"{path}: saved by model version {data.get('model_version')}{writer}, "
+                              f"this acmtl {acmtl.__version__} reads version {MODEL_VERSION}; retrain or use a "
+                              "matching acmtl")
     try:
         return ModelConfig.from_dict(data["model"])
     except (KeyError, TypeError, ValueError) as err:

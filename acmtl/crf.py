@@ -8,6 +8,11 @@ that break the BIOES scheme (``O -> I-PER``, ``B-PER -> E-LOC``, ...): the model
 outputs a broken entity.
 Training keeps pytorch-crf's unconstrained likelihood (constraints only at decoding, as in
 AllenNLP's ``allowed_transitions``), so gradients are exactly pytorch-crf's.
+
+Confidence comes from the same distribution the decoder maximises, p(y | x) ∝ exp(score(y)) with
+the decoding constraints: :meth:`ConstrainedCRF.forward_backward` runs the forward and backward
+recursions in log space for a whole batch, and :func:`span_probability` turns them into the
+probability that a span carries exactly the predicted tags.
 """
 
 from __future__ import annotations
@@ -56,6 +61,45 @@ class ConstrainedCRF(CRF):
         return -self(emissions.float(), tags, mask, reduction="token_mean")
 
     @torch.no_grad()
+    def decoding_scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Start [K], transition [K_from, K_to] and end [K] scores, forbidden moves pushed to -1e4."""
+        forbid = lambda allowed: torch.where(allowed, 0.0, _FORBIDDEN)  # noqa: E731
+        return (self.start_transitions + forbid(self.allowed_start),
+                self.transitions + forbid(self.allowed_transitions),
+                self.end_transitions + forbid(self.allowed_end))
+
+    @torch.no_grad()
+    def forward_backward(self, emissions: torch.Tensor, mask: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Log forward and backward scores under the decoding scores, in float64.
+
+        emissions [B, T, K], mask [B, T] (left-aligned) -> alpha [B, T, K], beta [B, T, K], log Z [B], where
+        alpha[b, t, j] = log of the summed exp-scores of all prefixes y_0..y_t with y_t = j (emission at t
+        included) and beta[b, t, j] = the same over all suffixes y_{t+1}..y_{n-1} after y_t = j (end score
+        included), so that p(y_t = j) = exp(alpha + beta - log Z). Past a sentence's end alpha stays at its
+        last value and beta is the end score: padding adds nothing.
+        """
+        start, trans, end = (s.double() for s in self.decoding_scores())
+        em, on = emissions.detach().double(), mask.bool()[:, :, None]
+        length = em.shape[1]
+        alpha, beta = torch.empty_like(em), torch.empty_like(em)
+        alpha[:, 0] = start + em[:, 0]
+        for t in range(1, length):
+            step = torch.logsumexp(alpha[:, t - 1, :, None] + trans, dim=1) + em[:, t]  # [B, K_to]
+            alpha[:, t] = torch.where(on[:, t], step, alpha[:, t - 1])
+        beta[:, length - 1] = end
+        for t in range(length - 2, -1, -1):
+            step = torch.logsumexp(trans + (em[:, t + 1] + beta[:, t + 1])[:, None, :], dim=2)  # [B, K_from]
+            beta[:, t] = torch.where(on[:, t + 1], step, end)
+        return alpha, beta, torch.logsumexp(alpha[:, length - 1] + end, dim=1)
+
+    @torch.no_grad()
+    def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """p(y_t = j | x) [B, T, K] (float64; rows past a sentence's end are meaningless)."""
+        alpha, beta, log_z = self.forward_backward(emissions, mask)
+        return (alpha + beta - log_z[:, None, None]).exp()
+
+    @torch.no_grad()
     def viterbi(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
         """y* = argmax_y sum_i (A[y_{i-1}, y_i] + P[i, y_i])  (Eq. 13).
 
@@ -66,10 +110,7 @@ class ConstrainedCRF(CRF):
         em = emissions.detach().float().cpu().numpy()
         lengths = mask.sum(dim=1).cpu().numpy()
         batch, length, k = em.shape
-        forbid = lambda allowed: np.where(allowed.cpu().numpy(), np.float32(0), np.float32(_FORBIDDEN))  # noqa: E731
-        start = self.start_transitions.detach().cpu().numpy() + forbid(self.allowed_start)  # [K]
-        trans = self.transitions.detach().cpu().numpy() + forbid(self.allowed_transitions)  # [K_from, K_to]
-        end = self.end_transitions.detach().cpu().numpy() + forbid(self.allowed_end)  # [K]
+        start, trans, end = (s.float().cpu().numpy() for s in self.decoding_scores())  # [K], [K, K], [K]
         trans_to_from = np.ascontiguousarray(trans.T)  # reduce over the last (contiguous) axis
 
         # scores[t, b, j]: best score of a path over steps 0..t ending in tag j. Steps past a
@@ -92,3 +133,22 @@ class ConstrainedCRF(CRF):
             current = np.where(t < lengths, backpointers[t, rows, current], last)
             path[:, t - 1] = current
         return [row[:n].tolist() for row, n in zip(path, lengths.tolist())]
+
+
+def span_probability(alpha: np.ndarray, beta: np.ndarray, emissions: np.ndarray, transitions: np.ndarray,
+                     log_z: float, start: int, tags: list[int]) -> float:
+    """p(y_start .. y_{start+n-1} = tags | x): the probability that the span carries exactly these tags.
+
+    For an entity these are all its tags (``B-X I-X .. E-X``, or ``S-X``), so this is the probability
+    that the CRF would tag exactly this span as this entity, whatever it tags elsewhere: the sum of
+    p(y | x) over every whole-sentence path y that agrees with ``tags`` on the span. In log space::
+
+        log p = alpha[s, y_s] + sum_{i=s+1}^{e} (A[y_{i-1}, y_i] + P[i, y_i]) + beta[e, y_e] - log Z
+
+    ``alpha``, ``beta`` [T, K] and ``log_z`` are one sentence's :meth:`ConstrainedCRF.forward_backward`
+    output, ``emissions`` [T, K] its emission scores P, ``transitions`` [K, K] the decoding scores A.
+    """
+    end = start + len(tags) - 1
+    inside = sum(transitions[a, b] + emissions[i, b]
+                 for i, (a, b) in enumerate(zip(tags, tags[1:]), start=start + 1))
+    return float(np.exp(alpha[start, tags[0]] + inside + beta[end, tags[-1]] - log_z))

@@ -49,8 +49,8 @@ REFERENCES: dict[str, str] = {
 
 
 @functools.cache
-def _splits(corpus_spec: str, size: int | None, seed: int) -> dict:
-    """A run's splits, drawn once per (corpus, size, seed): every variant of a seed shares them."""
+def run_splits(corpus_spec: str, size: int | None, seed: int) -> dict:
+    """A run's splits, drawn once per (corpus, size, seed): every model and variant of a seed shares them."""
     from acmtl.data.corpora import load_corpus
     from acmtl.data.splits import subset_splits
 
@@ -86,7 +86,7 @@ def paired_table(runs: pd.DataFrame, *, split: str = "full_test", n_resamples: i
         reference = REFERENCES.get(variant)
         if reference is None or (reference, seed) not in by_key:
             continue
-        gold_sentences = _splits(run.corpus_spec, run.size, seed)[split]
+        gold_sentences = run_splits(run.corpus_spec, run.size, seed)[split]
         gold = [list(s.tags) for s in gold_sentences]  # BIOES, as the runs predict
         pair = paired_bootstrap(gold, load_predictions(run.run_dir, split),
                                 load_predictions(by_key[(reference, seed)].run_dir, split),
@@ -105,7 +105,7 @@ def selection_scores(runs: pd.DataFrame) -> pd.DataFrame:
 
     rows = []
     for run in runs.itertuples():
-        dev = _splits(run.corpus_spec, run.size, run.seed)["corpus_dev"]
+        dev = run_splits(run.corpus_spec, run.size, run.seed)["corpus_dev"]
         tags, _ = run_predictions(run.run_dir, [s.chars for s in dev])  # computed once, kept in the run folder
         rows.append({"variant": run.variant, "corpus_dev_f1": score([list(s.tags) for s in dev], tags).f1,
                      "subset_dev_f1": run.dev_f1})

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from seqeval.metrics import accuracy_score, classification_report
 from seqeval.scheme import IOBES, Entities
+from tqdm.std import tqdm
 
 _TAG = re.compile(r"O|[BIES]-\S+")
 _FIELDS = ("precision", "recall", "f1", "support")
@@ -123,15 +124,20 @@ def bootstrap_ci(
     n_resamples: int = 1000,
     seed: int = 0,
     level: float = 0.95,
+    progress: bool = False,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of entity-level micro F1, resampling test sentences.
 
     Entities are extracted once; each resample only sums per-sentence counts, so 1000
-    resamples of a full test set take well under a second.
+    resamples of a full test set take well under a second. ``progress`` shows a bar (on a
+    terminal, for runs that take over a second); the resamples are the same either way.
     """
     _check_level(level)  # a bad level fails before any work
     counts = sentence_counts(gold, pred)
-    return _interval(_resampled_f1(counts, _resample(len(counts), n_resamples, seed)), level)
+    idx = _resample(len(counts), n_resamples, seed)
+    chunks = tqdm(range(0, n_resamples, 100), desc="bootstrap, 100 resamples a step",
+                  disable=None if progress else True, delay=1)
+    return _interval(np.concatenate([_resampled_f1(counts, idx[i : i + 100]) for i in chunks]), level)
 
 
 def paired_bootstrap(
@@ -151,6 +157,35 @@ def paired_bootstrap(
     idx = _resample(len(counts_a), n_resamples, seed)
     low, high = _interval(_resampled_f1(counts_a, idx) - _resampled_f1(counts_b, idx), level)
     return {"diff": score(gold, pred_a).f1 - score(gold, pred_b).f1, "low": low, "high": high}
+
+
+def seed_paired_bootstrap(
+    gold: list[list[str]],
+    preds_a: Sequence[list[list[str]]],
+    preds_b: Sequence[list[list[str]]],
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, float]:
+    """Mean over seeds of F1(a) - F1(b), where ``preds_a[k]`` and ``preds_b[k]`` come from runs with the same
+    seed (same training subset), scored on the same test sentences.
+
+    The interval resamples both sources of doubt: each resample draws the seeds with replacement (training
+    randomness) and one set of test sentences shared by every seed (test sampling), then averages the
+    drawn seeds' paired differences. With one seed it is :func:`paired_bootstrap`'s interval.
+    Returns {"diff", "low", "high"} as fractions."""
+    _check_level(level)
+    if not preds_a or len(preds_a) != len(preds_b):
+        raise ValueError(f"need the same number (> 0) of runs per model, got {len(preds_a)} and {len(preds_b)}")
+    idx = _resample(len(gold), n_resamples, seed)
+    per_seed = np.stack([_resampled_f1(sentence_counts(gold, a), idx) - _resampled_f1(sentence_counts(gold, b), idx)
+                         for a, b in zip(preds_a, preds_b)])  # [seeds, n_resamples]
+    seeds = len(preds_a)
+    picks = np.random.default_rng([seed, 1]).integers(0, seeds, size=(n_resamples, seeds))
+    low, high = _interval(per_seed[picks, np.arange(n_resamples)[:, None]].mean(axis=1), level)
+    diff = np.mean([score(gold, a).f1 - score(gold, b).f1 for a, b in zip(preds_a, preds_b)])
+    return {"diff": float(diff), "low": low, "high": high}
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:

@@ -1,25 +1,30 @@
 """What the notebooks share: where results go, the training grid, tables with provenance, figures.
 
-Every notebook runs under one profile (``acmtl.config``). The ``default`` profile writes the
-committed ``results/`` and ``figures/``; any other profile writes ``build/<profile>/...``, so a
-smoke or paper run never overwrites them. ``ACMTL_OUTPUT_ROOT=DIR`` moves the root (the repository
-by default) for every profile: the tests point it at a temporary folder.
+Every notebook runs under one profile (``acmtl.config``). Only a *published* run writes the committed
+``results/`` and ``figures/``: the ``default`` profile, started by ``./run_all.sh`` (which passes the
+notebook parameter ``publish=True``), with every parameter as committed (:func:`start_notebook`). Any
+other run writes ``build/<profile>/...`` (``build/exercise/`` for an unpublished default run), so an
+exercise, a smoke or a paper run never overwrites them. ``ACMTL_OUTPUT_ROOT=DIR`` moves the root (the
+repository by default) for every profile: the tests point it at a temporary folder.
 """
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import os
 import platform
 import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+from tqdm.std import tqdm
 
 import acmtl
 from acmtl.claims import paper_table2, table2_applies_to
@@ -82,13 +87,85 @@ def _profile_root(profile: str) -> Path:
     return output_root() if profile == "default" else output_root() / "build" / profile
 
 
-def output_dirs(profile: str) -> tuple[Path, Path]:
-    """(results_dir, figures_dir) of ``profile``, created if missing."""
-    base = _profile_root(profile)
+def _mkdirs(base: Path) -> tuple[Path, Path]:
     dirs = base / "results", base / "figures"
     for d in dirs:
         d.mkdir(parents=True, exist_ok=True)
     return dirs
+
+
+def output_dirs(profile: str) -> tuple[Path, Path]:
+    """(results_dir, figures_dir) of ``profile``, created if missing: where its tables are read from."""
+    return _mkdirs(_profile_root(profile))
+
+
+# -- where a notebook run writes: published (results/, figures/) or an exercise (build/exercise/) -------
+
+EXERCISE = "exercise"  # build/exercise/: the default profile's outputs from an unpublished run
+_exercise_reason: str | None = None  # set by start_notebook: why this kernel's default-profile writes go to build/
+
+
+def target_dirs(profile: str) -> tuple[Path, Path]:
+    """(results_dir, figures_dir) that :func:`write_table` and :func:`save_figure` write for ``profile``: its
+    :func:`output_dirs`, except that an unpublished default-profile notebook run writes ``build/exercise/``."""
+    if profile == "default" and _exercise_reason is not None:
+        return _mkdirs(output_root() / "build" / EXERCISE)
+    return output_dirs(profile)
+
+
+def committed_parameters(notebook: str) -> dict:
+    """The literal values of the parameters cell of ``notebooks/<notebook>.ipynb`` as committed (git HEAD; the
+    file on disk outside a git checkout): the settings the committed results were made with."""
+    path = f"notebooks/{notebook}.ipynb"
+    try:
+        text = subprocess.run(["git", "-C", str(REPO_ROOT), "show", f"HEAD:{path}"], capture_output=True, text=True,
+                              check=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        text = (REPO_ROOT / path).read_text(encoding="utf-8")
+    cell = next(c for c in json.loads(text)["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    values = {}
+    for node in ast.parse("".join(cell["source"])).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            values[node.targets[0].id] = ast.literal_eval(node.value)
+    return values
+
+
+def start_notebook(notebook: str, namespace: Mapping) -> Path:
+    """Decide where a notebook run writes, say so as its first output, and return that folder (relative).
+
+    ``namespace``: the notebook's ``globals()``, holding its parameters. The run is *published* (it writes
+    results/ and figures/) only under the default profile with ``publish`` true (``./run_all.sh`` passes it) and
+    every other parameter equal to the committed parameters cell; otherwise its default-profile tables and
+    figures go to build/exercise/, and the committed ones stay as they are.
+    """
+    global _exercise_reason
+    committed = committed_parameters(notebook)
+    profile, publish = namespace["profile"], bool(namespace.get("publish"))
+    changed = [name for name, value in committed.items()
+               if name not in ("profile", "publish") and namespace.get(name) != value]
+    _exercise_reason = None
+    if profile == "default" and not publish:
+        _exercise_reason = "not started by ./run_all.sh (publish=False)"
+    elif profile == "default" and changed:
+        _exercise_reason = "parameters changed from the committed ones: " + ", ".join(changed)
+    results, _ = target_dirs(profile)
+    where = _shown(results.parent)
+    if _exercise_reason:
+        print(f"EXERCISE RUN, {_exercise_reason}: tables and figures go to {where}/results and {where}/figures; "
+              "the committed results/ and figures/ are left as they are.")
+    elif profile == "default":
+        print("Published run (default profile, committed parameters, ./run_all.sh): writes results/ and figures/.")
+    else:
+        print(f"Profile {profile!r}: tables and figures go to {where}/results and {where}/figures.")
+    return results.parent
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the output root (never a machine's absolute path in a notebook's output)."""
+    try:
+        return str(path.relative_to(output_root())) or "."
+    except ValueError:
+        return path.name
 
 
 def runs_root(profile: str) -> Path:
@@ -165,7 +242,10 @@ def train_grid(profile: str, corpus: str, archs: Iterable[str], sizes: Iterable[
     spec_used = corpus_spec(profile, corpus)
     jobs = [(arch, size, seed) for size in sizes for arch in archs for seed in seeds]
     rows = []
-    for i, (arch, size, seed) in enumerate(jobs, 1):
+    # tqdm.std, not tqdm.auto: no ipywidgets needed, and one line that says runs done / to do, elapsed, estimate
+    bar = tqdm(jobs, desc=f"{corpus} runs", unit="run", disable=not progress, file=sys.stdout, mininterval=0)
+    for arch, size, seed in bar:
+        bar.set_postfix_str(f"{arch} size={size} seed={seed}")
         tuned_train, tuned_model = prof.tuned_settings(arch)  # what `acmtl tune` chose, if it has run
         spec = RunSpec(corpus=spec_used, arch=arch, size=size, encoder=prof.encoder,
                        train=prof.train_config(seed, **{**tuned_train, **train_overrides}),
@@ -177,11 +257,19 @@ def train_grid(profile: str, corpus: str, archs: Iterable[str], sizes: Iterable[
         rows.append({"corpus": corpus, "corpus_spec": spec_used, "arch": arch, "size": size, "seed": seed,
                      "run_dir": str(run_dir), "best_epoch": metrics["best_epoch"], "epochs_run": metrics["epochs_run"],
                      "train_seconds": metrics["train_seconds"], "trained_now": fresh, **_split_columns(metrics)})
-        if progress:
-            f1 = " ".join(f"{s} F1 {rows[-1][f'{s}_f1']:.3f}" for s in ("dev", "test", "full_test")
-                          if f"{s}_f1" in rows[-1])
-            how = f"trained in {time.time() - started:.0f} s" if fresh else "from the run cache"
-            print(f"[{i}/{len(jobs)}] {corpus} {arch} size={size} seed={seed}: {how}; {f1}", flush=True)
+    bar.close()
+    return pd.DataFrame(rows)
+
+
+def run_curves(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (run, epoch) from each run's ``curve.json`` (``runs``: :func:`train_grid` rows): dev and test
+    F1 per epoch, and whether that epoch's model is the one selected."""
+    rows = []
+    for run in runs.itertuples():
+        for point in json.loads((Path(run.run_dir) / "curve.json").read_text(encoding="utf-8")):
+            rows.append({"corpus": run.corpus, "arch": run.arch, "size": run.size, "seed": run.seed,
+                         "epoch": point["epoch"], "dev_f1": point["dev_f1"], "test_f1": point.get("test_f1"),
+                         "selected": point["epoch"] == run.best_epoch})
     return pd.DataFrame(rows)
 
 
@@ -320,8 +408,9 @@ def provenance(profile: str, *, corpora: Iterable[str] = (), seeds: Iterable[int
 
 def write_table(df: pd.DataFrame, name: str, profile: str, *, corpora: Iterable[str] = (),
                 seeds: Iterable[int] = (), started: float, extra: dict | None = None) -> Path:
-    """results_dir/name.csv (atomically) and name.provenance.json beside it; returns the CSV path."""
-    results, _ = output_dirs(profile)
+    """results_dir/name.csv (atomically) and name.provenance.json beside it (:func:`target_dirs`); returns the
+    CSV path."""
+    results, _ = target_dirs(profile)
     path = results / f"{name}.csv"
     atomic_write_bytes(path, df.to_csv(index=False).encode("utf-8"))
     record = provenance(profile, corpora=corpora, seeds=seeds, started=started, extra=extra)
@@ -332,8 +421,9 @@ def write_table(df: pd.DataFrame, name: str, profile: str, *, corpora: Iterable[
 
 
 def save_figure(fig, name: str, profile: str) -> list[Path]:
-    """figures_dir/name.png (150 dpi) and name.svg, each written atomically, without timestamps."""
-    _, figures = output_dirs(profile)
+    """figures_dir/name.png (150 dpi) and name.svg (:func:`target_dirs`), each written atomically, without
+    timestamps."""
+    _, figures = target_dirs(profile)
     paths = []
     for suffix, options in ((".png", {"dpi": 150, "metadata": {"Software": None}}),
                             (".svg", {"metadata": {"Date": None}})):
@@ -343,3 +433,118 @@ def save_figure(fig, name: str, profile: str) -> list[Path]:
         atomic_write_bytes(path, buffer.getvalue())
         paths.append(path)
     return paths
+
+
+# -- the tables of notebooks 01-03 and 05, built from their runs ---------------------------------------
+
+XLNET_NOT_RUN = ("not run: no Chinese XLNet weights on any package registry; with a local copy run "
+                 "`python -m acmtl train --model encoder_crf --encoder /path/to/chinese-xlnet-base --profile paper` "
+                 "on a GPU (see README)")
+
+
+def table2_table(per_run: pd.DataFrame, plan: Mapping[str, Mapping[int, Sequence[int]]]) -> pd.DataFrame:
+    """Table 2: :func:`summarize` of ``per_run`` per corpus, model and size, a "not run" XLNet-CRF row for every
+    corpus and size of ``plan``, and the paper's row for the same model and size beside MSRA only."""
+    not_run = pd.DataFrame([{"corpus": corpus, "arch": "xlnet_crf", "size": size, "seeds": 0}
+                            for corpus, grid in plan.items() for size in grid])
+    table = pd.concat([summarize(per_run, by=("corpus", "arch", "size")), not_run], ignore_index=True)
+    table.insert(1, "corpus_label", table["corpus"].map(corpus_label))
+    table.insert(3, "model", table["arch"].map(ARCH_LABELS))
+    table["status"] = table["arch"].map(lambda arch: XLNET_NOT_RUN if arch == "xlnet_crf" else "measured")
+    return with_paper_table2(table)
+
+
+# The Figure 6 rows counted at the paper's size (BERT-base / XLNet-base), and the paper's model each one answers.
+BASE_SIZE_LABELS = {"encoder_crf_bert_base": "RoBERTa-CRF, BERT-base size (count only)",
+                    "xlnet_crf_base": "XLNet-CRF, XLNet-base size (count only)"}
+FIGURE6_PAPER_ROW = {"acmtl_bert_base": "AC-MTL", "encoder_crf_bert_base": "RoBERTa", "xlnet_crf_base": "XLNet",
+                     "bilstm_crf": "BiLSTM"}
+XLNET_BASE = {"vocab_size": 32000, "d_model": 768, "n_layer": 12, "n_head": 12, "d_inner": 3072}  # ymcui/Chinese-XLNet
+
+
+def base_size_parameters(types: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Exact parameter counts at the paper's encoder size, on the meta device: AC-MTL and encoder-CRF on
+    BERT-base, and XLNet-base with encoder-CRF's head (a 768-wide encoder's CRF head is the same)."""
+    import torch
+    from transformers import XLNetConfig, XLNetModel
+
+    from acmtl.encoders import bert_base_config
+
+    bert_base = bert_base_config().to_dict()
+    encoder_crf = architecture_parameters("encoder_crf", types, bert_base)
+    with torch.device("meta"):
+        xlnet = sum(p.numel() for p in XLNetModel(XLNetConfig(**XLNET_BASE)).parameters())
+    return {"acmtl_bert_base": architecture_parameters("acmtl", types, bert_base),
+            "encoder_crf_bert_base": encoder_crf,
+            "xlnet_crf_base": {"total": xlnet + encoder_crf["added"], "encoder": xlnet, "added": encoder_crf["added"]}}
+
+
+def figure6_table(bench: dict, counted: Mapping[str, Mapping[str, int]], paper: pd.DataFrame) -> pd.DataFrame:
+    """One row per model: what ``bench`` (:func:`acmtl.bench.run_benchmark`) measured on this machine, then the
+    ``counted`` models it did not run, with the paper's parameters and speed for the same model at its size."""
+    precisions = bench["protocol"]["precisions"]
+    rows = [{"model": name, "label": r["label"], "measured_on": "this machine",
+             **{f"params_{k}": v for k, v in r["params"].items()}, "gflop_per_token": r["gflop_per_token"],
+             **{f"tokens_per_s_{p}": r["tokens_per_s"][p] for p in precisions}} for name, r in bench["models"].items()]
+    rows += [{"model": name, "label": BASE_SIZE_LABELS[name], "measured_on": "count only (meta device, no weights)",
+              **{f"params_{k}": v for k, v in counts.items()}} for name, counts in counted.items()
+             if name not in bench["models"]]
+    table = pd.DataFrame(rows)
+    table["params_millions"] = table["params_total"] / 1e6
+    device = describe_device(bench["machine"] | {"torch_threads": bench["machine"]["threads"]})
+    table["device"] = table["measured_on"].map(lambda where: device if where == "this machine" else "")
+    table["paper_model"] = table["model"].map(FIGURE6_PAPER_ROW)
+    paper = paper[["model", "paper_params_millions", "paper_tokens_per_s", "paper_device"]]
+    return table.merge(paper.rename(columns={"model": "paper_model"}), on="paper_model", how="left")
+
+
+# Table 3's steps: (component, the variant with it, the variant without it).
+ABLATION_STEPS = (("pinyin features", "encoder_pinyin_crf", "encoder_crf"),
+                  ("attention (MHSA) on top of CNN", "bert_mhsa_cnn", "bert_cnn"),
+                  ("CNN on top of attention", "bert_mhsa_cnn", "bert_mhsa"),
+                  ("multi-task learning", "acmtl", "bert_mhsa_cnn"),
+                  ("soft instead of shared layers", "acmtl_soft", "acmtl"))
+
+
+def ablation_steps(per_run: pd.DataFrame, paper_f1: Mapping[str, float]) -> pd.DataFrame:
+    """What each component adds, paired by seed: per step of :data:`ABLATION_STEPS` whose two variants ran, the
+    mean and per-seed F1 difference (points) on the subset test split and the full test set, and the same
+    difference of the paper's F1 (``paper_f1``: arch -> F1 in percent)."""
+    f1 = per_run.pivot_table(index="seed", columns="arch", values=["test_f1", "full_test_f1"])
+    rows = []
+    for step, with_, without in ABLATION_STEPS:
+        if not {with_, without} <= set(per_run["arch"]):
+            continue
+        row = {"component": step, "with": ARCH_LABELS[with_], "without": ARCH_LABELS[without], "seeds": len(f1)}
+        for split in ("test_f1", "full_test_f1"):
+            diff = 100 * (f1[split][with_] - f1[split][without])
+            row[f"{split}_difference"] = round(diff.mean(), 2)
+            row[f"{split}_difference_per_seed"] = " ".join(f"{d:+.2f}" for d in diff)
+        row["paper_difference"] = round(paper_f1.get(with_, float("nan")) - paper_f1.get(without, float("nan")), 2)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def figure8_vs_paper(curve_runs: Mapping[str, pd.DataFrame], noise: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
+    """Figure 8 beside the paper: per panel and model our F1 (percent) and the paper's final F1 for the same model.
+
+    ``curve_runs``: panel ("8(a)", "8(c)") -> :func:`train_grid` rows; ``noise``: :func:`acmtl.analysis.noise_scores`
+    rows (panel 8(b), noisy rates only); ``paper``: :func:`acmtl.claims.paper_robustness`. XLNet, which we cannot
+    run, keeps its row with the paper's number only."""
+    def claim(panel: str, model: str) -> float:
+        row = paper[paper["context"].str.startswith(panel) & (paper["model"] == model)]
+        return row["paper_final_f1"].iloc[0] if len(row) else float("nan")
+
+    rows = [{"panel": panel, "data": f"{corpus_label(r.corpus)}, test split of the subset", "arch": r.arch,
+             "model": ARCH_LABELS[r.arch], "f1": 100 * r.test_f1, "full_test_f1": 100 * r.full_test_f1,
+             "paper_model": PAPER_MODELS.get(r.arch, ""), "paper_final_f1": claim(panel, PAPER_MODELS.get(r.arch, ""))}
+            for panel, runs in curve_runs.items() for r in runs.itertuples()]
+    rows += [{"panel": "8(b)", "data": f"MSRA {r.split}, noise rate {r.rate} (realised {r.realised_rate:.3f})",
+              "arch": r.arch, "model": ARCH_LABELS[r.arch], "f1": 100 * r.f1, "full_test_f1": float("nan"),
+              "paper_model": PAPER_MODELS.get(r.arch, ""), "paper_final_f1": claim("8(b)", PAPER_MODELS.get(r.arch, ""))}
+             for r in noise[noise["rate"] > 0].itertuples()]
+    rows += [{"panel": r.context[:4], "data": f"{r.context} (not run: needs Chinese XLNet weights, "
+              "--encoder /path/to/chinese-xlnet-base)", "arch": "", "model": "XLNet", "f1": float("nan"),
+              "full_test_f1": float("nan"), "paper_model": "XLNet", "paper_final_f1": r.paper_final_f1}
+             for r in paper[paper["model"] == "XLNet"].itertuples()]
+    return pd.DataFrame(rows)

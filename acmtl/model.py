@@ -20,7 +20,8 @@ NER tags, so no extra annotation is needed:
     boundary task: the BIOES position of each character with the type removed (O, B, I, E, S);
     type task:     the entity type of each character (O for none).
     loss = 0.7 · L_ner + 0.15 · L_boundary + 0.15 · L_type
-The paper says "soft parameter sharing" but describes shared layers; ``mtl="soft"`` gives the
+``forward`` returns the loss with its parts (:class:`ACMTLOutput`) and training records each part
+per epoch, so the weighting can be watched. The paper says "soft parameter sharing" but describes shared layers; ``mtl="soft"`` gives the
 textbook soft sharing instead: each task gets its own attention + CNN block, tied to the NER
 block by an L2 penalty on the difference of their weights.
 
@@ -289,6 +290,27 @@ def type_labels(tag_ids: torch.Tensor, tags: list[str]) -> torch.Tensor:
     return table[tag_ids]
 
 
+@dataclass
+class ACMTLOutput:
+    """What :meth:`ACMTL.forward` returns, like a Hugging Face model's output: the loss and its parts.
+
+        loss = w · ner + (1 - w) / 2 · (boundary + type) + λ · sharing
+    with w = ``main_task_weight`` and λ = ``soft_sharing_l2``. The parts are unweighted, and a part the
+    architecture lacks is None: the baselines (``mtl="none"``) have only ``ner``, which is then their
+    loss; only soft sharing (``mtl="soft"``) has the ``sharing`` penalty.
+    """
+
+    loss: torch.Tensor  # what training minimises
+    ner: torch.Tensor  # CRF negative log-likelihood per token (Eq. 13)
+    boundary: torch.Tensor | None = None  # cross-entropy of the BIOES-position task
+    type: torch.Tensor | None = None  # cross-entropy of the entity-type task
+    sharing: torch.Tensor | None = None  # L2 distance of the auxiliary blocks' weights to the NER block's
+
+    def parts(self) -> dict[str, torch.Tensor]:
+        """The parts this architecture has, by name (``ner`` first)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)[1:] if getattr(self, f.name) is not None}
+
+
 class ACMTL(nn.Module):
     """AC-MTL with ablation switches; with everything off it is the encoder+CRF / BiLSTM-CRF baseline."""
 
@@ -333,13 +355,13 @@ class ACMTL(nn.Module):
         return self.ner_head(self.dropout(s)), weights
 
     # -- training -----------------------------------------------------------------------------
-    def forward(self, char_ids, syllable_ids, tone_ids, mask, tag_ids) -> torch.Tensor:
-        """The training loss L = w·L_ner + (1-w)/2·(L_boundary + L_type) (+ soft-sharing L2); L_ner is the CRF NLL per token."""
+    def forward(self, char_ids, syllable_ids, tone_ids, mask, tag_ids) -> ACMTLOutput:
+        """The training loss L = w·L_ner + (1-w)/2·(L_boundary + L_type) (+ soft-sharing L2), with its parts."""
         e = self.embed(char_ids, syllable_ids, tone_ids, mask)
         s_ner, _ = self.features(e, mask, 0)
         ner = self.crf.nll(self.ner_head(self.dropout(s_ner)), tag_ids, mask)
         if self.cfg.mtl == "none":
-            return ner
+            return ACMTLOutput(loss=ner, ner=ner)
         s_boundary = self.features(e, mask, 1)[0] if len(self.blocks) == 3 else s_ner
         s_type = self.features(e, mask, 2)[0] if len(self.blocks) == 3 else s_ner
         boundary = F.cross_entropy(self.boundary_head(self.dropout(s_boundary))[mask],
@@ -347,11 +369,12 @@ class ACMTL(nn.Module):
         typed = F.cross_entropy(self.type_head(self.dropout(s_type))[mask], type_labels(tag_ids, self.cfg.tags)[mask])
         w = self.cfg.main_task_weight
         total = w * ner + (1 - w) / 2 * (boundary + typed)
+        penalty = None
         if len(self.blocks) == 3:  # soft sharing: pull each auxiliary block towards the NER block
             shared = dict(self.blocks[0].named_parameters())
             penalty = sum(((p - shared[n]) ** 2).sum() for blk in self.blocks[1:] for n, p in blk.named_parameters())
             total = total + self.cfg.soft_sharing_l2 * penalty
-        return total
+        return ACMTLOutput(loss=total, ner=ner, boundary=boundary, type=typed, sharing=penalty)
 
     # -- inference ----------------------------------------------------------------------------
     @torch.no_grad()

@@ -10,6 +10,7 @@ finds one if installed; without one :func:`char_labels` turns characters into pi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -148,7 +149,18 @@ def grouped_bars(ax, names: Sequence[str], values: Sequence[float], errors: Sequ
         for xi, name, value in zip(x, names, paper):
             if value is not None and not np.isnan(value):
                 paper_marker(ax, xi, value, name)
-    ax.set_xticks(x, [label(n) for n in names], rotation=20, ha="right")
+    ax.set_xticks(x, [wrapped(label(n)) for n in names], fontsize=8)
+
+
+def wrapped(text: str, width: int = 11) -> str:
+    """``text`` on lines of about ``width`` characters, broken after a space or a '+' (for tick labels that would
+    otherwise run into each other)."""
+    lines = [""]
+    for token in re.split(r"(?<=[ +])", text):
+        if lines[-1] and len(lines[-1]) + len(token.rstrip()) > width:
+            lines.append("")
+        lines[-1] += token
+    return "\n".join(line.strip() for line in lines)
 
 
 def paper_handles(ax) -> tuple[list, list[str]]:
@@ -162,3 +174,22 @@ def paper_handles(ax) -> tuple[list, list[str]]:
 def legend_with_paper(ax, **kwargs) -> None:
     """The axes' legend plus one entry explaining hollow markers."""
     ax.legend(*paper_handles(ax), **kwargs)
+
+
+LOSS_PARTS = {"ner": ("NER (CRF)", "#D55E00"), "boundary": ("boundary", "#0072B2"), "type": ("type", "#009E73"),
+              "sharing": ("soft-sharing L2", "#CC79A7")}
+
+
+def loss_parts(ax, curve: Sequence[dict]) -> None:
+    """A run's training loss per epoch (``curve.json`` rows): one line per recorded part, unweighted,
+    and the total they weight to, dashed (AC-MTL: 0.7 · NER + 0.15 · (boundary + type)). Log scale:
+    the soft-sharing penalty is orders of magnitude above the task losses."""
+    epochs = [row["epoch"] for row in curve]
+    for key in [k for k in curve[0] if k.startswith("loss_")]:
+        name, colour = LOSS_PARTS.get(key.removeprefix("loss_"), (key, None))
+        ax.plot(epochs, [row[key] for row in curve], color=colour, marker="o", markersize=3, label=name)
+    ax.plot(epochs, [row["loss"] for row in curve], color="black", linestyle="--", label="total (weighted)")
+    ax.set_yscale("log")
+    ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss (mean over batches)")

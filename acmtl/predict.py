@@ -6,6 +6,10 @@ left window has just closed an entity (or is outside one) and the right window s
 one (or is outside one), chosen as close to the middle of the overlap as possible. An entity
 shorter than the overlap is therefore always seen whole by one window and never cut at a seam.
 
+Each entity comes with a confidence: the CRF's probability that exactly this span carries exactly
+the predicted tags (forward-backward over the window the entity was decoded in, see
+:func:`acmtl.crf.span_probability`), not a softmax of emission scores.
+
 A batch that runs out of memory is not fatal: the batch size is halved (down to one window)
 and the batch tried again; windows go longest first, so the smaller size suits the rest too.
 
@@ -19,15 +23,21 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from acmtl.checkpoint import load_pretrained
+from acmtl.backends import acmtl_emissions
+from acmtl.card import read_run_records
+from acmtl.checkpoint import load_pretrained, save_pretrained
+from acmtl.crf import span_probability
 from acmtl.data.conll import tags_to_entities
 from acmtl.encoders import CharTokenizer
 from acmtl.features import Encoded, collate, encode
@@ -50,17 +60,19 @@ def _windows(length: int, max_len: int, overlap: int) -> list[int]:
     return starts + [length - max_len]
 
 
-def _stitch(pieces: list[tuple[int, list[int]]], tags: list[str]) -> list[int]:
+def _stitch(pieces: list[tuple[int, list[int]]], tags: list[str]) -> tuple[list[int], list[int]]:
+    """The joined path and, for each position, the index of the piece its tag comes from."""
     closes = [t[0] in "OES" for t in tags]  # an entity may end after this tag
     opens = [t[0] in "OBS" for t in tags]  # an entity may start at this tag
-    result = pieces[0][1]
-    for start, window in pieces[1:]:
+    result, owner = pieces[0][1], [0] * len(pieces[0][1])
+    for k, (start, window) in enumerate(pieces[1:], start=1):
         end = len(result)  # the left part covers [0, end); this window covers [start, start + len)
         middle = (start + end) / 2
         cuts = [p for p in range(start + 1, end + 1) if closes[result[p - 1]] and opens[window[p - start]]]
         cut = min(cuts, key=lambda p: abs(p - middle)) if cuts else int(middle)
         result = result[:cut] + window[cut - start :]
-    return result
+        owner = owner[:cut] + [k] * (start + len(window) - cut)
+    return result, owner
 
 
 def _out_of_memory(err: RuntimeError) -> bool:
@@ -69,15 +81,46 @@ def _out_of_memory(err: RuntimeError) -> bool:
     return isinstance(err, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
 
 
-def _decode_windows(model: ACMTL, windows: list[Encoded], batch_size: int, device: torch.device) -> list[list[int]]:
-    """Decode longest first; a batch that runs out of memory is retried at half the batch size, down to 1."""
+@dataclass(frozen=True)
+class _Lattice:
+    """One window's forward-backward result (float64, on the CPU): what entity confidences are computed from."""
+
+    alpha: np.ndarray  # [n, K]
+    beta: np.ndarray  # [n, K]
+    emissions: np.ndarray  # [n, K]
+    log_z: float
+
+    def __len__(self) -> int:
+        return len(self.alpha)
+
+
+def _decode_with_lattices(model: ACMTL, network: Callable | None = None) -> Callable:
+    """A ``model.decode`` that also returns each sentence's :class:`_Lattice`; ``network``, if given, computes
+    the emission scores in place of ``model.emissions`` (an inference backend, :mod:`acmtl.backends`)."""
+
+    def decode(char_ids, syllable_ids, tone_ids, mask) -> list[tuple[list[int], _Lattice]]:
+        emissions = (network or (lambda *inputs: model.emissions(*inputs)[0]))(char_ids, syllable_ids, tone_ids, mask)
+        paths = model.crf.viterbi(emissions, mask)
+        alpha, beta, log_z = (t.cpu().numpy() for t in model.crf.forward_backward(emissions, mask))
+        em = emissions.double().cpu().numpy()
+        return [(path, _Lattice(alpha[b, : len(path)], beta[b, : len(path)], em[b, : len(path)], float(log_z[b])))
+                for b, path in enumerate(paths)]
+
+    return decode
+
+
+def _decode_windows(model: ACMTL, windows: list[Encoded], batch_size: int, device: torch.device,
+                    decode: Callable | None = None) -> list:
+    """Decode longest first; a batch that runs out of memory is retried at half the batch size, down to 1.
+
+    ``decode`` (default ``model.decode``) maps a batch's inputs to one result per window."""
     order = sorted(range(len(windows)), key=lambda i: -len(windows[i]))
-    decoded: list[list[int]] = [[] for _ in windows]
+    decoded: list = [[] for _ in windows]
     done = 0
     while done < len(order):
         rows = order[done : done + batch_size]
         try:
-            paths = model.decode(*collate([windows[i] for i in rows], rows).to(device).inputs)
+            paths = (decode or model.decode)(*collate([windows[i] for i in rows], rows).to(device).inputs)
         except RuntimeError as err:
             if batch_size == 1 or not _out_of_memory(err):
                 raise
@@ -147,8 +190,18 @@ def fast_linear(device: torch.device):
 
 @torch.inference_mode()
 def tag_encoded(model: ACMTL, items: Sequence[Encoded], *, batch_size: int = 32,
-                max_len: int = MAX_LEN, overlap: int = OVERLAP) -> list[list[int]]:
-    """Best tag ids for each item (empty items give empty lists); long items are windowed."""
+                max_len: int = MAX_LEN, overlap: int = OVERLAP, network: Callable | None = None) -> list[list[int]]:
+    """Best tag ids for each item (empty items give empty lists); long items are windowed. ``network``, if
+    given, computes the emission scores in place of ``model.emissions`` (:mod:`acmtl.backends`)."""
+    decode = None if network is None else (
+        lambda *inputs: [(path, None) for path in model.crf.viterbi(network(*inputs), inputs[-1])])
+    return [path for path, _, _ in _tag_windows(model, items, batch_size, max_len, overlap, decode)]
+
+
+def _tag_windows(model: ACMTL, items: Sequence[Encoded], batch_size: int, max_len: int, overlap: int,
+                 decode: Callable | None = None) -> list[tuple[list[int], list[int], list[tuple[int, object]]]]:
+    """For each item: its stitched path, the window each position's tag comes from, and the windows as
+    ``(start, decode's result)``."""
     device = next(model.parameters()).device
     windows, owner = [], []
     for i, item in enumerate(items):
@@ -161,13 +214,40 @@ def tag_encoded(model: ACMTL, items: Sequence[Encoded], *, batch_size: int = 32,
     model.eval()
     try:
         with fast_linear(device):
-            decoded = _decode_windows(model, windows, batch_size, device)
+            decoded = _decode_windows(model, windows, batch_size, device, decode)
     finally:
         model.train(was_training)
-    pieces: list[list[tuple[int, list[int]]]] = [[] for _ in items]
-    for (i, start), path in zip(owner, decoded):
-        pieces[i].append((start, path))
-    return [_stitch(p, model.cfg.tags) if p else [] for p in pieces]
+    pieces: list[list[tuple[int, object]]] = [[] for _ in items]
+    for (i, start), result in zip(owner, decoded):
+        pieces[i].append((start, result))
+    path_of = (lambda r: r[0]) if decode else (lambda r: r)  # noqa: E731
+    tagged = []
+    for p in pieces:
+        path, from_window = _stitch([(start, path_of(r)) for start, r in p], model.cfg.tags) if p else ([], [])
+        tagged.append((path, from_window, p))
+    return tagged
+
+
+def _entity_scores(entities: list, path: list[int], from_window: list[int], windows: list[tuple[int, tuple]],
+                   transitions: np.ndarray) -> list[float | None]:
+    """Each entity's :func:`~acmtl.crf.span_probability` in the window its first tag came from (or, should the
+    stitch have joined it from two windows, any window that holds all of it; None if none does)."""
+    scores = []
+    for e in entities:
+        score = None
+        for k in (from_window[e.start], *range(len(windows))):
+            start, (_, lattice) = windows[k]
+            if start <= e.start and e.end <= start + len(lattice):
+                score = span_probability(lattice.alpha, lattice.beta, lattice.emissions, transitions, lattice.log_z,
+                                         e.start - start, path[e.start : e.end])
+                break
+        scores.append(score)
+    return scores
+
+
+def default_device() -> torch.device:
+    """CUDA when a GPU is visible, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def predict_tags(model: ACMTL, tokenizer: CharTokenizer, texts: Sequence[Sequence[str]], *,
@@ -178,33 +258,71 @@ def predict_tags(model: ACMTL, tokenizer: CharTokenizer, texts: Sequence[Sequenc
 
 
 class NERPredictor:
-    """Raw text in, entities out: ``NERPredictor.from_pretrained(run_dir).predict(["..."])``."""
+    """Raw text in, entities out, in the shape of a Hugging Face pipeline::
 
-    def __init__(self, model: ACMTL, tokenizer: CharTokenizer, *, batch_size: int = 32, max_len: int = MAX_LEN):
+        ner = acmtl.from_pretrained("runs/<hash>")      # or any folder written by save_pretrained
+        ner("他毕业于北京交通大学。")                      # one text -> its entities
+        ner.predict(["text 1", "text 2"])                 # a list -> one list of entities per text
+        ner.to("cuda").save_pretrained("my-model/")
+
+    An entity is ``{"type", "start", "end", "text", "score"}`` with ``text == input[start:end]`` and
+    ``score`` the CRF's probability of exactly this span with exactly these tags (see
+    :func:`acmtl.crf.span_probability`).
+    """
+
+    def __init__(self, model: ACMTL, tokenizer: CharTokenizer, *, batch_size: int = 32, max_len: int = MAX_LEN,
+                 backend: str = "eager", onnx_dir: str | Path | None = None):
+        """``backend``: eager | onnx | onnx-int8 (:mod:`acmtl.backends`; ONNX files cached in ``onnx_dir``)."""
         self.model, self.tokenizer = model.eval(), tokenizer
         self.batch_size, self.max_len = batch_size, max_len
+        self.network = acmtl_emissions(model, backend, cache_dir=onnx_dir)  # None: eager PyTorch
+        self.run: dict | None = None  # the run.json and metrics.json it was trained with, for its model card
+        self.metrics: dict | None = None
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, *, device: str = "cpu", **kwargs) -> "NERPredictor":
-        """Load a run directory (``runs/<hash>/``) or any directory written by ``save_pretrained``."""
+    def from_pretrained(cls, directory: str | Path, *, device: str | torch.device | None = None,
+                        **kwargs) -> "NERPredictor":
+        """Load a run directory (``runs/<hash>/``) or any directory written by ``save_pretrained``;
+        ``device`` None picks CUDA when present, else the CPU."""
         directory = Path(directory)
         if (directory / "model").is_dir():  # a run directory keeps its best model under model/
             directory = directory / "model"
         model, tokenizer = load_pretrained(directory)
-        return cls(model.to(device), tokenizer, **kwargs)
+        kwargs.setdefault("onnx_dir", directory / "onnx")  # exports for the ONNX backends live beside the weights
+        predictor = cls(model, tokenizer, **kwargs).to(device or default_device())
+        predictor.run, predictor.metrics = read_run_records(directory)
+        return predictor
 
-    def predict(self, texts: Sequence[str]) -> list[list[dict]]:
-        """For each text, its entities as ``{"type", "start", "end", "text"}`` with ``text[start:end]``."""
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device: str | torch.device) -> "NERPredictor":
+        """Move the model to ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...); returns self."""
+        self.model.to(device)
+        return self
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write the model to ``directory`` (weights, config, tokenizer, model card); load it with from_pretrained."""
+        return save_pretrained(self.model, self.tokenizer, directory, run=self.run, metrics=self.metrics)
+
+    def predict(self, texts: str | Sequence[str]) -> list[dict] | list[list[dict]]:
+        """Entities of one text, or of each text of a list (see the class docstring for their keys)."""
         if isinstance(texts, str):
-            raise TypeError("predict() takes a list of texts; wrap a single text in a list")
+            return self.predict([texts])[0]
         items = [encode(list(text), self.tokenizer) if text.strip() else encode([], self.tokenizer)
                  for text in texts]
-        paths = tag_encoded(self.model, items, batch_size=self.batch_size, max_len=self.max_len,
-                            overlap=min(OVERLAP, self.max_len // 2))
+        with torch.inference_mode():
+            tagged = _tag_windows(self.model, items, self.batch_size, self.max_len,
+                                  min(OVERLAP, self.max_len // 2), _decode_with_lattices(self.model, self.network))
+            transitions = self.model.crf.decoding_scores()[1].double().cpu().numpy()
         tags = self.model.cfg.tags
-        return [
-            [{"type": e.type, "start": e.start, "end": e.end, "text": text[e.start : e.end]}
-             for e in tags_to_entities([tags[i] for i in path])]
-            for text, path in zip(texts, paths)
-        ]
+        results = []
+        for text, (path, from_window, windows) in zip(texts, tagged):
+            entities = tags_to_entities([tags[i] for i in path])
+            scores = _entity_scores(entities, path, from_window, windows, transitions)
+            results.append([{"type": e.type, "start": e.start, "end": e.end, "text": text[e.start : e.end],
+                             "score": score} for e, score in zip(entities, scores)])
+        return results
 
+    __call__ = predict

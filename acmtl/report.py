@@ -1,9 +1,10 @@
-"""The README's Table 2 summary, rendered from ``results/table2_performance.csv``, never typed by hand.
+"""The README's Table 2 summary and claims verdicts, rendered from ``results/``, never typed by hand.
 
-``python -m acmtl report`` rewrites the block between the two markers in README.md; ``--check``
-only says whether the block matches ``results/`` (a test runs it, so the README cannot drift from
-what ``./run_all.sh`` wrote). Three kinds of number stand side by side, each labelled: what the
-paper claims (``acmtl.claims``), what we measured, and published results on the full corpora.
+``python -m acmtl report`` writes ``results/claims_verdict.csv`` (:mod:`acmtl.verdicts`) and rewrites
+the blocks between their markers in README.md; ``--check`` only says whether they match
+``results/`` (a test runs it, so the README cannot drift from what ``./run_all.sh`` wrote). Three kinds of
+number stand side by side, each labelled: what the paper claims (``acmtl.claims``), what we measured, and
+published results on the full corpora.
 """
 
 from __future__ import annotations
@@ -12,21 +13,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from acmtl.claims import published_anchors, table2_applies_to
+from acmtl.claims import ANCHOR_FOR, ANCHOR_SHORT, published_anchors, table2_applies_to
 from acmtl.data.fetch import atomic_write_bytes
 from acmtl.evaluate import is_missing
+from acmtl.verdicts import render_claims, write_claims_verdict
 
 BEGIN = "<!-- table2-summary:begin (written by `python -m acmtl report` from results/; do not edit) -->"
 END = "<!-- table2-summary:end -->"
+CLAIMS_BEGIN = ("<!-- claims-verdict:begin (written by `python -m acmtl report` from results/claims_verdict.csv; "
+                "do not edit) -->")
+CLAIMS_END = "<!-- claims-verdict:end -->"
+GLANCE_BEGIN = "<!-- findings:begin (written by `python -m acmtl report` from results/; do not edit) -->"
+GLANCE_END = "<!-- findings:end -->"
 TABLE2 = "table2_performance.csv"
-
-# Which published system each of our rows is read against (acmtl.claims.PUBLISHED_ANCHORS).
-ANCHOR_FOR = {
-    "bilstm_crf": "BiLSTM-CRF, char (Lattice LSTM paper baselines)",
-    "encoder_crf": "BERT + CRF (re-runs)",
-    "acmtl": "Boundary Smoothing (RoBERTa-large)",  # the best published result on each corpus
-}
-ANCHOR_SHORT = {"bilstm_crf": "BiLSTM-CRF", "encoder_crf": "BERT-CRF", "acmtl": "best published"}
 
 
 def _cell(value) -> str:
@@ -65,13 +64,37 @@ def render_block(results_dir: Path) -> str:
     return f"{BEGIN}\n{body}\n{END}"
 
 
+def render_glance(results_dir: Path) -> str:
+    """Markdown: one finding each for Table 3 and Figures 6-10, and how long each notebook took
+    (:mod:`acmtl.findings`, from the tables and their provenance)."""
+    from acmtl.findings import NOTEBOOK_TABLES, at_a_glance, duration, timings
+
+    if not all((results_dir / f"{t}.csv").is_file() for tables in NOTEBOOK_TABLES.values() for t in tables):
+        return "*Not generated yet: `./run_all.sh` writes the tables in `results/`, then these lines.*"
+    times = timings(results_dir)
+    rows = [f"| `{r.notebook}` | {r.wall} | {r.profile}, {r.date}, {r.machine} |" for r in times.itertuples()]
+    return "\n".join([at_a_glance(results_dir), "",
+                      "| notebook | wall time of its last run | profile, day, machine |", "|---|---:|---|", *rows,
+                      f"| all | {duration(times['wall_seconds'].sum())} | |"])
+
+
+def _replace_block(text: str, begin: str, end: str, block: str, what: str, readme: Path) -> str:
+    start, stop = text.find(begin), text.find(end)
+    if start < 0 or stop < start:
+        raise ValueError(f"{readme}: no {what} block; add the two lines\n{begin}\n{end}")
+    return text[:start] + block + text[stop + len(end):]
+
+
 def update_readme(readme: Path, results_dir: Path, *, check: bool = False) -> bool:
-    """Rewrite the block in ``readme`` (unless ``check``); True when it already matched ``results_dir``."""
+    """Write ``results_dir/claims_verdict.csv`` and rewrite the README blocks (unless ``check``); True when all
+    of them already matched ``results_dir``."""
+    claims_current = write_claims_verdict(results_dir, check=check)
     text = readme.read_text(encoding="utf-8")
-    start, end = text.find(BEGIN), text.find(END)
-    if start < 0 or end < start:
-        raise ValueError(f"{readme}: no Table 2 block; add the two lines\n{BEGIN}\n{END}")
-    new = text[:start] + render_block(results_dir) + text[end + len(END):]
+    new = _replace_block(text, BEGIN, END, render_block(results_dir), "Table 2", readme)
+    claims_block = f"{CLAIMS_BEGIN}\n{render_claims(results_dir)}\n{CLAIMS_END}"
+    new = _replace_block(new, CLAIMS_BEGIN, CLAIMS_END, claims_block, "claims verdict", readme)
+    glance = f"{GLANCE_BEGIN}\n{render_glance(results_dir)}\n{GLANCE_END}"
+    new = _replace_block(new, GLANCE_BEGIN, GLANCE_END, glance, "findings", readme)
     if new != text and not check:
         atomic_write_bytes(readme, new.encode("utf-8"))
-    return new == text
+    return claims_current and new == text

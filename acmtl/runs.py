@@ -25,7 +25,8 @@ from pathlib import Path
 from filelock import FileLock
 
 import acmtl
-from acmtl.checkpoint import load_pretrained
+from acmtl.card import CARD_FILE, read_run_records, write_model_card
+from acmtl.checkpoint import load_pretrained, read_config
 from acmtl.data.conll import Sentence
 from acmtl.data.corpora import load_corpus
 from acmtl.data.fetch import atomic_write_bytes
@@ -131,13 +132,22 @@ def ensure_run(spec: RunSpec, *, progress: bool = True, root: Path | None = None
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(run_dir) + ".lock"):
         if is_complete(run_dir):
+            if not (run_dir / "model" / CARD_FILE).is_file():  # a run finished before cards were written
+                write_run_card(run_dir)
             return run_dir
         run_dir.mkdir(exist_ok=True)
         record = {**config, "acmtl_version": acmtl.__version__}
         atomic_write_bytes(run_dir / "run.json", json.dumps(record, indent=2, ensure_ascii=False).encode())
         train(model_cfg, spec.train, data, run_dir, resume=True, progress=progress,
               checkpoint_every=checkpoint_every, on_epoch=on_epoch)
+        write_run_card(run_dir)
     return run_dir
+
+
+def write_run_card(run_dir: str | Path) -> Path:
+    """(Re)write the model card of ``run_dir/model`` with the run's corpus, settings and scores."""
+    model_dir = Path(run_dir) / "model"
+    return write_model_card(model_dir, read_config(model_dir), *read_run_records(model_dir))
 
 
 def _finished(run_dir: str | Path) -> Path:

@@ -4,7 +4,7 @@ One call of :func:`train` writes into ``out_dir``::
 
     model/            the best model so far (by dev F1), loadable with ``from_pretrained``
     checkpoint/       everything needed to resume after the last finished epoch (removed at the end)
-    curve.json        per epoch: training loss, dev F1, test F1, seconds, characters/s
+    curve.json        per epoch: training loss and its parts (loss_ner, ...), dev F1, test F1, seconds, characters/s
     predictions.json  the best model's tags on every split scored (one string per sentence)
     metrics.json      final scores of the best model on every split given (written last)
 
@@ -35,6 +35,7 @@ import os
 import random
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,11 +45,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
+from tqdm.std import tqdm
 
 from acmtl.checkpoint import build_model, load_pretrained, save_pretrained
 from acmtl.data.conll import Sentence
 from acmtl.data.fetch import atomic_write_bytes
+from acmtl.encoders import CharTokenizer
 from acmtl.evaluate import Scores, score
 from acmtl.features import Encoded, encode_sentences, training_batches
 from acmtl.model import ACMTL, ModelConfig
@@ -188,7 +190,21 @@ def _has_checkpoint(directory: Path) -> bool:
     return any((d / "state.json").exists() for d in (directory, directory.with_name("checkpoint.old")))
 
 
-# -- the loop -----------------------------------------------------------------------------------
+# -- set-up ------------------------------------------------------------------------------------
+
+
+def warmup_then_linear_decay(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
+    """The learning-rate multiplier by optimiser step (0-based), for ``LambdaLR``."""
+
+    def multiplier(step: int) -> float:
+        # warm-up: rise linearly to the full rate, so the first updates, driven by the randomly
+        # initialised new layers, stay small for the pre-trained encoder
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        # decay: fall linearly from the full rate to 0 at the last step
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return multiplier
 
 
 def _optimizer(model: ACMTL, cfg: TrainConfig, steps: int):
@@ -203,9 +219,157 @@ def _optimizer(model: ACMTL, cfg: TrainConfig, steps: int):
          "weight_decay": cfg.weight_decay if decay else 0.0}
         for (enc, decay), ps in sorted(groups.items())
     ])
-    warm = max(1, int(cfg.warmup * steps))
-    schedule = lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm)))  # noqa: E731
+    schedule = warmup_then_linear_decay(max(1, int(cfg.warmup * steps)), steps)
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+@dataclass
+class _Run:
+    """What the phases of one call of :func:`train` share; built by :func:`_set_up`."""
+
+    cfg: TrainConfig
+    out_dir: Path
+    model: ACMTL
+    tokenizer: CharTokenizer
+    trainee: torch.nn.Module  # the model, wrapped by DistributedDataParallel when there are several processes
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    encoded: dict[str, list[Encoded]]  # every split
+    train_items: list[Encoded]  # the training split, long sentences cut into windows
+    batches_per_epoch: int  # per process
+    device: torch.device
+    bf16: bool
+    world: int  # number of processes
+    rank: int  # this process; 0 evaluates and writes
+    state: TrainerState
+    best_state: dict[str, torch.Tensor] | None = None  # best weights not yet written to model/
+    last_checkpoint: float = 0.0  # time.perf_counter() of the last resume checkpoint
+
+
+def _join_processes(device: str | None) -> tuple[torch.device, int, int]:
+    """This process's device, the number of processes and its rank; under torchrun, join the process group."""
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if world > 1:
+        if dev.type == "cuda":
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(dev)
+        else:
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return dev, world, rank
+
+
+def _set_up(model_cfg: ModelConfig, cfg: TrainConfig, data: dict[str, list[Sentence]], out_dir: Path, *,
+            resume: bool, device: str | None) -> _Run:
+    """Seed, build the model, encode every split, make the optimiser; continue from the checkpoint if asked."""
+    dev, world, rank = _join_processes(device)
+    set_seed(cfg.seed)
+    model, tokenizer = build_model(model_cfg)
+    model.to(dev)
+    tags = model.cfg.tags
+    encoded = {name: encode_sentences(sents, tokenizer, tags) for name, sents in data.items()}
+    train_items = split_long(encoded["train"], tags, cfg.max_len)
+    batches_per_epoch = max(1, -(-len(train_items) // cfg.batch_size) // world)
+    optimizer, scheduler = _optimizer(model, cfg, cfg.epochs * batches_per_epoch)
+    state = TrainerState()
+    if resume and _has_checkpoint(out_dir / "checkpoint"):
+        state = _load_checkpoint(out_dir / "checkpoint", model, optimizer, scheduler)
+        log.info("resuming %s after epoch %d", out_dir, state.epoch)
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    trainee = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    return _Run(cfg, out_dir, model, tokenizer, trainee, optimizer, scheduler, encoded, train_items,
+                batches_per_epoch, dev, use_bf16(cfg.precision, dev), world, rank, state,
+                last_checkpoint=time.perf_counter())
+
+
+# -- the loop -----------------------------------------------------------------------------------
+
+
+def _train_epoch(run: _Run, progress: bool) -> dict[str, float]:
+    """One pass over this process's share of the batches -> mean loss and mean parts, seconds, characters/s."""
+    cfg, epoch = run.cfg, run.state.epoch
+    run.model.train()
+    batches = training_batches(run.train_items, cfg.batch_size, seed=cfg.seed * 100_003 + epoch)
+    batches = (batches * run.world)[run.rank::run.world][:run.batches_per_epoch]  # equal share per process
+    started, sums, chars = time.perf_counter(), Counter(), 0  # sums: "loss" and "loss_<part>" over batches
+    bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or run.rank != 0, leave=False)
+    for batch in bar:
+        batch = batch.to(run.device)
+        # forward: the loss and its parts, in bf16 where the hardware has it
+        with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.bf16):
+            out = run.trainee(*batch.inputs, batch.tag_ids)
+        # backward: the gradients (DDP averages them over the processes)
+        run.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        # clip: rescale the gradient to norm at most grad_clip, against spikes from the fresh layers
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+        # step: the AdamW update, then the learning rate for the next step
+        run.optimizer.step()
+        run.scheduler.step()
+        # bookkeeping: the loss and its parts for the curve, characters for the speed
+        losses = {"loss": out.loss.item(), **{f"loss_{name}": v.item() for name, v in out.parts().items()}}
+        sums.update(losses)
+        chars += int(batch.mask.sum())
+        bar.set_postfix(loss=f"{losses['loss']:.3f}")
+    seconds = time.perf_counter() - started
+    return {**{key: total / max(1, len(batches)) for key, total in sums.items()},
+            "seconds": seconds, "train_chars_per_s": chars * run.world / seconds}
+
+
+def _record_epoch(run: _Run, row: dict, checkpoint_every: float, progress: bool) -> None:
+    """Process 0, after an epoch: score dev (and test), keep the best weights, checkpoint, write the curve."""
+    state, cfg = run.state, run.cfg
+    dev_scores = evaluate_items(run.model, run.encoded["dev"], cfg.eval_batch_size)
+    row["dev_f1"] = dev_scores.f1
+    if "test" in run.encoded:  # recorded for Figure 8, never used to select
+        row["test_f1"] = evaluate_items(run.model, run.encoded["test"], cfg.eval_batch_size).f1
+    state.curve.append(row)
+    if dev_scores.f1 > state.best_f1:
+        state.best_f1, state.best_epoch, state.bad_epochs = dev_scores.f1, row["epoch"], 0
+        run.best_state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+    elif state.best_f1 > 0:  # patience starts once a dev entity is found: F1 0 is "not learning yet"
+        state.bad_epochs += 1
+    state.epoch = row["epoch"]
+    if time.perf_counter() - run.last_checkpoint >= checkpoint_every:
+        if run.best_state is not None:  # model/ first: the checkpoint must never be ahead of it
+            save_pretrained(run.model, run.tokenizer, run.out_dir / "model", run.best_state)
+            run.best_state = None
+        _save_checkpoint(run.out_dir / "checkpoint", run.model, run.optimizer, run.scheduler, state)
+        run.last_checkpoint = time.perf_counter()
+    atomic_write_bytes(run.out_dir / "curve.json", json.dumps(state.curve, indent=1).encode())
+    if progress:
+        tqdm.write(f"epoch {row['epoch']}: loss {row['loss']:.4f}  dev F1 {dev_scores.f1:.4f}  "
+                   f"({row['seconds']:.1f} s, {row['train_chars_per_s']:.0f} chars/s)")
+
+
+# -- final scoring ------------------------------------------------------------------------------
+
+
+def _final_scores(run: _Run, train_sentences: int) -> dict:
+    """Process 0: score the best model on every split but train; write predictions.json, then metrics.json."""
+    state = run.state
+    if run.best_state is not None:
+        save_pretrained(run.model, run.tokenizer, run.out_dir / "model", run.best_state)
+    best, _ = load_pretrained(run.out_dir / "model")
+    best.to(run.device)
+    metrics = {"best_epoch": state.best_epoch, "epochs_run": state.epoch, "device": str(run.device),
+               "precision": "bf16" if run.bf16 else "fp32",  # what "auto" resolved to on this machine
+               "train_seconds": sum(r["seconds"] for r in state.curve),
+               "train_sentences": train_sentences}
+    predictions = {}  # the best model's tags on every scored split: paired comparisons need them
+    for name, items in run.encoded.items():
+        if name != "train":
+            gold, predicted = gold_and_predicted(best, items, run.cfg.eval_batch_size)
+            metrics[name] = score(gold, predicted).to_dict()
+            predictions[name] = [" ".join(tags) for tags in predicted]
+    atomic_write_bytes(run.out_dir / "predictions.json", json.dumps(predictions).encode())
+    atomic_write_bytes(run.out_dir / "metrics.json", json.dumps(metrics, indent=2).encode())  # last: the run is done
+    for leftover in ("checkpoint", "checkpoint.old", "checkpoint.tmp"):
+        shutil.rmtree(run.out_dir / leftover, ignore_errors=True)
+    return metrics
 
 
 def train(model_cfg: ModelConfig, cfg: TrainConfig, data: dict[str, list[Sentence]], out_dir: str | Path, *,
@@ -219,109 +383,19 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, data: dict[str, list[Sentenc
     ``on_epoch`` sees each epoch's curve row (dev F1 among it) once it is recorded; an exception it
     raises (a tuner pruning the trial) stops training and leaves the run to be resumed.
     """
-    out_dir = Path(out_dir)
-    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if world > 1:
-        if dev.type == "cuda":
-            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            torch.cuda.set_device(dev)
-        else:
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    bf16 = use_bf16(cfg.precision, dev)
-
-    set_seed(cfg.seed)
-    model, tokenizer = build_model(model_cfg)
-    model.to(dev)
-    tags = model.cfg.tags
-    encoded = {name: encode_sentences(sents, tokenizer, tags) for name, sents in data.items()}
-    train_items = split_long(encoded["train"], tags, cfg.max_len)
-    batches_per_epoch = max(1, -(-len(train_items) // cfg.batch_size) // world)
-    optimizer, scheduler = _optimizer(model, cfg, cfg.epochs * batches_per_epoch)
-    state = TrainerState()
-    ckpt = out_dir / "checkpoint"
-    if resume and _has_checkpoint(ckpt):
-        state = _load_checkpoint(ckpt, model, optimizer, scheduler)
-        log.info("resuming %s after epoch %d", out_dir, state.epoch)
-    if rank == 0:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    trainee = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    best_state: dict[str, torch.Tensor] | None = None  # best weights not yet written to model/
-    last_checkpoint = time.perf_counter()
-
-    while state.epoch < cfg.epochs and state.bad_epochs < cfg.patience:
-        epoch = state.epoch
-        model.train()
-        batches = training_batches(train_items, cfg.batch_size, seed=cfg.seed * 100_003 + epoch)
-        batches = (batches * world)[rank::world][:batches_per_epoch]  # equal share per process
-        started, total_loss, chars = time.perf_counter(), 0.0, 0
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or rank != 0, leave=False)
-        for batch in bar:
-            batch = batch.to(dev)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-                loss = trainee(*batch.inputs, batch.tag_ids)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            total_loss += loss.item()
-            chars += int(batch.mask.sum())
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        seconds = time.perf_counter() - started
+    run = _set_up(model_cfg, cfg, data, Path(out_dir), resume=resume, device=device)
+    while run.state.epoch < cfg.epochs and run.state.bad_epochs < cfg.patience:
+        row = {"epoch": run.state.epoch + 1, **_train_epoch(run, progress)}
         stop = torch.zeros(1)
-        if rank == 0:
-            dev_scores = evaluate_items(model, encoded["dev"], cfg.eval_batch_size)
-            row = {"epoch": epoch + 1, "loss": total_loss / max(1, len(batches)), "dev_f1": dev_scores.f1,
-                   "seconds": seconds, "train_chars_per_s": chars * world / seconds}
-            if "test" in encoded:  # recorded for Figure 8, never used to select
-                row["test_f1"] = evaluate_items(model, encoded["test"], cfg.eval_batch_size).f1
-            state.curve.append(row)
-            if dev_scores.f1 > state.best_f1:
-                state.best_f1, state.best_epoch, state.bad_epochs = dev_scores.f1, epoch + 1, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            elif state.best_f1 > 0:  # patience starts once a dev entity is found: F1 0 is "not learning yet"
-                state.bad_epochs += 1
-            state.epoch = epoch + 1
-            if time.perf_counter() - last_checkpoint >= checkpoint_every:
-                if best_state is not None:  # model/ first: the checkpoint must never be ahead of it
-                    save_pretrained(model, tokenizer, out_dir / "model", best_state)
-                    best_state = None
-                _save_checkpoint(ckpt, model, optimizer, scheduler, state)
-                last_checkpoint = time.perf_counter()
-            atomic_write_bytes(out_dir / "curve.json", json.dumps(state.curve, indent=1).encode())
-            if progress:
-                tqdm.write(f"epoch {epoch + 1}: loss {row['loss']:.4f}  dev F1 {dev_scores.f1:.4f}  "
-                           f"({seconds:.1f} s, {row['train_chars_per_s']:.0f} chars/s)")
-            stop[0] = float(state.bad_epochs >= cfg.patience)
+        if run.rank == 0:
+            _record_epoch(run, row, checkpoint_every, progress)
+            stop[0] = float(run.state.bad_epochs >= cfg.patience)
             if on_epoch is not None:
                 on_epoch(row)
-        if world > 1:  # every process follows process 0's bookkeeping
+        if run.world > 1:  # every process follows process 0's bookkeeping
             dist.broadcast(stop, 0)
-            state.epoch, state.bad_epochs = epoch + 1, int(stop.item()) * cfg.patience
-
-    metrics: dict = {}
-    if rank == 0:
-        if best_state is not None:
-            save_pretrained(model, tokenizer, out_dir / "model", best_state)
-        best, _ = load_pretrained(out_dir / "model")
-        best.to(dev)
-        metrics = {"best_epoch": state.best_epoch, "epochs_run": state.epoch, "device": str(dev),
-                   "precision": "bf16" if bf16 else "fp32",  # what "auto" resolved to on this machine
-                   "train_seconds": sum(r["seconds"] for r in state.curve),
-                   "train_sentences": len(data["train"])}
-        predictions = {}  # the best model's tags on every scored split: paired comparisons need them
-        for name, items in encoded.items():
-            if name != "train":
-                gold, predicted = gold_and_predicted(best, items, cfg.eval_batch_size)
-                metrics[name] = score(gold, predicted).to_dict()
-                predictions[name] = [" ".join(tags) for tags in predicted]
-        atomic_write_bytes(out_dir / "predictions.json", json.dumps(predictions).encode())
-        atomic_write_bytes(out_dir / "metrics.json", json.dumps(metrics, indent=2).encode())  # last: the run is done
-        for leftover in ("checkpoint", "checkpoint.old", "checkpoint.tmp"):
-            shutil.rmtree(out_dir / leftover, ignore_errors=True)
-    if world > 1:
+            run.state.epoch, run.state.bad_epochs = row["epoch"], int(stop.item()) * cfg.patience
+    metrics = _final_scores(run, len(data["train"])) if run.rank == 0 else {}
+    if run.world > 1:
         dist.barrier()
     return metrics

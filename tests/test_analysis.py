@@ -67,10 +67,18 @@ def test_attention_scores_follow_the_model_weights_and_ignore_padding(tiny_model
     assert batched == pytest.approx(alone, abs=1e-5)  # padding of the shorter sentence changes nothing
     from acmtl.features import collate, encode
     batch = collate([encode(list(texts[1]), tokenizer)], [0])
-    weights = model.attention_weights(*batch.inputs)[0]
-    assert batched[1] == pytest.approx(weights[:, :, 4:6].sum(-1).mean().item(), abs=1e-6)
+    # the reference, by hand: softmax(Q K^T / sqrt(d_k)) of the MHSA layer's own input (the NER block's), per head
+    attention, seen = model.blocks[0].attention, {}
+    hook = attention.register_forward_pre_hook(lambda module, args: seen.update(x=args[0][0]))  # returns None
+    with torch.no_grad():
+        model.emissions(*batch.inputs)
+    hook.remove()
+    q, k, _ = attention.qkv(seen["x"]).split(seen["x"].shape[-1], dim=-1)
+    q, k = (z.view(len(texts[1]), attention.heads, attention.head_dim).transpose(0, 1) for z in (q, k))
+    weights = (q @ k.transpose(-2, -1) / math.sqrt(attention.head_dim)).softmax(-1)  # [heads, T, T]
+    assert batched[1] == pytest.approx(weights[:, :, 4:6].sum(-1).mean().item(), abs=1e-5)
     second = attention_scores(model, tokenizer, texts[1:], "北京", occurrence=1)[0]
-    assert second == pytest.approx(weights[:, :, 15:17].sum(-1).mean().item(), abs=1e-6)
+    assert second == pytest.approx(weights[:, :, 15:17].sum(-1).mean().item(), abs=1e-5)
     assert all(0.0 < s < 1.0 for s in batched)
 
 

@@ -9,7 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from acmtl.bench import MODELS, TARGETS, _count_flops, compare, format_table
+from acmtl import backends, bench
+from acmtl.bench import MODELS, PAPER_TOKENS_PER_S, TARGETS, _count_flops, compare, format_table
+from acmtl.claims import paper_speed_params
 from acmtl.cli import main
 from acmtl.predict import _OneDNNLinear
 
@@ -23,8 +25,9 @@ def quick(tmp_path_factory):
 
 def test_every_model_has_params_and_speed_per_precision(quick):
     precisions = quick["protocol"]["precisions"]
-    assert precisions[0] == "fp32" and set(precisions) <= {"fp32", "bf16"}
+    assert precisions[0] == "fp32" and set(precisions) <= {"fp32", "fp16", "bf16"}
     assert ("bf16" in precisions) == quick["machine"]["bf16_native"]
+    assert ("fp16" in precisions) == (quick["machine"]["device"] == "cuda")
     assert {"acmtl", "acmtl_bert_base", "reference", "encoder_crf", "bilstm_crf"} <= set(quick["models"])
     assert set(quick["models"]) <= set(MODELS)
     for name, result in quick["models"].items():
@@ -123,3 +126,78 @@ def test_onednn_linear_matches_f_linear_and_leaves_autocast_and_autograd_alone()
     with _OneDNNLinear():
         F.linear(leaf, weight, bias).sum().backward()
     assert torch.allclose(leaf.grad, weight.sum(0).expand_as(x))
+
+
+def test_machine_kind_is_recorded(quick):
+    machine = quick["machine"]
+    assert machine["cpu"] and machine["threads"] >= 1 and machine["torch"] == torch.__version__
+    assert set(machine["cpu_flags"]) <= set(bench.CPU_FLAGS)
+    assert machine["onnxruntime"] == backends.versions()["onnxruntime"]  # None where the extra is missing
+    assert "onnxruntime" in format_table(quick).splitlines()[1]
+
+
+def test_every_installed_backend_is_timed_and_read_two_ways(quick):
+    """Each backend's ratios recomputed from its raw timings: vs the plain eager fp32 reference, and like for like."""
+    assert quick["protocol"]["backends"] == backends.available_backends()
+    plain = quick["models"]["reference"]
+    plain_fp32 = _speed(plain["characters"], plain["inference_seconds"]["fp32"])
+    by_backend = quick["ratios"]["inference_by_backend"]
+    assert set(by_backend) == set(quick["protocol"]["backends"])
+    for backend, measured in quick["backends"].items():
+        ours, theirs = (_speed(measured[m]["characters"], measured[m]["inference_seconds"]) for m in ("acmtl", "reference"))
+        assert measured["acmtl"]["characters"] == quick["models"]["acmtl"]["characters"]  # every character tagged
+        assert by_backend[backend]["vs_eager_reference"] == pytest.approx(ours / plain_fp32)
+        assert by_backend[backend]["like_for_like"] == pytest.approx(ours / theirs)
+    fastest = quick["targets"]["inference"]["fastest_backend"]
+    assert fastest["met"] == (fastest["vs_eager_reference"] >= TARGETS["inference"])
+    assert fastest["vs_eager_reference"] == max(r["vs_eager_reference"] for r in by_backend.values())
+    table = format_table(quick)
+    assert all(f"\n{backend} " in table for backend in by_backend)
+    assert f"fastest backend ({fastest['backend']})" in table
+
+
+def test_fastest_backend_is_judged_against_the_plain_eager_reference():
+    def speeds(acmtl: float, reference: float) -> dict:
+        return {"acmtl": {"tokens_per_s": acmtl}, "reference": {"tokens_per_s": reference}}
+
+    models = {"acmtl": {"tokens_per_s": {"fp32": 75.0}, "train_chars_per_s": {"fp32": 1.0}, "gflop_per_token": 1.0},
+              "reference": {"tokens_per_s": {"fp32": 100.0}, "train_chars_per_s": {"fp32": 1.0},
+                            "gflop_per_token": 1.0}}
+    ratios, targets = compare(models, ["fp32"], {"onnx": speeds(110.0, 160.0), "onnx-int8": speeds(150.0, 250.0)})
+    assert ratios["inference_by_backend"]["eager"] == {"vs_eager_reference": 0.75, "like_for_like": 0.75}
+    assert ratios["inference_by_backend"]["onnx"] == {"vs_eager_reference": pytest.approx(1.1),
+                                                      "like_for_like": pytest.approx(110 / 160)}
+    assert targets["inference"]["fastest_backend"] == {"backend": "onnx-int8", "vs_eager_reference": 1.5,
+                                                       "like_for_like": 0.6, "met": True}
+    assert "bert_base_vs_paper" not in ratios  # a CPU run is not read against the paper's V100
+
+
+def test_gpu_run_is_read_against_the_papers_tokens_per_s_from_claims():
+    paper = paper_speed_params().set_index("model").loc["AC-MTL", "paper_tokens_per_s"]
+    assert PAPER_TOKENS_PER_S == paper
+    model = {"tokens_per_s": {"fp32": 2.0 * paper, "fp16": 5.0 * paper}, "train_chars_per_s": {"fp32": 1.0, "fp16": 1.0},
+             "gflop_per_token": 1.0}
+    ratios, _ = compare({"acmtl": model, "reference": model, "acmtl_bert_base": model}, ["fp32", "fp16"], on_gpu=True)
+    assert ratios["bert_base_vs_paper"] == {"fp32": pytest.approx(2.0), "fp16": pytest.approx(5.0)}
+
+
+def test_compare_backends_scores_each_backend_against_eager(tiny_encoder_dir, msra, tmp_path):
+    """F1 per backend on MSRA's official test (a sample here), its change from eager, the sentences tagged alike."""
+    from acmtl.checkpoint import build_model, save_pretrained
+    from acmtl.model import ModelConfig
+    from acmtl.train import tag_names
+
+    torch.manual_seed(0)
+    cfg = ModelConfig.for_architecture("acmtl", tag_names(msra.types), encoder=str(tiny_encoder_dir), cnn_channels=16)
+    folder = save_pretrained(*build_model(cfg), tmp_path / "model")
+    found = bench.compare_backends(folder, sample_every=500)
+    assert found["sentences"] == len(msra.splits["test"][::500])
+    assert list(found["backends"]) == backends.available_backends()
+    eager = found["backends"]["eager"]
+    assert eager["f1_change_points"] == 0 and eager["identical_sentences"] == 1
+    for backend, result in found["backends"].items():
+        assert 0 <= result["f1"] <= 1 and 0 <= result["identical_sentences"] <= 1, backend
+        assert result["f1_change_points"] == pytest.approx(100 * (result["f1"] - eager["f1"]))
+    if "onnx" in found["backends"]:
+        assert found["backends"]["onnx"]["identical_sentences"] == 1  # fp32: eager's tags, sentence for sentence
+        assert (folder / "onnx").is_dir()

@@ -133,3 +133,104 @@ def test_anchors_cover_msra_weibo_resume() -> None:
 def test_claims_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         claims.PAPER_CLAIMS.table2[0].f1 = 0.0  # type: ignore[misc]
+
+
+# -- verdicts: each rule on hand-made numbers, and the committed results/claims_verdict.csv ------------------
+
+def test_t_interval_by_hand() -> None:
+    from acmtl.verdicts import t_interval
+
+    mean, low, high = t_interval([1.0, 2.0, 3.0])  # sd 1, t(2) = 4.303
+    assert (mean, low, high) == pytest.approx((2.0, 2.0 - 4.303 / math.sqrt(3), 2.0 + 4.303 / math.sqrt(3)))
+    assert math.isnan(t_interval([5.0])[1])
+
+
+@pytest.mark.parametrize("paper, ours, verdict", [
+    (61.0, [60.0, 61.0, 62.0], "reproduced"),  # interval 61 ± 2.48 holds the paper's value
+    (98.36, [60.0, 61.0, 62.0], "not reproduced"),
+    (70.0, [50.0, 70.0, 90.0], "partly"),  # inside, but ± 49.7 points: consistent only because it is wide
+    (80.5, [80.0], "reproduced"),  # one seed: within 1 point
+    (82.0, [80.0], "not reproduced"),
+])
+def test_value_rule(paper, ours, verdict) -> None:
+    from acmtl.verdicts import judge_value
+
+    assert judge_value(paper, ours).verdict == verdict
+
+
+@pytest.mark.parametrize("differences, verdict", [
+    ([2.0, 3.0, 4.0], "reproduced"),  # paired interval above 0: the paper's direction
+    ([-2.0, -3.0, -4.0], "not reproduced"),
+    ([5.0, -1.0, 4.0], "partly"),  # includes 0, mean on the paper's side
+    ([-5.0, 1.0, -4.0], "not reproduced"),  # includes 0, mean on the other side
+    ([1.5], "partly"),  # one seed: the sign alone
+    ([-1.5], "not reproduced"),
+])
+def test_direction_rule(differences, verdict) -> None:
+    from acmtl.verdicts import judge_direction
+
+    assert judge_direction(differences).verdict == verdict
+
+
+def test_interval_case_count_and_combination_rules() -> None:
+    from acmtl.verdicts import combine, judge_cases, judge_count, judge_intervals
+
+    assert judge_intervals([(0.5, 2.0), (0.1, 3.0)]) == "reproduced"
+    assert judge_intervals([(-2.0, -0.5), (-3.0, -0.1)]) == "not reproduced"
+    assert judge_intervals([(0.5, 2.0), (-0.5, 1.0)]) == "partly"
+    assert [judge_cases(c) for c in ([True, True], [True, False], [False])] == ["reproduced", "partly",
+                                                                               "not reproduced"]
+    assert judge_count(64.0, 108.3) == "not reproduced" and judge_count(102.0, 101.7) == "reproduced"
+    assert combine(["reproduced", "not testable here"]) == "reproduced"
+    assert combine(["reproduced", "not reproduced"]) == "partly"
+    assert combine(["not reproduced", "not reproduced"]) == "not reproduced"
+    assert combine(["not testable here"]) == "not testable here"
+
+
+def _write_table2(folder, test_f1: dict[tuple[str, int], list[float]]) -> None:
+    """A table2_performance.csv and provenance whose per-run records hold ``test_f1`` (fractions) per arch, seed."""
+    import json
+
+    runs = [{"corpus": "msra", "arch": arch, "size": size, "seed": seed, "test_precision": f, "test_recall": f,
+             "test_f1": f} for (arch, size), values in test_f1.items() for seed, f in enumerate(values)]
+    rows = [{"corpus": "msra", "arch": arch, "size": size, "seeds": len(v), "full_test_f1": "1.00", "status": "measured"}
+            for (arch, size), v in test_f1.items()]
+    pd.DataFrame(rows).to_csv(folder / "table2_performance.csv", index=False)
+    (folder / "table2_performance.provenance.json").write_text(json.dumps({"extra": {"runs": runs}}))
+
+
+def test_table2_verdicts_from_hand_made_results(tmp_path) -> None:
+    """Runs at the paper's F1 reproduce it; a baseline above AC-MTL on every seed does not lead; no file: not testable."""
+    from acmtl.verdicts import claims_verdict
+
+    _write_table2(tmp_path, {("acmtl", 200): [0.9836, 0.9830, 0.9842], ("encoder_crf", 200): [0.99, 0.995, 0.999],
+                             ("bilstm_crf", 200): [0.50, 0.55, 0.45]})
+    df, inputs = claims_verdict(tmp_path)
+    verdict = df.set_index("claim")["verdict"]
+    assert verdict["Table 2, MSRA 200: AC-MTL F1"] == "reproduced"
+    assert verdict["Table 2, MSRA 200: RoBERTa F1"] == "not reproduced"  # 86.92 is far below 99.5
+    assert verdict["Table 2, MSRA 200: AC-MTL leads BiLSTM in P, R and F1"] == "reproduced"
+    assert verdict["Table 2, MSRA 200: AC-MTL leads RoBERTa in P, R and F1"] == "not reproduced"
+    assert verdict["Table 2, MSRA 1000: AC-MTL F1"] == "not testable here"  # no run at 1000
+    assert verdict["Figure 6(a): AC-MTL has 64 M parameters"] == "not testable here"  # no figure 6 results
+    assert set(inputs) == {"table2_performance.csv", "table2_performance.provenance.json"}
+    not_testable = df[df["verdict"] == "not testable here"]
+    assert not_testable["not_testable"].str.len().gt(0).all() and df.loc[df["verdict"] != "not testable here",
+                                                                          "rule"].str.len().gt(0).all()
+
+
+def test_the_committed_verdicts_cover_every_claim() -> None:
+    """One row per statement of acmtl.claims, per Table 2 size and model, per Table 3 row; only the four verdicts."""
+    from pathlib import Path
+
+    from acmtl.verdicts import CSV, VERDICTS, claims_verdict
+
+    results = Path(__file__).resolve().parents[1] / "results"
+    committed = pd.read_csv(results / CSV, dtype=str, keep_default_na=False)
+    fresh, _ = claims_verdict(results)
+    pd.testing.assert_frame_equal(committed, fresh.astype(str).replace("nan", ""), check_dtype=False)
+    assert set(committed["verdict"]) <= set(VERDICTS)
+    assert {s.key for s in claims.PAPER_CLAIMS.statements} <= set(committed["statement"])
+    claimed = set(committed["claim"])
+    assert {f"Table 2, MSRA {r.sample_size}: {r.model} F1" for r in claims.PAPER_CLAIMS.table2} <= claimed
+    assert {f"Table 3: {r.model} F1" for r in claims.PAPER_CLAIMS.table3} <= claimed

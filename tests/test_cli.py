@@ -52,3 +52,171 @@ def test_environment_yml_pins_match_pyproject():
     pins = set(re.findall(r'"([A-Za-z0-9_.-]+==[^"]+)"', deps))
     env = set(re.findall(r"^\s+- ([A-Za-z0-9_.-]+==\S+)$", (ROOT / "environment.yml").read_text(), re.M))
     assert "torch==2.13.0" in pins and pins <= env
+
+
+def _name(package: str) -> str:
+    return re.sub(r"[-_.]+", "-", package).lower()
+
+
+def test_lock_pins_the_whole_tree_with_hashes_in_step_with_pyproject():
+    """requirements.lock (scripts/lock.sh) pins every package with its hashes, the pyproject pins among them,
+    and torch is the CPU wheel."""
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    pins = {_name(name): version for name, version in re.findall(r'"([A-Za-z0-9_.-]+)==([^";]+)"', pyproject)}
+    lock = (ROOT / "requirements.lock").read_text()
+    entries = re.split(r"\n(?=[A-Za-z0-9])", lock.split("\n\n", 1)[1])
+    locked = {}
+    for entry in entries:
+        requirement = re.match(r"([A-Za-z0-9_.-]+)==(\S+) \\\n", entry)
+        assert requirement, entry[:200]
+        assert re.search(r"--hash=sha256:[0-9a-f]{64}", entry), f"{requirement[1]} has no hash"
+        locked[_name(requirement[1])] = requirement[2]
+    assert len(locked) > 100 and locked["torch"] == "2.13.0+cpu"
+    assert {name: locked.get(name, "missing").split("+")[0] for name in pins} == pins
+    assert not [name for name in locked if name.startswith("nvidia")]  # no CUDA build pulled in
+    run_all = (ROOT / "run_all.sh").read_text()
+    assert "--require-hashes -r requirements.lock" in run_all  # installed from the lock, which its stamp hashes:
+    assert "cat pyproject.toml requirements.lock | sha256sum" in run_all  # a new lock reinstalls
+
+
+# -- using a trained model: predict and evaluate on the user's own files -------------------------------------------
+
+TYPES = ["LOC", "ORG", "PER"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """A tiny random BiLSTM-CRF (fast enough for a 1 MB text), tilted towards entity tags, saved as run/model."""
+    import torch
+
+    from acmtl.checkpoint import build_model, save_pretrained
+    from acmtl.model import ModelConfig
+    from acmtl.train import tag_names
+
+    torch.manual_seed(0)
+    model, tokenizer = build_model(ModelConfig.for_architecture("bilstm_crf", tag_names(TYPES), char_dim=8,
+                                                                lstm_hidden=8))
+    with torch.no_grad():
+        model.ner_head.bias.copy_(torch.tensor([0.0] + [0.8, 0.8, 0.8, 0.3] * len(TYPES)))
+    run = tmp_path_factory.mktemp("cli") / "run"
+    save_pretrained(model, tokenizer, run / "model")
+    return run
+
+
+TEXTS = {"notes.txt": "他毕业于北京交通大学。\n张三 在上海市工作\r\n\n李四去了深圳。",  # CRLF, a blank line, no end
+         "more.txt": "\ufeff王五在广州。\n"}  # a byte-order mark
+
+
+def test_readme_commands_tag_a_folder_and_score_a_conll_file(run_dir, tiny_corpus_dir, tmp_path):
+    from acmtl.data.conll import read_conll
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- example: use a trained model", 1)[1].split("```", 2)[1].split("\n", 1)[1]
+    (tmp_path / "my_texts").mkdir()
+    for name, text in TEXTS.items():
+        (tmp_path / "my_texts" / name).write_text(text, encoding="utf-8")
+    (tmp_path / "my_gold.conll").write_bytes((tiny_corpus_dir / "test.txt").read_bytes())
+    script = block.replace("runs/<hash>", str(run_dir)).replace(".venv/bin/python", sys.executable)
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # predict --format conll: one file per input, readable by the project's reader, every visible character once
+    for name, text in TEXTS.items():
+        sentences = read_conll(tmp_path / "tagged" / name.replace(".txt", ".conll"))
+        lines = [line for line in text.removeprefix("\ufeff").splitlines() if line.strip()]
+        assert ["".join(s.chars) for s in sentences] == ["".join(line.split()) for line in lines]
+    # predict --format jsonl: the texts of notes.txt, line by line, with entities and their scores
+    output, evaluation = result.stdout.split("\n{\n", 1)
+    rows = [json.loads(line) for line in output.splitlines()]
+    assert [r["text"] for r in rows] == TEXTS["notes.txt"].replace("\r", "").split("\n")
+    assert [r["line"] for r in rows] == [1, 2, 3, 4] and rows[0]["file"].endswith("notes.txt")
+    assert any(r["entities"] for r in rows) and all(0 <= e["score"] <= 1 for r in rows for e in r["entities"])
+    # evaluate --data: scores as JSON, the predictions written next to the gold tags
+    scores = json.loads("{\n" + evaluation)
+    gold = read_conll(tiny_corpus_dir / "test.txt")
+    assert scores["sentences"] == len(gold) and 0 <= scores["entity_f1"] <= 1 and "entity_f1_ci95" in scores
+    compared = (tmp_path / "compared.conll").read_text(encoding="utf-8").split("\n\n")[:-1]
+    assert [[line.split("\t")[:2] for line in block.split("\n")] for block in compared] == \
+        [[[c, t] for c, t in zip(s.chars, s.tags)] for s in gold]
+    assert [len(s.chars) for s in read_conll(tmp_path / "compared.conll")] == [len(s.chars) for s in gold]
+
+
+def test_conll_and_bio_output_carry_the_entities_of_jsonl(run_dir, tmp_path):
+    from acmtl.data.conll import read_conll
+
+    texts = "他毕业于北京交通大学。\n张 三在上海\t市工作，\u3000李四去了深圳。\n\n   \nabc def 北京\n"
+    found = {}
+    for fmt in ("jsonl", "conll", "bio"):
+        out = tmp_path / f"out.{fmt}"
+        result = subprocess.run([sys.executable, "-m", "acmtl", "predict", "--model", str(run_dir), "--format", fmt,
+                                 "--output", str(out)], input=texts, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        found[fmt] = out
+    rows = [json.loads(line) for line in found["jsonl"].read_text(encoding="utf-8").splitlines()]
+    visible = [r for r in rows if r["text"].strip()]
+    expected = [[(e["type"], "".join(e["text"].split())) for e in r["entities"]] for r in visible]
+    assert any(expected)
+    for fmt, scheme in (("conll", "bioes"), ("bio", "bio")):
+        sentences = read_conll(found[fmt], scheme=scheme)
+        assert ["".join(s.chars) for s in sentences] == ["".join(r["text"].split()) for r in visible]
+        assert [[(e.type, "".join(s.chars[e.start:e.end])) for e in s.entities()] for s in sentences] == expected
+
+
+def acmtl_error(*args: str, **kwargs) -> str:
+    result = subprocess.run([sys.executable, "-m", "acmtl", *args], capture_output=True, text=True, timeout=300,
+                            **kwargs)
+    assert result.returncode == 2 and result.stdout == "", (result.returncode, result.stdout[-500:])
+    return result.stderr
+
+
+def test_bad_input_gets_a_clear_error_and_loses_nothing(run_dir, tmp_path):
+    good, gbk = tmp_path / "good.txt", tmp_path / "gbk.txt"
+    good.write_text("北京\n", encoding="utf-8")
+    gbk.write_bytes("第一行\n他毕业于北京交通大学。\n".encode("gbk"))
+    out = tmp_path / "out.jsonl"
+    out.write_text("an earlier result\n")
+    err = acmtl_error("predict", "--model", str(run_dir), "--input", str(good), str(gbk), "--output", str(out))
+    assert f"{gbk}:1: not UTF-8 (byte 0xb5)" in err and "iconv -f GB18030 -t UTF-8" in err
+    assert out.read_text() == "an earlier result\n" and sorted(p.name for p in tmp_path.iterdir()) == \
+        ["gbk.txt", "good.txt", "out.jsonl"]  # not overwritten, no partial file left behind
+    if Path("/proc/self/mem").is_file():  # a file that cannot be read, even by root
+        assert "/proc/self/mem: cannot read it (Input/output error)" in acmtl_error(
+            "predict", "--model", str(run_dir), "--input", "/proc/self/mem")
+    assert f"{tmp_path / 'nothing'}: no such file or folder" in acmtl_error(
+        "predict", "--model", str(run_dir), "--input", str(tmp_path / "nothing"))
+    gold = tmp_path / "gold.conll"
+    gold.write_bytes("北\tB-LOC\n京\tE-LOC\n".encode("gbk"))
+    assert f"{gold}:1: not valid UTF-8" in acmtl_error("evaluate", str(run_dir), "--data", str(gold))
+
+
+def test_a_run_folder_of_another_version_is_refused_by_name(run_dir, tmp_path):
+    import shutil
+
+    from acmtl.model import MODEL_VERSION
+
+    other = tmp_path / "run"
+    shutil.copytree(run_dir, other)
+    config = json.loads((other / "model" / "config.json").read_text())
+    config.update(model_version=MODEL_VERSION + 1, acmtl_version="9.0.0")
+    (other / "model" / "config.json").write_text(json.dumps(config))
+    err = acmtl_error("predict", "--model", str(other), "北京")
+    assert f"saved by model version {MODEL_VERSION + 1} (written by acmtl 9.0.0)" in err
+    assert f"reads version {MODEL_VERSION}" in err
+
+
+def test_a_one_megabyte_text_is_tagged_whole(run_dir, tmp_path):
+    import random
+
+    rng = random.Random(0)
+    han = "北京上海天津广州深圳大学中国人民政府银行公司医院张王李赵刘陈的一是在不了有和"
+    text = "".join(rng.choice(han) for _ in range(350_000))  # one line, 1.05 MB in UTF-8
+    source = tmp_path / "big.txt"
+    source.write_text(text, encoding="utf-8")
+    assert source.stat().st_size > 1_000_000
+    out = tmp_path / "big.jsonl"
+    result = subprocess.run([sys.executable, "-m", "acmtl", "predict", "--model", str(run_dir), "--input",
+                             str(source), "--output", str(out)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (row,) = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert row["text"] == text and row["entities"][-1]["end"] > len(text) - 100
+    assert all(text[e["start"] : e["end"]] == e["text"] for e in row["entities"])

@@ -131,7 +131,8 @@ def predictor(request, tiny_encoder_dir, tmp_path_factory) -> NERPredictor:
 def check_entities(text: str, entities: list[dict]) -> None:
     end = 0
     for e in entities:
-        assert set(e) == {"type", "start", "end", "text"}, e
+        assert set(e) == {"type", "start", "end", "text", "score"}, e
+        assert e["score"] is None or 0.0 <= e["score"] <= 1.0 + 1e-9, e  # a probability (None: see _entity_scores)
         assert e["type"] in TYPES and type(e["start"]) is int and type(e["end"]) is int, e
         assert end <= e["start"] < e["end"] <= len(text), (e, len(text))  # in order, not overlapping
         assert text[e["start"] : e["end"]] == e["text"], e
@@ -159,6 +160,7 @@ def test_fuzzed_texts_give_exact_offsets(predictor: NERPredictor) -> None:
     odd = set(COMBINING) | set(CONTROL)
     assert sum(any(c in odd for c in e["text"]) for _, e in found) > 20
     assert len({e["end"] - e["start"] for _, e in found}) >= 5  # short and long entities
+    assert sum(e["score"] is None for _, e in found) < len(found) / 1000  # nearly every entity has its probability
     long_entities = results[-1]
     assert {e["start"] * 20 // LONG for e in long_entities} == set(range(20))  # the whole long text is tagged
     assert long_entities[-1]["end"] > LONG - 50

@@ -138,13 +138,43 @@ def random_batch(batch=3, length=7):
 
 @pytest.mark.parametrize("arch", [a for a in ARCHITECTURES if a != "encoder_crf"])
 def test_every_architecture_trains_and_decodes(arch):
+    """A few optimizer steps on one small batch: the loss falls and the model decodes the batch's own tags."""
     model = bilstm_model(arch)
-    chars, syllables, tones, mask, tags = random_batch()
-    loss = model(chars, syllables, tones, mask, tags)
-    loss.backward()
-    assert loss.item() > 0 and all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    chars, syllables, tones, mask, _ = random_batch()
+    sentences = [["B-PER", "E-PER", "O", "S-LOC", "O", "B-LOC", "E-LOC"], ["O", "B-LOC", "I-LOC", "E-LOC", "O"],
+                 ["S-PER", "O"]]  # well-formed BIOES, so constrained decoding can return them
+    tags = torch.tensor([[TAGS.index(t) for t in s + ["O"] * (7 - len(s))] for s in sentences])
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(60):
+        loss = model(chars, syllables, tones, mask, tags).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.2 * losses[0], losses[::10]
     paths = model.eval().decode(chars, syllables, tones, mask)
-    assert [len(p) for p in paths] == mask.sum(1).tolist()
+    assert [[TAGS[i] for i in path] for path in paths] == sentences
+
+
+@pytest.mark.parametrize("arch", ["acmtl", "acmtl_soft", "bert_mhsa_cnn", "bilstm_crf"])
+def test_loss_is_the_weighted_sum_of_its_parts(arch):
+    """The output's total is exactly w·ner + (1-w)/2·(boundary + type) (+ λ·sharing), and each part is
+    what it is named: in eval mode (no dropout) ner is the CRF NLL of the emissions."""
+    model = bilstm_model(arch).eval()
+    chars, syllables, tones, mask, tags = random_batch()
+    out = model(chars, syllables, tones, mask, tags)
+    cfg, parts = model.cfg, out.parts()
+    assert list(parts) == {"none": ["ner"], "hard": ["ner", "boundary", "type"],
+                           "soft": ["ner", "boundary", "type", "sharing"]}[cfg.mtl]
+    w = cfg.main_task_weight
+    expected = out.ner if cfg.mtl == "none" else w * out.ner + (1 - w) / 2 * (out.boundary + out.type)
+    if out.sharing is not None:
+        expected = expected + cfg.soft_sharing_l2 * out.sharing
+    assert torch.equal(out.loss, expected)  # bit for bit: training curves did not move
+    emissions, _ = model.emissions(chars, syllables, tones, mask)
+    assert torch.equal(out.ner, model.crf.nll(emissions, tags, mask))
+    assert all(v.ndim == 0 and v.item() > 0 for v in parts.values())
 
 
 def test_switches_change_the_parameters():

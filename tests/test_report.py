@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from acmtl.experiments import PAPER_TABLE2_COLUMNS, paper_table2_for, with_paper_table2
-from acmtl.report import BEGIN, END, render_block, table2_summary, update_readme
+from acmtl.report import (BEGIN, CLAIMS_BEGIN, CLAIMS_END, END, GLANCE_BEGIN, GLANCE_END, render_block, table2_summary,
+                          update_readme)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,16 +77,23 @@ def test_figure_draws_the_papers_markers_on_msra_only():
         assert drawn == markers, corpus
 
 
-def test_update_rewrites_only_the_block_and_check_detects_drift(tmp_path):
+def test_update_rewrites_only_the_blocks_and_check_detects_drift(tmp_path):
     results = _table2(tmp_path / "results")
     readme = tmp_path / "README.md"
-    readme.write_text(f"# title\n\n{BEGIN}\nold\n{END}\n\nafter\n", encoding="utf-8")
+    readme.write_text(f"# title\n\n{BEGIN}\nold\n{END}\n\nmiddle\n\n{CLAIMS_BEGIN}\nold\n{CLAIMS_END}\n\n"
+                      f"{GLANCE_BEGIN}\nold\n{GLANCE_END}\n\nafter\n", encoding="utf-8")
     assert update_readme(readme, results, check=True) is False
     assert "old" in readme.read_text(encoding="utf-8")  # check changes nothing
+    assert not (results / "claims_verdict.csv").exists()
     assert update_readme(readme, results) is False
     text = readme.read_text(encoding="utf-8")
     assert text.startswith("# title\n\n") and text.endswith("\n\nafter\n") and render_block(results) in text
+    assert "\n\nmiddle\n\n" in text and "old" not in text
+    assert (results / "claims_verdict.csv").is_file() and (results / "claims_verdict.provenance.json").is_file()
     assert update_readme(readme, results, check=True) is True
+    stale = pd.read_csv(results / "claims_verdict.csv").assign(verdict="reproduced")  # the CSV drifts: check says so
+    stale.to_csv(results / "claims_verdict.csv", index=False)
+    assert update_readme(readme, results, check=True) is False
 
 
 def test_readme_without_markers_is_a_clear_error(tmp_path):
@@ -95,7 +103,46 @@ def test_readme_without_markers_is_a_clear_error(tmp_path):
         update_readme(readme, tmp_path)
 
 
+def test_the_readme_claims_section_shows_every_row_of_the_csv():
+    """Each claim of results/claims_verdict.csv is one README line with its paper value, ours and verdict."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text[text.index(CLAIMS_BEGIN):text.index(CLAIMS_END)]
+    lines = [line for line in block.splitlines() if line.startswith("| ") and not line.startswith("| claim |")]
+    claims = pd.read_csv(ROOT / "results" / "claims_verdict.csv", dtype=str, keep_default_na=False)
+    assert len(lines) == len(claims)
+    for line, row in zip(lines, claims.itertuples()):
+        cells = [cell.strip() for cell in line.strip("|").split(" | ")]
+        assert cells[0] == row.claim and cells[5] == f"**{row.verdict}**", line
+        assert cells[2] == row.paper.replace("|", "\\|") and cells[3] == row.ours.replace("|", "\\|"), line
+    counts = claims["verdict"].value_counts()
+    assert f"**not reproduced**: {counts.get('not reproduced', 0)}," in block and f"(of {len(claims)} claims)" in block
+
+
 def test_the_repository_readme_matches_results():
     result = subprocess.run([sys.executable, "-m", "acmtl", "report", "--check"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_findings_at_a_glance_follow_the_results(tmp_path):
+    """The README's findings are computed from results/: change a table and the line changes with it."""
+    import shutil
+
+    from acmtl.findings import duration, timings
+    from acmtl.report import render_glance
+
+    results = tmp_path / "results"
+    shutil.copytree(ROOT / "results", results)
+    before = render_glance(results)
+    counts = pd.read_csv(results / "figure10_error_categories.csv")
+    missed = int(counts.loc[counts["category"] == "missed", "errors"].iloc[0])
+    assert f"missed {missed} (" in before
+    counts.loc[counts["category"] == "missed", "errors"] = missed + 1000  # planted: the README must follow
+    counts.to_csv(results / "figure10_error_categories.csv", index=False)
+    after = render_glance(results)
+    assert f"missed {missed + 1000} (" in after and f"missed {missed} (" not in after
+    times = timings(results)
+    assert f"| `01_performance` | {times.set_index('notebook').loc['01_performance', 'wall']} |" in after
+    assert [duration(s) for s in (6.2, 40, 372, 5195)] == ["6.2 s", "40 s", "6.2 min", "1 h 27 min"]
+    (results / "figure7_attention_scores.csv").unlink()
+    assert render_glance(results).startswith("*Not generated yet")

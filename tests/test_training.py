@@ -16,7 +16,7 @@ import acmtl
 from acmtl.checkpoint import CheckpointError, load_pretrained
 from acmtl.model import ModelConfig
 from acmtl.runs import RunSpec, ensure_run, run_predictions
-from acmtl.train import TrainConfig, tag_names, train
+from acmtl.train import TrainConfig, tag_names, train, warmup_then_linear_decay
 
 PYTHON = sys.executable
 
@@ -36,6 +36,33 @@ def learned(tmp_path_factory, msra):
 def test_acmtl_fits_32_sentences(learned):
     _, metrics, _ = learned
     assert metrics["dev"]["entity_f1"] >= 0.99
+
+
+def test_curve_records_the_loss_parts_and_plots_them(learned):
+    """Each epoch's mean loss is 0.7 · NER + 0.15 · (boundary + type) of its recorded parts (up to the
+    rounding of averaging), and the figure draws one line per part next to the total."""
+    import matplotlib.pyplot as plt
+
+    from acmtl.plots import loss_parts
+
+    out, _, _ = learned
+    curve = json.loads((out / "curve.json").read_text())
+    for row in curve:
+        assert [k for k in row if k.startswith("loss_")] == ["loss_ner", "loss_boundary", "loss_type"]
+        assert row["loss"] == pytest.approx(0.7 * row["loss_ner"] + 0.15 * (row["loss_boundary"] + row["loss_type"]),
+                                            rel=1e-5)
+    assert curve[-1]["loss_ner"] < curve[0]["loss_ner"]  # the main task is learned
+    fig, ax = plt.subplots()
+    loss_parts(ax, curve)
+    lines = {line.get_label(): line.get_ydata().tolist() for line in ax.get_lines()}
+    plt.close(fig)
+    assert lines == {"NER (CRF)": [r["loss_ner"] for r in curve], "boundary": [r["loss_boundary"] for r in curve],
+                     "type": [r["loss_type"] for r in curve], "total (weighted)": [r["loss"] for r in curve]}
+
+
+def test_learning_rate_warms_up_then_decays_linearly_to_zero():
+    multiplier = warmup_then_linear_decay(warmup_steps=2, total_steps=10)
+    assert [multiplier(s) for s in range(11)] == [0.5, 1.0, 1.0, 7 / 8, 6 / 8, 5 / 8, 4 / 8, 3 / 8, 2 / 8, 1 / 8, 0.0]
 
 
 def test_save_load_round_trip_gives_identical_predictions(learned, tmp_path):
@@ -111,18 +138,55 @@ def test_same_seed_same_metrics_and_resume_after_sigkill(tiny_corpus_dir, tiny_e
     assert not (killed / "checkpoint").exists()  # the resume state is removed once the run is done
 
 
-def test_torchrun_two_cpu_processes(tiny_corpus_dir, tiny_encoder_dir, tmp_path):
-    out = tmp_path / "ddp"
+# Runs `acmtl train` in each torchrun process, recording the batches it trains on and a checksum of its weights
+# after every optimizer step, to RECORD_DIR/rank<N>.json.
+DDP_DRIVER = """
+import hashlib, json, os, sys
+from torch.optim.optimizer import register_optimizer_step_post_hook
+import acmtl.model
+from acmtl.cli import main
+
+seen = {"batches": [], "weights": []}
+forward = acmtl.model.ACMTL.forward
+
+def recording_forward(self, char_ids, *rest):
+    if self.training:
+        seen["batches"].append(hashlib.sha256(char_ids.cpu().numpy().tobytes()).hexdigest())
+    return forward(self, char_ids, *rest)
+
+def after_step(optimizer, args, kwargs):
+    seen["weights"].append(sum(p.detach().double().sum().item() for g in optimizer.param_groups for p in g["params"]))
+
+acmtl.model.ACMTL.forward = recording_forward
+register_optimizer_step_post_hook(after_step)
+code = main(sys.argv[1:])
+with open(os.path.join(os.environ["RECORD_DIR"], f"rank{os.environ['RANK']}.json"), "w") as f:
+    json.dump(seen, f)
+sys.exit(code)
+"""
+
+
+def test_torchrun_two_cpu_processes_share_the_data_and_sync_gradients(tiny_corpus_dir, tiny_encoder_dir, tmp_path):
+    """Both processes train, each on its own batches, and after every step hold the same weights (synced)."""
+    out, driver = tmp_path / "ddp", tmp_path / "ddp_driver.py"
+    driver.write_text(DDP_DRIVER)
     torchrun = Path(PYTHON).with_name("torchrun")
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "acmtl", "train",
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", str(driver), "train",
            "--corpus", f"tiny={tiny_corpus_dir}", "--encoder", str(tiny_encoder_dir), "--profile", "smoke",
            "--epochs", "2", "--batch-size", "4", "--out", str(out), "--quiet"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "RECORD_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs_run"] == 2 and 0.0 <= metrics["test"]["entity_f1"] <= 1.0
     assert len(json.loads((out / "curve.json").read_text())) == 2
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    steps = len(ranks[0]["weights"])
+    assert steps > 0 and len(ranks[1]["weights"]) == steps  # both took part, step for step
+    assert len(ranks[0]["batches"]) == len(ranks[1]["batches"]) == steps
+    assert all(a != b for a, b in zip(ranks[0]["batches"], ranks[1]["batches"]))  # each its own share of the data
+    assert ranks[0]["weights"] == ranks[1]["weights"]  # gradients averaged across processes: identical weights
+    assert len(set(ranks[0]["weights"])) == steps  # and the weights moved at every step
 
 
 def test_run_cache_trains_once(tiny_corpus_dir, tiny_encoder_dir, tmp_path):

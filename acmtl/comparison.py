@@ -1,0 +1,61 @@
+"""Does AC-MTL beat its own encoder+CRF baseline? One verdict per corpus and size, decided by a CI.
+
+Runs of the two models with the same seed share their training subset, so each seed gives a paired
+difference on the same test sentences (:func:`acmtl.evaluate.paired_bootstrap`). The verdict uses
+the mean over seeds with an interval that resamples seeds and test sentences together
+(:func:`acmtl.evaluate.seed_paired_bootstrap`): "beats" when the whole 95 % interval is above zero,
+"loses" when it is below, "ties" when it contains zero.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from acmtl.diagnosis import run_splits
+from acmtl.evaluate import paired_bootstrap, seed_paired_bootstrap
+from acmtl.runs import load_predictions
+
+
+def head_to_head(runs: pd.DataFrame, a: str = "acmtl", b: str = "encoder_crf", *, split: str = "full_test",
+                 n_resamples: int = 1000) -> pd.DataFrame:
+    """One row per (corpus, size) where both ``a`` and ``b`` have runs with the same seeds (``runs``: rows of
+    :func:`acmtl.experiments.train_grid`): mean F1 of each, the mean paired difference with its interval,
+    the per-seed differences with theirs, and the verdict."""
+    rows = []
+    for (corpus, size), group in runs.groupby(["corpus", "size"], sort=False):
+        by_seed = {arch: {r.seed: r for r in g.itertuples()} for arch, g in group.groupby("arch")}
+        seeds = sorted(set(by_seed.get(a, {})) & set(by_seed.get(b, {})))
+        if not seeds:
+            continue
+        spec = by_seed[a][seeds[0]].corpus_spec
+        gold = [list(s.tags) for s in run_splits(spec, int(size), seeds[0])[split]]  # the same for every seed
+        preds = {arch: [load_predictions(by_seed[arch][s].run_dir, split) for s in seeds] for arch in (a, b)}
+        per_seed = [paired_bootstrap(gold, pa, pb, n_resamples=n_resamples, seed=s)
+                    for s, pa, pb in zip(seeds, preds[a], preds[b])]
+        pooled = seed_paired_bootstrap(gold, preds[a], preds[b], n_resamples=n_resamples)
+        rows.append({
+            "corpus": corpus, "size": int(size), "a": a, "b": b, "split": split, "seeds": len(seeds),
+            "f1_a_mean": sum(getattr(by_seed[a][s], f"{split}_f1") for s in seeds) / len(seeds),
+            "f1_b_mean": sum(getattr(by_seed[b][s], f"{split}_f1") for s in seeds) / len(seeds),
+            "diff": pooled["diff"], "ci_low": pooled["low"], "ci_high": pooled["high"],
+            "diff_per_seed": "; ".join(f"seed {s}: {100 * p['diff']:+.2f} [{100 * p['low']:+.2f}, {100 * p['high']:+.2f}]"
+                                       for s, p in zip(seeds, per_seed)),
+            "verdict": verdict(pooled["low"], pooled["high"]),
+        })
+    return pd.DataFrame(rows)
+
+
+def verdict(low: float, high: float) -> str:
+    """"beats" / "loses" when the interval of a - b lies wholly above / below zero, else "ties"."""
+    return "beats" if low > 0 else "loses" if high < 0 else "ties"
+
+
+def verdict_sentence(row, names: dict[str, str] | None = None) -> str:
+    """One README sentence for a :func:`head_to_head` row, every number taken from it."""
+    names = names or {}
+    a, b = names.get(row.a, row.a), names.get(row.b, row.b)
+    gap = {"beats": f"beats {b} by {100 * row.diff:.2f}", "loses": f"loses to {b} by {-100 * row.diff:.2f}",
+           "ties": f"ties with {b} (difference {100 * row.diff:+.2f}, interval includes 0)"}[row.verdict]
+    return (f"{row.corpus}, {row.size:,} training sentences: {a} {gap} F1 points on the full test set "
+            f"(95 % CI [{100 * row.ci_low:+.2f}, {100 * row.ci_high:+.2f}], {row.seeds} seed"
+            f"{'s' if row.seeds != 1 else ''}; {a} {100 * row.f1_a_mean:.2f}, {b} {100 * row.f1_b_mean:.2f}).")

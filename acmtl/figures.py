@@ -1,0 +1,320 @@
+"""The paper's tables and figures, each drawn from the tables in ``results/`` (never from a notebook's memory).
+
+One function per figure, ``name(results) -> Figure``, reading ``results/<table>.csv`` and its provenance;
+:data:`FIGURES` names them all. A notebook writes its tables, then calls :func:`save`, so the figure in
+``figures/`` is exactly what the committed CSVs give, and ``tests/test_figures.py`` draws every figure from
+the committed CSVs to check that no two texts overlap and no legend covers data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from acmtl import plots
+from acmtl.analysis import LEGAL_TYPE_GLOSSES
+from acmtl.claims import paper_robustness
+from acmtl.experiments import PAPER_MODELS, corpus_label, paper_table2_for, save_figure, target_dirs
+
+PAPER_ARCH = {name: arch for arch, name in PAPER_MODELS.items()}
+PER_CHARACTERS = 1000  # panel 9(c): mentions per this many characters
+
+
+def read(results: Path, table: str) -> tuple[pd.DataFrame, dict]:
+    """``results/<table>.csv`` and its provenance record."""
+    record = json.loads((results / f"{table}.provenance.json").read_text(encoding="utf-8"))
+    return pd.read_csv(results / f"{table}.csv"), record
+
+
+def _below_legend(fig: Figure, handles, labels, ncol: int) -> None:
+    """A legend centred under the whole figure: it can cover nothing."""
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=ncol)
+
+
+# -- Table 2 ---------------------------------------------------------------------------------------
+
+
+def table2_performance(results: Path) -> Figure:
+    """F1 by subset size per corpus: the subset's test split (the paper's protocol, its Table 2 as hollow markers
+    beside MSRA only) and the full official test set (published results as grey bands); one 0-100 scale."""
+    table, record = read(results, "table2_performance")
+    anchors, _ = read(results, "table2_anchors")
+    measured = table[table["status"] == "measured"]
+    archs = list(dict.fromkeys(measured["arch"]))
+    corpora = list(dict.fromkeys(measured["corpus"]))
+    fig, axes = plots.new_figure(len(corpora), 2, width=4.6, height=3.4)
+    for row, corpus in zip(axes, corpora):
+        part = measured[measured["corpus"] == corpus]
+        plots.f1_by_size(row[0], part, metric="test_f1", paper=paper_table2_for(corpus), archs=archs)
+        plots.f1_by_size(row[1], part, metric="full_test_f1", archs=archs)
+        shown = anchors[(anchors["corpus"] == corpus.partition("=")[0])
+                        & anchors["system"].str.startswith(("BiLSTM-CRF", "BERT + CRF", "Boundary Smoothing"))]
+        names = [f"{a.system}: {a.anchor_f1_text}" for a in shown.itertuples()]
+        for shade, a, name in zip((0.88, 0.75, 0.5), shown.itertuples(), names):
+            plots.anchor_band(row[1], a.anchor_f1_low, a.anchor_f1_high, name, shade=shade)
+        handles = [h for h, text in zip(*row[1].get_legend_handles_labels()) if text in names]
+        if handles:
+            row[1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7,
+                          title="published (full training set)", title_fontsize=7)
+        label = corpus_label(corpus)
+        row[0].set_title(f"{label}\nsubset test split", fontsize=10)
+        row[1].set_title(f"{label}\nfull official test set", fontsize=10)
+        for ax in row:
+            ax.set_ylim(0, 101)  # one scale for every panel: no axis starts above 0
+    fig.suptitle(f"Table 2 reproduced ({record['encoder']}, profile {record['profile']})")
+    fig.tight_layout()
+    _below_legend(fig, *plots.paper_handles(axes[0][0]), ncol=4)
+    return fig
+
+
+# -- Figure 6 --------------------------------------------------------------------------------------
+
+BASE_SIZE_COLORS = {"acmtl_bert_base": "acmtl", "encoder_crf_bert_base": "encoder_crf", "xlnet_crf_base": "xlnet_crf"}
+
+
+def figure6_speed_params(results: Path) -> Figure:
+    """(a) parameters of every model, (b) characters per second of those measured here, both in the same order
+    (by parameter count); the paper's numbers hollow, on the rows of the same model at the paper's size."""
+    table, record = read(results, "figure6_speed_params")
+    precisions = record["extra"]["bench"]["protocol"]["precisions"]
+    colour = lambda names: [plots.color(BASE_SIZE_COLORS.get(n, n)) for n in names]  # noqa: E731
+    fig, axes = plots.new_figure(1, 2, width=5.4, height=3.8)
+    ax_params, ax_speed = axes[0]
+    order = table.sort_values("params_total", kind="stable").reset_index(drop=True)
+    names = list(order["model"])
+    ax_params.barh(range(len(order)), order["params_millions"], color=colour(names),
+                   hatch=["//" if "base" in n else "" for n in names], edgecolor="white", alpha=0.55)
+    for i, (name, value) in enumerate(zip(names, order["paper_params_millions"])):
+        if pd.notna(value):
+            plots.paper_marker(ax_params, value, i, BASE_SIZE_COLORS.get(name, name))
+    ax_params.set_yticks(range(len(order)), order["label"], fontsize=7.5)
+    ax_params.set_xlabel("parameters (millions)")
+    ax_params.set_title("(a) parameters (hatched: BERT-base size)")
+
+    speed = order[order["measured_on"] == "this machine"].reset_index(drop=True)  # (a)'s order
+    width = 0.8 / len(precisions)
+    for k, p in enumerate(precisions):
+        ax_speed.barh([i + k * width for i in range(len(speed))], speed[f"tokens_per_s_{p}"], width,
+                      color=colour(speed["model"]), alpha=1.0 - 0.45 * k, label=p, edgecolor="white")
+    for i, (name, value) in enumerate(zip(speed["model"], speed["paper_tokens_per_s"])):
+        if pd.notna(value):
+            plots.paper_marker(ax_speed, value, i, BASE_SIZE_COLORS.get(name, name), label_text="the paper (V100)")
+    ax_speed.set_xscale("log")
+    ax_speed.set_yticks([i + width * (len(precisions) - 1) / 2 for i in range(len(speed))], speed["label"],
+                        fontsize=7.5)
+    device = "GPU" if record["device"].get("gpu") else "CPU"
+    ax_speed.set_xlabel(f"characters tagged per second on the {device} (log scale)")
+    ax_speed.set_title(f"(b) inference speed; pale bars: {', '.join(precisions[1:]) or 'none'}")
+    fig.suptitle(f"Figure 6 measured: {table['device'].dropna().iloc[0]}", fontsize=9)
+    fig.tight_layout()
+    _below_legend(fig, *plots.paper_handles(ax_speed), ncol=4)
+    return fig
+
+
+# -- Table 3 ---------------------------------------------------------------------------------------
+
+
+def table3_ablation(results: Path) -> Figure:
+    """F1 of each ablation variant, mean ± std over seeds: the subset's test split (the paper's Table 3 hollow)
+    and the full official test set."""
+    table, record = read(results, "table3_ablation")
+    order = list(table["arch"])
+    fig, axes = plots.new_figure(1, 2, width=4.6, height=3.6, sharey=True)
+    plots.grouped_bars(axes[0][0], order, 100 * table["test_f1_mean"], 100 * table["test_f1_std"],
+                       paper=table["paper_f1"].tolist())
+    plots.grouped_bars(axes[0][1], order, 100 * table["full_test_f1_mean"], 100 * table["full_test_f1_std"])
+    axes[0][0].set_ylabel("entity F1 (%)")
+    seeds = ", ".join(map(str, record["seeds"]))
+    axes[0][0].set_title(f"subset test split\n({int(table['size'].iloc[0])} sentences, seeds {seeds})", fontsize=10)
+    axes[0][1].set_title("full official test set", fontsize=10)
+    corpus = table["corpus"].iloc[0]
+    fig.suptitle(f"Table 3 reproduced: {corpus_label(corpus)} ({record['encoder']}, profile {record['profile']});"
+                 "\nbars: mean ± std over seeds", fontsize=10)
+    fig.tight_layout()
+    _below_legend(fig, *plots.paper_handles(axes[0][0]), ncol=1)
+    return fig
+
+
+# -- Figure 7 --------------------------------------------------------------------------------------
+
+TOKEN_GLOSSES = {"北京": "Beijing", "创新": "innovation"}  # the paper's words, for figures without a CJK font
+
+
+def figure7_attention(results: Path) -> Figure:
+    """Attention received by 北京 (a) and 创新 (b) per sentence and model, beside the uniform baseline."""
+    scores, record = read(results, "figure7_attention_scores")
+    archs = list(dict.fromkeys(scores["arch"]))
+    fig, axes = plots.new_figure(1, 2, width=5.0, height=4.0)
+    axes = axes[0]
+    for ax, (panel, part) in zip(axes, scores.groupby("panel", sort=True)):
+        letters = list(dict.fromkeys(part["sentence"]))
+        x = np.arange(len(letters))
+        width = 0.8 / len(archs)
+        for j, arch in enumerate(archs):
+            offset = (j - (len(archs) - 1) / 2) * width
+            mine = part[part["arch"] == arch].set_index("sentence").loc[letters]
+            ax.bar(x + offset, mine["attention_score"], width, label=plots.label(arch), color=plots.color(arch),
+                   zorder=2)
+            stated = mine["paper_attention_score"].dropna()
+            if len(stated):
+                plots.paper_marker(ax, x[[letters.index(s) for s in stated.index]] + offset, stated, arch)
+        uniform = part.drop_duplicates("sentence").set_index("sentence").loc[letters, "uniform_score"]
+        ax.hlines(uniform, x - 0.45, x + 0.45, colors="black", linestyles="dotted", label="uniform attention",
+                  zorder=3)
+        ax.set_xticks(x, letters)  # each panel on its own scale: (b)'s longer sentences get lower scores
+        token = part["token"].iloc[0]
+        word = f"{TOKEN_GLOSSES.get(token, token)} {token}" if plots.cjk_font() else TOKEN_GLOSSES.get(token, token)
+        ax.set(title=f"{panel}: attention score of '{word}'", xlabel="sentence",
+               ylabel="attention received (mean over heads and queries)")
+    fig.suptitle(f"Attention scores, {record['profile']} profile", fontsize=10)
+    fig.tight_layout()
+    _below_legend(fig, *plots.paper_handles(axes[0]), ncol=3)
+    return fig
+
+
+# -- Figure 8 --------------------------------------------------------------------------------------
+
+
+def _curves(ax, part: pd.DataFrame, paper: pd.DataFrame) -> None:
+    """Test (solid) and dev (dashed) F1 per epoch, the selected epoch filled; the paper's final F1s at "paper"."""
+    for arch, run in part.groupby("arch", sort=False):
+        ax.plot(run["epoch"], 100 * run["test_f1"], "-", color=plots.color(arch), label=f"{plots.label(arch)}, test")
+        ax.plot(run["epoch"], 100 * run["dev_f1"], "--", color=plots.color(arch), alpha=0.6,
+                label=f"{plots.label(arch)}, dev")
+        best = run[run["selected"]]
+        ax.plot(best["epoch"], 100 * best["test_f1"], "o", color=plots.color(arch), mec="black")
+    last = int(part["epoch"].max())
+    for row in paper.itertuples():
+        plots.paper_marker(ax, last + 1, row.paper_final_f1, PAPER_ARCH.get(row.model, "reference"))
+    ticks = list(range(1, last + 1, max(1, last // 6)))
+    ax.set_xticks([*ticks, last + 1], [*map(str, ticks), "paper"])  # the paper's final F1s stand right of the curves
+    ax.set(xlabel="epoch", ylabel="entity F1 (%)", ylim=(0, 101))
+
+
+def figure8_robustness(results: Path) -> Figure:
+    """(a) and (c): F1 per epoch on MSRA and the short-text corpus; (b): F1 of the selected models against the
+    share of misspelt characters."""
+    curves, record = read(results, "figure8_curves")
+    noise, _ = read(results, "figure8_noise")
+    paper = paper_robustness()
+    corpora = list(dict.fromkeys(curves["corpus"]))
+    fig, axes = plots.new_figure(1, 3, width=4.6, height=3.8)
+    axes = axes[0]
+    _curves(axes[0], curves[curves["corpus"] == corpora[0]], paper[paper["context"].str.startswith("8(a)")])
+    axes[0].set_title(f"(a) {corpus_label(corpora[0])}, {int(curves['size'].iloc[0])}-sentence subset")
+    for arch, part in noise.groupby("arch", sort=False):
+        axes[1].plot(100 * part["realised_rate"], 100 * part["f1"], "o-", color=plots.color(arch),
+                     label=plots.label(arch))
+    for row in paper[paper["context"].str.startswith("8(b)")].itertuples():
+        axes[1].axhline(row.paper_final_f1, color=plots.color(PAPER_ARCH.get(row.model, "reference")), ls=":",
+                        label=f"the paper, {row.model} (noise rate not stated)")
+    split = record["extra"]["noise_split"]
+    axes[1].set(title=f"(b) MSRA {split.replace('_', ' ')}, misspelt", xlabel="characters replaced (%)",
+                ylabel="entity F1 (%)", ylim=(0, 101))
+    _curves(axes[2], curves[curves["corpus"] == corpora[-1]], paper[paper["context"].str.startswith("8(c)")])
+    axes[2].set_title(f"(c) {corpus_label(corpora[-1])}", fontsize=10)
+    fig.suptitle(f"Robustness, {record['profile']} profile; hollow markers at 'paper': the paper's final F1",
+                 fontsize=10)
+    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    selected = mpl.lines.Line2D([], [], marker="o", linestyle="none", color="0.4", mec="black",
+                                label="selected epoch (best dev F1)")
+    extra = [(h, t) for h, t in zip(*axes[1].get_legend_handles_labels()) if t.startswith("the paper")]
+    hollow_h, hollow_t = plots.paper_handles(axes[0])
+    _below_legend(fig, [*handles, selected, *(h for h, _ in extra), hollow_h[-1]],
+                  [*labels, selected.get_label(), *(t for _, t in extra), hollow_t[-1]], ncol=3)
+    return fig
+
+
+# -- Figure 9 --------------------------------------------------------------------------------------
+
+
+def _type_labels(types: list[str]) -> list[str]:
+    """Entity type names: Chinese with a CJK font, else their English glosses."""
+    return types if plots.cjk_font() else [LEGAL_TYPE_GLOSSES.get(t, t) for t in types]
+
+
+def figure9_legal_theme_river(results: Path) -> Figure:
+    """Theme rivers of legal entity types: (a) predicted and (b) gold on the held-out test part, (c) predicted
+    on the unlabelled case texts, per 1,000 characters (a long text would otherwise be a spike)."""
+    from acmtl.analysis import smooth_counts
+
+    streams, record = read(results, "figure9_test_streams")
+    cases, _ = read(results, "figure9_case_stream")
+    window, case_window = record["extra"]["window"], record["extra"]["case_window"]
+    types = [c.removeprefix("true_") for c in streams.columns if c.startswith("true_")]
+    predicted = streams[[f"predicted_{t}" for t in types]].set_axis(types, axis=1)
+    true = streams[[f"true_{t}" for t in types]].set_axis(types, axis=1)
+    rate = cases[types].div(cases["characters"], axis=0) * PER_CHARACTERS
+    smoothed = [smooth_counts(predicted, window), smooth_counts(true, window), smooth_counts(rate, case_window)]
+    labels = _type_labels(types)
+    colors = mpl.colormaps["tab10"].colors  # one colour per entity type, the same in every panel
+    fig, axes = plots.new_figure(3, 1, width=12, height=3.2)
+    axes = axes[:, 0]
+    titles = (f"(a) AC-MTL's predictions, legal test part ({len(streams)} documents)",
+              "(b) gold annotation, same documents",
+              f"(c) AC-MTL's predictions, {len(cases)} unlabelled LawBench case texts (no gold)")
+    ylabels = (f"mentions per document\n(moving avg. of {window})", f"mentions per document\n(moving avg. of {window})",
+               f"mentions per {PER_CHARACTERS:,} characters\n(moving avg. of {case_window})")
+    for ax, stream, title, ylabel in zip(axes, smoothed, titles, ylabels):
+        ax.stackplot(stream.index, stream.T.to_numpy(), labels=labels, colors=colors, baseline="wiggle")
+        ax.set(title=title, ylabel=ylabel, xlim=(stream.index.min(), stream.index.max()))
+    axes[-1].set_xlabel("document (in corpus order)")
+    top = max(s.sum(axis=1).max() for s in smoothed[:2])
+    for ax in axes[:2]:
+        ax.set_ylim(-0.75 * top, 0.75 * top)  # the same scale for (a) and (b)
+    handles, names = axes[0].get_legend_handles_labels()
+    axes[0].legend(handles[::-1], names[::-1], loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
+                   title="entity type\n(top band first)")  # listed in the order the bands are stacked
+    fig.suptitle(f"Theme rivers of legal entity types, {record['profile']} profile "
+                 "(streams centred: matplotlib baseline='wiggle')", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# -- Figure 10 -------------------------------------------------------------------------------------
+
+
+def figure10_error_analysis(results: Path) -> Figure:
+    """Errors per category and the type changes (gold→predicted) among them, most frequent first."""
+    counts, record = read(results, "figure10_error_categories")
+    pairs, _ = read(results, "figure10_error_type_pairs")
+    extra = record["extra"]
+    counts = counts.sort_values("errors", ascending=False, kind="stable")
+    fig, axes = plots.new_figure(1, 2, width=6.0, height=4.2, gridspec_kw={"width_ratios": [3, 2]})
+    left, right = axes[0]
+    left.barh(counts["category"], counts["errors"], color="C0")
+    for y, (n, s) in enumerate(zip(counts["errors"], counts["sentences"])):
+        left.annotate(f" {n} ({s} sentences)", (n, y), va="center", fontsize=8)
+    left.invert_yaxis()  # the most frequent on top
+    left.set_xlim(0, 1.45 * max(1, counts["errors"].max()))  # room for the labels
+    left.set(xlabel="errors", title="Error categories")
+    by_pair = pairs.groupby("type_pair")["errors"].sum().sort_values(ascending=False, kind="stable")
+    right.barh(by_pair.index, by_pair.to_numpy(), color="C1")
+    right.invert_yaxis()
+    right.set(xlabel="errors", title="Type changes (gold→predicted)")
+    split = {"full_test": "official test set", "test": "subset test split"}.get(extra["split"], extra["split"])
+    fig.suptitle(f"{plots.label(extra['arch'])} on the MSRA {split}: errors in {extra['misclassified']} "
+                 f"misclassified sentences ({record['profile']} profile)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+FIGURES: dict[str, Callable[[Path], Figure]] = {f.__name__: f for f in (
+    table2_performance, figure6_speed_params, table3_ablation, figure7_attention, figure8_robustness,
+    figure9_legal_theme_river, figure10_error_analysis)}
+
+
+def save(name: str, profile: str) -> Figure:
+    """Draw figure ``name`` from the tables this run wrote (:func:`acmtl.experiments.target_dirs`) and save it
+    there as PNG and SVG; returns the figure (a notebook shows it)."""
+    results, _ = target_dirs(profile)
+    fig = FIGURES[name](results)
+    save_figure(fig, name, profile)
+    return fig

@@ -1,0 +1,291 @@
+"""What each notebook found, in words, computed from the tables in ``results/`` and their provenance.
+
+The notebooks print these lines under "What we found"; ``python -m acmtl report`` puts the first line of each
+(:func:`at_a_glance`) and the time of each notebook (:func:`timings`) into the README, so no number or time is
+typed by hand anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from acmtl.analysis import LEGAL_TYPE_GLOSSES
+from acmtl.claims import paper_robustness, paper_setup, paper_speed_params, table2_applies_to
+from acmtl.evaluate import is_missing
+from acmtl.experiments import ARCH_LABELS, PAPER_MODELS, corpus_label
+from acmtl.figures import read
+
+
+def _pct(x) -> str:
+    return "–" if is_missing(x) else f"{100 * x:.1f}"
+
+
+def _device_note(record: dict) -> str:
+    caution = " — smoke models are barely trained, so these numbers mean nothing." if record["profile"] == "smoke" else "."
+    return f"\nMeasured in the *{record['profile']}* profile{caution}"
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` as people say it: "40 s", "6.2 min", "1 h 27 min"."""
+    if seconds < 90:
+        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{int(seconds // 3600)} h {round(seconds % 3600 / 60)} min"
+
+
+def table2(results: Path) -> list[str]:
+    table, record = read(results, "table2_performance")
+    anchors, _ = read(results, "table2_anchors")
+    measured = table[table["status"] == "measured"]
+    lines = []
+    for (corpus, size), rows in measured.groupby(["corpus", "size"], sort=False):
+        rows = rows.set_index("arch")
+        if "acmtl" not in rows.index:
+            continue
+        ac = rows.loc["acmtl"]
+        parts = []
+        for arch, base in rows.drop(index="acmtl").iterrows():
+            gap = ac["test_f1_mean"] - base["test_f1_mean"]
+            if min(ac["seeds"], base["seeds"]) > 1:
+                beyond = abs(gap) > ac["test_f1_std"] + base["test_f1_std"]
+                verdict = f", {'beyond' if beyond else 'within'} the summed seed std"
+            else:
+                verdict = ", one seed: no spread to judge it by"
+            parts.append(f"{ARCH_LABELS[arch]} {_pct(base['test_f1_mean'])} ({100 * gap:+.1f} points{verdict})")
+        claimed = table2_applies_to(corpus.partition("=")[0]) and not is_missing(ac.get("paper_f1"))
+        vs_paper = f"; the paper reports {ac['paper_f1']:.2f}" if claimed else ""  # beside MSRA only
+        n = int(ac["seeds"])
+        lines.append(f"* **{corpus_label(corpus)}, {int(size)} sentences** ({n} seed{'s' * (n > 1)}): AC-MTL test F1 "
+                     f"{_pct(ac['test_f1_mean'])}, full official test {_pct(ac['full_test_f1_mean'])}{vs_paper}; "
+                     + "; ".join(parts) + ".")
+    best = anchors.groupby("corpus")["anchor_f1_high"].max()
+    for corpus, group in measured.groupby("corpus", sort=False):
+        name = corpus.partition("=")[0]
+        if name in best:
+            top = group.loc[group["full_test_f1_mean"].idxmax()]
+            lines.append(f"* On the full {corpus_label(corpus)} test set our best model ({top['model']}, "
+                         f"{int(top['size'])} training sentences) reaches {_pct(top['full_test_f1_mean'])}; the best "
+                         f"published result, trained on the whole training set, is {best[name]:.2f}.")
+    runs = record["extra"]["runs"]
+    lines.append(f"* {len(runs)} runs, {sum(r['trained_now'] for r in runs)} of them trained in this execution; "
+                 f"{duration(record['wall_seconds'])} of wall time.")
+    return lines
+
+
+def figure6(results: Path) -> list[str]:
+    table, record = read(results, "figure6_speed_params")
+    bench = record["extra"]["bench"]
+    m, fp = bench["models"], bench["protocol"]["precisions"][0]
+    total = table.set_index("model")["params_total"]
+    claim = paper_speed_params().set_index("model")
+    ratio = total["acmtl_bert_base"] / total["encoder_crf_bert_base"]
+    lines = [
+        f"* **Size.** At BERT-base size AC-MTL has {total['acmtl_bert_base'] / 1e6:.1f} M parameters, "
+        f"{100 * abs(ratio - 1):.1f} % {'more' if ratio > 1 else 'fewer'} than RoBERTa-CRF of the same size "
+        f"({total['encoder_crf_bert_base'] / 1e6:.1f} M); the paper: {claim.loc['AC-MTL', 'paper_params_millions']:.0f} "
+        f"against {claim.loc['RoBERTa', 'paper_params_millions']:.0f}, more than 40 % smaller. On m3e-small, "
+        f"{m['acmtl']['params']['total'] / 1e6:.1f} M, {m['acmtl']['params']['added'] / 1e6:.1f} M of them added to "
+        f"the encoder. XLNet-base-CRF counts {total['xlnet_crf_base'] / 1e6:.1f} M "
+        f"(the paper: {claim.loc['XLNet', 'paper_params_millions']:.0f} M).",
+        f"* **Speed** ({fp}, {bench['protocol']['mode']} protocol, {table['device'].dropna().iloc[0]}): AC-MTL "
+        f"{m['acmtl']['tokens_per_s'][fp]:,.0f} characters/s, "
+        f"{m['acmtl']['tokens_per_s'][fp] / m['encoder_crf']['tokens_per_s'][fp]:.2f}x RoBERTa-CRF's speed on the same "
+        f"encoder ({m['encoder_crf']['tokens_per_s'][fp]:,.0f}); BiLSTM-CRF {m['bilstm_crf']['tokens_per_s'][fp]:,.0f}; "
+        f"AC-MTL at BERT-base size {m['acmtl_bert_base']['tokens_per_s'][fp]:,.0f}. Per character AC-MTL computes "
+        f"{m['acmtl']['gflop_per_token']:.3f} GFLOP, RoBERTa-CRF {m['encoder_crf']['gflop_per_token']:.3f}. The paper's "
+        f"{claim.loc['AC-MTL', 'paper_tokens_per_s']:,.0f} tokens/s were measured on a V100: not comparable.",
+    ]
+    if bench["protocol"]["mode"] == "quick":
+        lines.append("* QUICK protocol: a plumbing check on 16 sentences; the speeds above are not measurements to cite.")
+    return lines
+
+
+def table3(results: Path) -> list[str]:
+    steps, record = read(results, "table3_ablation_steps")
+    table, _ = read(results, "table3_ablation")
+    lines = []
+    steps = steps.sort_values("component", key=lambda c: c != "multi-task learning", kind="stable")  # the paper's point
+    for _, r in steps.iterrows():  # not itertuples: "with" is a keyword
+        paper = f"the paper: {r.paper_difference:+.2f}" if pd.notna(r.paper_difference) else "not in the paper"
+        lines.append(f"* **{r.component}** ({r['with']} minus {r.without}): {r.test_f1_difference:+.2f} F1 points on "
+                     f"the subset test split (per seed: {r.test_f1_difference_per_seed}), "
+                     f"{r.full_test_f1_difference:+.2f} on the full test set; {paper}.")
+    best = table.loc[table["full_test_f1_mean"].idxmax()]
+    seeds = int(table["seeds"].max())
+    lines.append(f"* Best on the full test set: {ARCH_LABELS[best['arch']]} ({best['full_test_f1']}). "
+                 + ("A difference whose per-seed signs disagree is not a finding." if seeds > 1 else
+                    "With one seed no difference here can be told apart from seed-to-seed variation."))
+    return lines
+
+
+def figure7(results: Path) -> list[str]:
+    scores, record = read(results, "figure7_attention_scores")
+    lines = []
+    for panel, part in scores.groupby("panel"):
+        wide = part.pivot(index="sentence", columns="arch", values="attention_score")
+        if "acmtl" in wide and wide.shape[1] > 1:
+            top = int((wide["acmtl"] >= wide.max(axis=1)).sum())
+            lines.append(f"* **{panel}** ({part['token'].iloc[0]}): AC-MTL has the highest score of the "
+                         f"{wide.shape[1]} models in {top} of {len(wide)} sentences (the paper: in all of them).")
+        ratio = part.groupby("model", sort=False)["score_over_uniform"].mean()
+        lines.append("  Mean score / uniform baseline: " + ", ".join(f"{m} {r:.2f}×" for m, r in ratio.items())
+                     + " (1× = no more attention than an even spread).")
+    for r in scores.dropna(subset=["paper_attention_score"]).itertuples():
+        lines.append(f"* {r.panel} sentence {r.sentence}, {r.model}: ours {r.attention_score:.2f} "
+                     f"(uniform {r.uniform_score:.2f}), the paper {r.paper_attention_score:.2f}.")
+    return lines + [_device_note(record)]
+
+
+def figure8(results: Path) -> list[str]:
+    curves, record = read(results, "figure8_curves")
+    noise, _ = read(results, "figure8_noise")
+    paper = paper_robustness()
+    lines = []
+    worst = noise[noise["rate"] == noise["rate"].max()].set_index("arch")
+    if "acmtl" in worst.index and len(worst) > 1:
+        less = [ARCH_LABELS[a] for a in worst.index if a != "acmtl" and worst.loc["acmtl", "f1_drop"] < worst.loc[a, "f1_drop"]]
+        claim = paper[paper["context"].str.startswith("8(b)")]["paper_final_f1"].iloc[0]
+        lines.append(f"* **Noise**: at {100 * worst['realised_rate'].mean():.1f} % misspelt characters AC-MTL loses "
+                     f"{100 * worst.loc['acmtl', 'f1_drop']:.1f} F1 points, less than: {', '.join(less) or 'none of the baselines'} "
+                     f"(the paper: AC-MTL the most robust, {claim:.2f} on its perturbed set).")
+    for r in worst.reset_index().itertuples():
+        lines.append(f"* **Noise**, {r.model}: F1 {100 * (r.f1 + r.f1_drop):.1f} clean → {100 * r.f1:.1f} with "
+                     f"{100 * r.realised_rate:.1f}% of characters misspelt ({100 * r.f1_drop:.1f} points lost).")
+    for corpus, part in curves.groupby("corpus", sort=False):
+        for arch, run in part.groupby("arch", sort=False):
+            final = run[run["selected"]].iloc[0]
+            peak = run["test_f1"].max()
+            first = run.loc[run["test_f1"] >= 0.95 * peak, "epoch"].min()
+            reach = f"first reaches 95% of its peak ({100 * peak:.1f}) at epoch {first}" if peak > 0 else "stays at 0"
+            model = PAPER_MODELS.get(arch, "")
+            lines.append(f"* **{corpus_label(corpus)}, {ARCH_LABELS[arch]}**: selected epoch {int(final.epoch)} of "
+                         f"{len(run)}, test F1 {100 * final.test_f1:.1f}; the test curve {reach}"
+                         + (" (the paper: AC-MTL plateaus by epoch 10)." if model == "AC-MTL" else "."))
+    return lines + [_device_note(record)]
+
+
+def figure9(results: Path) -> list[str]:
+    per_type, record = read(results, "figure9_agreement_types")
+    per_window, _ = read(results, "figure9_agreement_windows")
+    extra = record["extra"]
+    p, t = per_type["predicted_mentions"], per_type["true_mentions"]
+    overall_tv = 0.5 * (p / max(1, p.sum()) - t / max(1, t.sum())).abs().sum()
+    r = per_type.dropna(subset=["pearson_r"])
+    lowest = ", ".join(f"{LEGAL_TYPE_GLOSSES.get(row.type, row.type)} {row.pearson_r:.2f}"
+                       for row in r.nsmallest(3, "pearson_r").itertuples())
+    scored = per_window.dropna(subset=["tv_distance"])
+    halves = scored.iloc[: len(scored) // 2], scored.iloc[len(scored) // 2:]
+    lines = [
+        f"* Predicted and true mix of legal entity types on {extra['test_documents']} held-out documents: "
+        f"total-variation distance {overall_tv:.3f} overall, {per_window['tv_distance'].mean():.3f} per window of "
+        f"{extra['window']} documents (true windows differ from the overall true mix by "
+        f"{per_window['tv_true_vs_overall'].mean():.3f} by themselves); {int(t.sum())} gold, {int(p.sum())} predicted "
+        "mentions.",
+        f"* Per type, correlation of windowed counts: median r = {r['pearson_r'].median():.2f} over {len(r)} types "
+        f"(lowest: {lowest})." if len(r) else "* Per type correlations: undefined (constant streams).",
+    ]
+    if all(len(h) for h in halves):
+        lines.append(f"* 'Increasingly aligned as cases accumulate' (the paper): mean window distance "
+                     f"{halves[0]['tv_distance'].mean():.3f} in the first half of the documents, "
+                     f"{halves[1]['tv_distance'].mean():.3f} in the second. With documents in corpus order, "
+                     "there is no reason for a trained model to improve along them.")
+    lines.append(f"* Case texts: {extra['case_texts_distinct']:,} distinct texts exist (the paper: "
+                 f"{paper_setup()['legal_cases']:,} cases); {extra['case_texts_tagged']:,} tagged in "
+                 f"{duration(extra['case_seconds'])}, unverifiable without gold.")
+    return lines + [_device_note(record)]
+
+
+def figure10(results: Path) -> list[str]:
+    counts, record = read(results, "figure10_error_categories")
+    pairs, _ = read(results, "figure10_error_type_pairs")
+    errors, _ = read(results, "figure10_error_examples")
+    ranked = counts[counts["errors"] > 0].sort_values("errors", ascending=False)
+    loc_org = int(pairs[pairs["type_pair"].isin(["LOC→ORG", "ORG→LOC"])]["errors"].sum())
+    per = int((errors["gold"].fillna("") + errors["predicted"].fillna("")).str.contains("/PER").sum())
+    return [
+        f"* {len(errors)} errors in {record['extra']['misclassified']} misclassified sentences; most frequent: "
+        + ", ".join(f"{r.category} {r.errors} ({100 * r.share:.0f}%)" for r in ranked.itertuples()) + ".",
+        f"* LOC ↔ ORG: {loc_org} errors, {loc_org}/{int(pairs['errors'].sum())} of those that change the type and "
+        f"{100 * loc_org / max(1, len(errors)):.0f}% of all errors. The paper ranks LOC ↔ ORG confusion first; here "
+        f"the most frequent category is *{ranked['category'].iloc[0] if len(ranked) else 'none'}*.",
+        f"* Errors that involve a person name (gold or predicted PER): {per}.",
+        _device_note(record),
+    ]
+
+
+def diagnosis(results: Path) -> list[str]:
+    """Notebook 03's diagnosis: each suspect's paired difference and verdict, and the wiring the dev split chose."""
+    from acmtl.diagnosis import VARIANTS
+
+    verdicts, _ = read(results, "table3_diagnosis")
+    lines = [f"* **{r.variant}** against {r.reference}: {100 * r.diff_mean:+.2f} F1 points on the full test set "
+             f"({100 * r.f1_mean:.2f} vs {100 * r.reference_f1_mean:.2f}; per seed, with 95 % intervals: "
+             f"{r.diff_per_seed}): **{r.verdict}**. Suspect: {r.suspect}."
+             for r in verdicts[verdicts["verdict"] != "reference"].itertuples()]
+    wirings = verdicts[[VARIANTS[v].arch == "acmtl" for v in verdicts["variant"]]]
+    best = wirings.loc[wirings["corpus_dev_f1_mean"].idxmax()]
+    lines.append(f"* **Chosen on the corpus dev split** (never a test set): `{best.variant}`, dev F1 "
+                 f"{100 * best.corpus_dev_f1_mean:.2f} (the AC-MTL wirings range "
+                 f"{100 * wirings['corpus_dev_f1_mean'].min():.2f}-{100 * wirings['corpus_dev_f1_mean'].max():.2f}).")
+    return lines
+
+
+FINDINGS: dict[str, Callable[[Path], list[str]]] = {
+    "Table 2": table2, "Table 3": table3, "Figure 6": figure6, "Figure 7": figure7, "Figure 8": figure8,
+    "Figure 9": figure9, "Figure 10": figure10, "Table 3 diagnosis": diagnosis,
+}
+
+
+def markdown(name: str, results: Path) -> str:
+    """The findings of ``name`` (a key of :data:`FINDINGS`) as a Markdown list, for a notebook's display."""
+    return "\n".join(FINDINGS[name](results))
+
+
+# Notebook -> the tables it writes (provenance of each records the time since the notebook started).
+NOTEBOOK_TABLES = {
+    "01_performance": ("table2_performance", "table2_anchors"), "02_speed_params": ("figure6_speed_params",),
+    "03_ablation": ("table3_ablation", "table3_ablation_steps"), "04_attention": ("figure7_attention_scores",),
+    "05_robustness": ("figure8_curves", "figure8_noise", "figure8_vs_paper"),
+    "06_legal_theme_river": ("figure9_agreement_types", "figure9_agreement_windows", "figure9_test_streams",
+                             "figure9_case_stream"),
+    "07_error_analysis": ("figure10_error_categories", "figure10_error_examples", "figure10_error_type_pairs"),
+}
+
+
+def timings(results: Path) -> pd.DataFrame:
+    """Per notebook: the wall time of its last run (the last table it wrote, from provenance), profile, day, machine."""
+    rows = []
+    for notebook, tables in NOTEBOOK_TABLES.items():
+        records = [read(results, t)[1] for t in tables if (results / f"{t}.provenance.json").is_file()]
+        if records:
+            last = max(records, key=lambda r: r["wall_seconds"])
+            device = last["device"]
+            rows.append({"notebook": notebook, "profile": last["profile"], "wall_seconds": last["wall_seconds"],
+                         "wall": duration(last["wall_seconds"]), "date": last["timestamp"][:10],
+                         "machine": f"{device.get('gpu') or device.get('cpu')}, {device['cpu_count']} cores"})
+    return pd.DataFrame(rows)
+
+
+def at_a_glance(results: Path) -> str:
+    """Markdown: the first finding of Table 3 and Figures 6-10, one line each."""
+    lines = []
+    for name in ("Table 3", "Figure 6", "Figure 7", "Figure 8", "Figure 9", "Figure 10"):
+        first = FINDINGS[name](results)[0].removeprefix("* ")
+        lines.append(f"* **{name}.** {first}")
+    return "\n".join(lines)
+
+
+def time_note(notebook: str, results: Path | None = None) -> str:
+    """How long the last run of ``notebook`` that wrote ``results`` (default: the committed results/) took."""
+    from acmtl.experiments import output_dirs
+
+    times = timings(results or output_dirs("default")[0]).set_index("notebook")
+    if notebook not in times.index:
+        return f"{notebook}: no run recorded in results/ yet."
+    t = times.loc[notebook]
+    return f"The run that wrote results/ took {t['wall']} ({t['profile']} profile, {t['date']}, {t['machine']})."
+
