@@ -134,7 +134,8 @@ def attention_table(models: Mapping[str, tuple[ACMTL, CharTokenizer]], panels: M
     stated = paper.assign(panel=paper["context"].str.extract(r"^(7\([ab]\))", expand=False),
                           sentence=paper["context"].str.extract(r"sentence (\w)$", expand=False),
                           arch=paper["model"].map({name: arch for arch, name in PAPER_MODELS.items()}))
-    stated = stated[["panel", "sentence", "arch", "paper_attention_score", "note"]].rename(columns={"note": "paper_note"})
+    stated = stated[["panel", "sentence", "arch", "paper_attention_score", "note"]].rename(
+        columns={"note": "paper_note"})
     return table.merge(stated, on=["panel", "sentence", "arch"], how="left")
 
 
@@ -262,7 +263,7 @@ def _relation(gold: Entity, pred: Entity) -> str:
 
 def categorise_errors(gold: Sequence[Entity], pred: Sequence[Entity]) -> list[EntityError]:
     """The errors of one sentence, by the rules of the module docstring, in order of position."""
-    key = lambda e: (e.start, e.end, e.type)  # noqa: E731
+    key = lambda e: (e.start, e.end, e.type)
     golds = sorted(set(gold) - set(pred), key=key)
     preds = sorted(set(pred) - set(gold), key=key)
     nodes = [("g", e) for e in golds] + [("p", e) for e in preds]

@@ -105,7 +105,8 @@ class OnnxModel:
         self.fed = [name in graph_inputs for name in self.names]
 
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
-        feed = {name: x.detach().cpu().numpy() for name, x, fed in zip(self.names, inputs, self.fed, strict=True) if fed}
+        feed = {name: x.detach().cpu().numpy()
+                for name, x, fed in zip(self.names, inputs, self.fed, strict=True) if fed}
         return torch.from_numpy(self.session.run(None, feed)[0]).to(inputs[0].device)
 
 

@@ -71,8 +71,8 @@ from acmtl.checkpoint import build_model, load_pretrained
 from acmtl.claims import paper_speed_params
 from acmtl.data.conll import Sentence, tags_to_entities
 from acmtl.data.corpora import load_corpus
-from acmtl.evaluate import score
 from acmtl.encoders import DEFAULT_ENCODER, bert_base_config, resolve_encoder
+from acmtl.evaluate import score
 from acmtl.features import Batch, encode, encode_sentences, training_batches
 from acmtl.model import ACMTL, ModelConfig, count_parameters
 from acmtl.predict import MAX_LEN, NERPredictor, cpu_linear_backend, fast_linear, tag_encoded
@@ -194,7 +194,7 @@ class ReferencePipeline:
         self.tags, self.device, self.batch_size = tags, device, batch_size
         self.logits: Callable[..., torch.Tensor] | None = None  # an inference backend's, else the model's
 
-    def on_backend(self, backend: str, threads: int) -> "ReferencePipeline":
+    def on_backend(self, backend: str, threads: int) -> ReferencePipeline:
         """The same tagger (same weights) with its logits from ``backend`` (:mod:`acmtl.backends`)."""
         other = copy.copy(self)
         other.fast_gemm = False
@@ -325,7 +325,7 @@ def _latency_ms(fn: Callable[[], object], calls: int, device: torch.device) -> d
     for _ in range(5):
         fn()
     times = sorted(1000 * _seconds(fn, device) for _ in range(calls))
-    pick = lambda q: times[min(len(times) - 1, round(q * (len(times) - 1)))]  # noqa: E731  nearest rank
+    pick = lambda q: times[min(len(times) - 1, round(q * (len(times) - 1)))]  # nearest rank
     return {"p50": pick(0.5), "p95": pick(0.95)}
 
 
@@ -446,7 +446,8 @@ def _run(protocol: Protocol, device: torch.device, threads: int | None, backends
         for precision in precisions:
             with _autocast(device, precision):
                 results[name]["latency_ms"][precision] = _latency_ms(
-                    lambda: pipelines[name].predict_one(text[: protocol.latency_chars]), protocol.latency_calls, device)
+                    lambda name=name: pipelines[name].predict_one(text[: protocol.latency_chars]),
+                    protocol.latency_calls, device)
     log("training")
     train_sentences = [s for s in corpus.splits["train"][:: protocol.sample_every] if len(s.chars) <= MAX_LEN]
     _time_training(pipelines, results, train_sentences, tags, precisions, protocol, device)
@@ -488,7 +489,8 @@ def compare(models: dict, precisions: Sequence[str], by_backend: dict | None = N
     targets["inference"]["met_vs_plain_reference"] = {
         p: ratios["inference_vs_plain_reference"][p] >= TARGETS["inference"] for p in precisions}
     speeds = {"eager": (acmtl["tokens_per_s"]["fp32"], same_gemm["tokens_per_s"]["fp32"])} | {
-        backend: (m["acmtl"]["tokens_per_s"], m["reference"]["tokens_per_s"]) for backend, m in (by_backend or {}).items()}
+        backend: (m["acmtl"]["tokens_per_s"], m["reference"]["tokens_per_s"])
+        for backend, m in (by_backend or {}).items()}
     ratios["inference_by_backend"] = {
         backend: {"vs_eager_reference": ours / plain["tokens_per_s"]["fp32"], "like_for_like": ours / theirs}
         for backend, (ours, theirs) in speeds.items()}
@@ -535,7 +537,7 @@ def _time_inference(pipelines: dict, results: dict, texts: list, precisions: lis
                                            fast=key in dtypes))
         for name, precision in cases:
             with _autocast(device, precision):
-                seconds[name, precision].append(_seconds(lambda: every[name].infer(texts), device))
+                seconds[name, precision].append(_seconds(lambda name=name: every[name].infer(texts), device))
             if (name, precision) == ("acmtl", "fp32"):
                 for stage, value in pipelines[name].stage_seconds.items():
                     shares[stage].append(value / seconds[name, precision][-1])
@@ -569,7 +571,8 @@ def _time_training(pipelines: dict, results: dict, sentences: list[Sentence], ta
     seconds: dict[tuple[str, str], list[float]] = {case: [] for case in cases}
     for _ in range(protocol.repeats):
         for name, precision in cases:
-            seconds[name, precision].append(_seconds(lambda: loops[name].run(precision), device))
+            seconds[name, precision].append(
+                _seconds(lambda name=name, precision=precision: loops[name].run(precision), device))
     for name, loop in loops.items():
         results[name]["train_characters"] = loop.chars
         results[name]["train_seconds"] = {p: seconds[name, p] for p in precisions}  # every timed pass

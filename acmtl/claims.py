@@ -9,9 +9,9 @@ not silently mix them up.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from types import MappingProxyType
-from collections.abc import Mapping
 
 import pandas as pd
 

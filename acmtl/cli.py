@@ -146,8 +146,8 @@ def _add_report(sub) -> None:
                                    "of README.md from results/ (./run_all.sh does this after the notebooks).")
     r.add_argument("--readme", type=Path, default=Path("README.md"))
     r.add_argument("--results", type=Path, default=Path("results"))
-    r.add_argument("--check", action="store_true", help="change nothing; exit 1 when the README or results/claims_verdict.csv is out "
-                   "of date")
+    r.add_argument("--check", action="store_true",
+                   help="change nothing; exit 1 when the README or results/claims_verdict.csv is out of date")
 
 
 def _add_tune(sub) -> None:

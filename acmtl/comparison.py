@@ -13,7 +13,12 @@ import pandas as pd
 
 from acmtl.diagnosis import run_splits
 from acmtl.evaluate import paired_bootstrap, seed_paired_bootstrap
+from acmtl.experiments import corpus_label
 from acmtl.runs import load_predictions
+
+MODEL_NAMES = {"acmtl": "AC-MTL", "encoder_crf": "encoder+CRF"}
+COLUMNS = ("corpus", "corpus_label", "size", "a", "b", "split", "seeds", "f1_a_mean", "f1_b_mean", "diff", "ci_low",
+           "ci_high", "diff_per_seed", "verdict")
 
 
 def head_to_head(runs: pd.DataFrame, a: str = "acmtl", b: str = "encoder_crf", *, split: str = "full_test",
@@ -34,15 +39,17 @@ def head_to_head(runs: pd.DataFrame, a: str = "acmtl", b: str = "encoder_crf", *
                     for s, pa, pb in zip(seeds, preds[a], preds[b])]
         pooled = seed_paired_bootstrap(gold, preds[a], preds[b], n_resamples=n_resamples)
         rows.append({
-            "corpus": corpus, "size": int(size), "a": a, "b": b, "split": split, "seeds": len(seeds),
+            "corpus": corpus, "corpus_label": corpus_label(corpus), "size": int(size), "a": a, "b": b,
+            "split": split, "seeds": len(seeds),
             "f1_a_mean": sum(getattr(by_seed[a][s], f"{split}_f1") for s in seeds) / len(seeds),
             "f1_b_mean": sum(getattr(by_seed[b][s], f"{split}_f1") for s in seeds) / len(seeds),
             "diff": pooled["diff"], "ci_low": pooled["low"], "ci_high": pooled["high"],
-            "diff_per_seed": "; ".join(f"seed {s}: {100 * p['diff']:+.2f} [{100 * p['low']:+.2f}, {100 * p['high']:+.2f}]"
-                                       for s, p in zip(seeds, per_seed)),
+            "diff_per_seed": "; ".join(
+                f"seed {s}: {100 * p['diff']:+.2f} [{100 * p['low']:+.2f}, {100 * p['high']:+.2f}]"
+                for s, p in zip(seeds, per_seed)),
             "verdict": verdict(pooled["low"], pooled["high"]),
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
 def verdict(low: float, high: float) -> str:
@@ -50,12 +57,11 @@ def verdict(low: float, high: float) -> str:
     return "beats" if low > 0 else "loses" if high < 0 else "ties"
 
 
-def verdict_sentence(row, names: dict[str, str] | None = None) -> str:
+def verdict_sentence(row) -> str:
     """One README sentence for a :func:`head_to_head` row, every number taken from it."""
-    names = names or {}
-    a, b = names.get(row.a, row.a), names.get(row.b, row.b)
+    a, b = MODEL_NAMES.get(row.a, row.a), MODEL_NAMES.get(row.b, row.b)
     gap = {"beats": f"beats {b} by {100 * row.diff:.2f}", "loses": f"loses to {b} by {-100 * row.diff:.2f}",
            "ties": f"ties with {b} (difference {100 * row.diff:+.2f}, interval includes 0)"}[row.verdict]
-    return (f"{row.corpus}, {row.size:,} training sentences: {a} {gap} F1 points on the full test set "
+    return (f"{row.corpus_label}, {row.size:,} training sentences: {a} {gap} F1 points on the full test set "
             f"(95 % CI [{100 * row.ci_low:+.2f}, {100 * row.ci_high:+.2f}], {row.seeds} seed"
             f"{'s' if row.seeds != 1 else ''}; {a} {100 * row.f1_a_mean:.2f}, {b} {100 * row.f1_b_mean:.2f}).")

@@ -63,7 +63,7 @@ class ConstrainedCRF(CRF):
     @torch.no_grad()
     def decoding_scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Start [K], transition [K_from, K_to] and end [K] scores, forbidden moves pushed to -1e4."""
-        forbid = lambda allowed: torch.where(allowed, 0.0, _FORBIDDEN)  # noqa: E731
+        forbid = lambda allowed: torch.where(allowed, 0.0, _FORBIDDEN)
         return (self.start_transitions + forbid(self.allowed_start),
                 self.transitions + forbid(self.allowed_transitions),
                 self.end_transitions + forbid(self.allowed_end))

@@ -92,7 +92,8 @@ def paired_table(runs: pd.DataFrame, *, split: str = "full_test", n_resamples: i
                                 load_predictions(by_key[(reference, seed)].run_dir, split),
                                 n_resamples=n_resamples, seed=seed)
         rows.append({"variant": variant, "reference": reference, "seed": seed,
-                     "f1": getattr(run, f"{split}_f1"), "reference_f1": getattr(by_key[(reference, seed)], f"{split}_f1"),
+                     "f1": getattr(run, f"{split}_f1"),
+                     "reference_f1": getattr(by_key[(reference, seed)], f"{split}_f1"),
                      "diff": pair["diff"], "ci_low": pair["low"], "ci_high": pair["high"]})
     return pd.DataFrame(rows)
 

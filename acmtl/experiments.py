@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -401,7 +401,7 @@ def provenance(profile: str, *, corpora: Iterable[str] = (), seeds: Iterable[int
         "device": device_info(),
         "wall_seconds": round(time.time() - started, 1),
         "acmtl_version": acmtl.__version__,
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "extra": extra or {},
     }
 
@@ -541,7 +541,8 @@ def figure8_vs_paper(curve_runs: Mapping[str, pd.DataFrame], noise: pd.DataFrame
             for panel, runs in curve_runs.items() for r in runs.itertuples()]
     rows += [{"panel": "8(b)", "data": f"MSRA {r.split}, noise rate {r.rate} (realised {r.realised_rate:.3f})",
               "arch": r.arch, "model": ARCH_LABELS[r.arch], "f1": 100 * r.f1, "full_test_f1": float("nan"),
-              "paper_model": PAPER_MODELS.get(r.arch, ""), "paper_final_f1": claim("8(b)", PAPER_MODELS.get(r.arch, ""))}
+              "paper_model": PAPER_MODELS.get(r.arch, ""),
+              "paper_final_f1": claim("8(b)", PAPER_MODELS.get(r.arch, ""))}
              for r in noise[noise["rate"] > 0].itertuples()]
     rows += [{"panel": r.context[:4], "data": f"{r.context} (not run: needs Chinese XLNet weights, "
               "--encoder /path/to/chinese-xlnet-base)", "arch": "", "model": "XLNet", "f1": float("nan"),

@@ -9,8 +9,8 @@ inference (``acmtl.predict``) sorts everything by length and restores the origin
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -31,7 +31,7 @@ class Encoded:
     def __len__(self) -> int:
         return len(self.char_ids)
 
-    def window(self, start: int, end: int) -> "Encoded":
+    def window(self, start: int, end: int) -> Encoded:
         tags = None if self.tag_ids is None else self.tag_ids[start:end]
         return Encoded(self.char_ids[start:end], self.syllable_ids[start:end], self.tone_ids[start:end], tags)
 
@@ -49,8 +49,8 @@ class Batch:
     def inputs(self) -> tuple[torch.Tensor, ...]:
         return self.char_ids, self.syllable_ids, self.tone_ids, self.mask
 
-    def to(self, device: torch.device | str) -> "Batch":
-        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+    def to(self, device: torch.device | str) -> Batch:
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)
         return Batch(*(move(t) for t in (self.char_ids, self.syllable_ids, self.tone_ids, self.mask, self.tag_ids)),
                      self.index)
 

@@ -83,7 +83,7 @@ def figure6_speed_params(results: Path) -> Figure:
     (by parameter count); the paper's numbers hollow, on the rows of the same model at the paper's size."""
     table, record = read(results, "figure6_speed_params")
     precisions = record["extra"]["bench"]["protocol"]["precisions"]
-    colour = lambda names: [plots.color(BASE_SIZE_COLORS.get(n, n)) for n in names]  # noqa: E731
+    colour = lambda names: [plots.color(BASE_SIZE_COLORS.get(n, n)) for n in names]
     fig, axes = plots.new_figure(1, 2, width=5.4, height=3.8)
     ax_params, ax_speed = axes[0]
     order = table.sort_values("params_total", kind="stable").reset_index(drop=True)

@@ -24,7 +24,8 @@ def _pct(x) -> str:
 
 
 def _device_note(record: dict) -> str:
-    caution = " — smoke models are barely trained, so these numbers mean nothing." if record["profile"] == "smoke" else "."
+    caution = (" — smoke models are barely trained, so these numbers mean nothing."
+               if record["profile"] == "smoke" else ".")
     return f"\nMeasured in the *{record['profile']}* profile{caution}"
 
 
@@ -86,21 +87,25 @@ def figure6(results: Path) -> list[str]:
     lines = [
         f"* **Size.** At BERT-base size AC-MTL has {total['acmtl_bert_base'] / 1e6:.1f} M parameters, "
         f"{100 * abs(ratio - 1):.1f} % {'more' if ratio > 1 else 'fewer'} than RoBERTa-CRF of the same size "
-        f"({total['encoder_crf_bert_base'] / 1e6:.1f} M); the paper: {claim.loc['AC-MTL', 'paper_params_millions']:.0f} "
+        f"({total['encoder_crf_bert_base'] / 1e6:.1f} M); "
+        f"the paper: {claim.loc['AC-MTL', 'paper_params_millions']:.0f} "
         f"against {claim.loc['RoBERTa', 'paper_params_millions']:.0f}, more than 40 % smaller. On m3e-small, "
         f"{m['acmtl']['params']['total'] / 1e6:.1f} M, {m['acmtl']['params']['added'] / 1e6:.1f} M of them added to "
         f"the encoder. XLNet-base-CRF counts {total['xlnet_crf_base'] / 1e6:.1f} M "
         f"(the paper: {claim.loc['XLNet', 'paper_params_millions']:.0f} M).",
         f"* **Speed** ({fp}, {bench['protocol']['mode']} protocol, {table['device'].dropna().iloc[0]}): AC-MTL "
         f"{m['acmtl']['tokens_per_s'][fp]:,.0f} characters/s, "
-        f"{m['acmtl']['tokens_per_s'][fp] / m['encoder_crf']['tokens_per_s'][fp]:.2f}x RoBERTa-CRF's speed on the same "
-        f"encoder ({m['encoder_crf']['tokens_per_s'][fp]:,.0f}); BiLSTM-CRF {m['bilstm_crf']['tokens_per_s'][fp]:,.0f}; "
-        f"AC-MTL at BERT-base size {m['acmtl_bert_base']['tokens_per_s'][fp]:,.0f}. Per character AC-MTL computes "
-        f"{m['acmtl']['gflop_per_token']:.3f} GFLOP, RoBERTa-CRF {m['encoder_crf']['gflop_per_token']:.3f}. The paper's "
+        f"{m['acmtl']['tokens_per_s'][fp] / m['encoder_crf']['tokens_per_s'][fp]:.2f}x "
+        f"RoBERTa-CRF's speed on the same encoder ({m['encoder_crf']['tokens_per_s'][fp]:,.0f}); "
+        f"BiLSTM-CRF {m['bilstm_crf']['tokens_per_s'][fp]:,.0f}; "
+        f"AC-MTL at BERT-base size {m['acmtl_bert_base']['tokens_per_s'][fp]:,.0f}. "
+        f"Per character AC-MTL computes {m['acmtl']['gflop_per_token']:.3f} GFLOP, "
+        f"RoBERTa-CRF {m['encoder_crf']['gflop_per_token']:.3f}. The paper's "
         f"{claim.loc['AC-MTL', 'paper_tokens_per_s']:,.0f} tokens/s were measured on a V100: not comparable.",
     ]
     if bench["protocol"]["mode"] == "quick":
-        lines.append("* QUICK protocol: a plumbing check on 16 sentences; the speeds above are not measurements to cite.")
+        lines.append("* QUICK protocol: a plumbing check on 16 sentences; "
+                     "the speeds above are not measurements to cite.")
     return lines
 
 
@@ -147,10 +152,12 @@ def figure8(results: Path) -> list[str]:
     lines = []
     worst = noise[noise["rate"] == noise["rate"].max()].set_index("arch")
     if "acmtl" in worst.index and len(worst) > 1:
-        less = [ARCH_LABELS[a] for a in worst.index if a != "acmtl" and worst.loc["acmtl", "f1_drop"] < worst.loc[a, "f1_drop"]]
+        less = [ARCH_LABELS[a] for a in worst.index
+                if a != "acmtl" and worst.loc["acmtl", "f1_drop"] < worst.loc[a, "f1_drop"]]
         claim = paper[paper["context"].str.startswith("8(b)")]["paper_final_f1"].iloc[0]
         lines.append(f"* **Noise**: at {100 * worst['realised_rate'].mean():.1f} % misspelt characters AC-MTL loses "
-                     f"{100 * worst.loc['acmtl', 'f1_drop']:.1f} F1 points, less than: {', '.join(less) or 'none of the baselines'} "
+                     f"{100 * worst.loc['acmtl', 'f1_drop']:.1f} F1 points, "
+                     f"less than: {', '.join(less) or 'none of the baselines'} "
                      f"(the paper: AC-MTL the most robust, {claim:.2f} on its perturbed set).")
     for r in worst.reset_index().itertuples():
         lines.append(f"* **Noise**, {r.model}: F1 {100 * (r.f1 + r.f1_drop):.1f} clean → {100 * r.f1:.1f} with "

@@ -21,9 +21,9 @@ NER tags, so no extra annotation is needed:
     type task:     the entity type of each character (O for none).
     loss = 0.7 · L_ner + 0.15 · L_boundary + 0.15 · L_type
 ``forward`` returns the loss with its parts (:class:`ACMTLOutput`) and training records each part
-per epoch, so the weighting can be watched. The paper says "soft parameter sharing" but describes shared layers; ``mtl="soft"`` gives the
-textbook soft sharing instead: each task gets its own attention + CNN block, tied to the NER
-block by an L2 penalty on the difference of their weights.
+per epoch, so the weighting can be watched. The paper says "soft parameter sharing" but describes
+shared layers; ``mtl="soft"`` gives the textbook soft sharing instead: each task gets its own
+attention + CNN block, tied to the NER block by an L2 penalty on the difference of their weights.
 
 Our choices where the paper is silent, all switchable in :class:`ModelConfig`:
 * a residual connection around the attention (``X + MultiHead(X)``): without it a randomly
@@ -104,7 +104,7 @@ class ModelConfig:
     encoder_config: dict = field(default_factory=dict)  # filled in by the model: how to rebuild the encoder
 
     @classmethod
-    def for_architecture(cls, arch: str, tags: list[str], **overrides) -> "ModelConfig":
+    def for_architecture(cls, arch: str, tags: list[str], **overrides) -> ModelConfig:
         if arch not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
         return cls(tags=list(tags), **{**ARCHITECTURES[arch], **overrides})
@@ -113,7 +113,7 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
+    def from_dict(cls, data: dict) -> ModelConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -272,7 +272,8 @@ class BiLSTMCharEncoder(nn.Module):
 
     def forward(self, char_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         lengths = mask.long().sum(dim=1).cpu()
-        packed = nn.utils.rnn.pack_padded_sequence(self.embed(char_ids), lengths, batch_first=True, enforce_sorted=False)
+        packed = nn.utils.rnn.pack_padded_sequence(self.embed(char_ids), lengths,
+                                                   batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)
         return nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=char_ids.shape[1])[0]
 

@@ -23,11 +23,10 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -137,7 +136,7 @@ def _decode_windows(model: ACMTL, windows: list[Encoded], batch_size: int, devic
     return decoded
 
 
-def _linear_arguments(input, weight, bias=None):  # noqa: A002  F.linear's own parameter names
+def _linear_arguments(input, weight, bias=None):  # noqa: A002  F.linear's names
     return input, weight, bias
 
 
@@ -220,7 +219,7 @@ def _tag_windows(model: ACMTL, items: Sequence[Encoded], batch_size: int, max_le
     pieces: list[list[tuple[int, object]]] = [[] for _ in items]
     for (i, start), result in zip(owner, decoded):
         pieces[i].append((start, result))
-    path_of = (lambda r: r[0]) if decode else (lambda r: r)  # noqa: E731
+    path_of = (lambda r: r[0]) if decode else (lambda r: r)
     tagged = []
     for p in pieces:
         path, from_window = _stitch([(start, path_of(r)) for start, r in p], model.cfg.tags) if p else ([], [])
@@ -281,7 +280,7 @@ class NERPredictor:
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, *, device: str | torch.device | None = None,
-                        **kwargs) -> "NERPredictor":
+                        **kwargs) -> NERPredictor:
         """Load a run directory (``runs/<hash>/``) or any directory written by ``save_pretrained``;
         ``device`` None picks CUDA when present, else the CPU."""
         directory = Path(directory)
@@ -297,7 +296,7 @@ class NERPredictor:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def to(self, device: str | torch.device) -> "NERPredictor":
+    def to(self, device: str | torch.device) -> NERPredictor:
         """Move the model to ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...); returns self."""
         self.model.to(device)
         return self

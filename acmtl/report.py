@@ -26,6 +26,7 @@ CLAIMS_END = "<!-- claims-verdict:end -->"
 GLANCE_BEGIN = "<!-- findings:begin (written by `python -m acmtl report` from results/; do not edit) -->"
 GLANCE_END = "<!-- findings:end -->"
 TABLE2 = "table2_performance.csv"
+HEAD_TO_HEAD = "table2_head_to_head.csv"
 
 
 def _cell(value) -> str:
@@ -52,6 +53,13 @@ def table2_summary(results_dir: Path) -> str:
         anchor = anchors.get((ANCHOR_FOR.get(r.arch, ""), corpus))
         anchor = f"{anchor} ({ANCHOR_SHORT[r.arch]})" if anchor is not None else "–"
         lines.append(f"| {r.corpus_label} | {int(r.size)} | {r.model} | {paper} | {ours} | {full} | {anchor} |")
+    heads = results_dir / HEAD_TO_HEAD
+    if heads.is_file():  # the verdict per size: notebook 01, acmtl.comparison
+        from acmtl.comparison import verdict_sentence  # imports torch: only when there is a verdict to show
+
+        lines += ["", "**AC-MTL against encoder+CRF on the same encoder, subsets and seeds** (paired, full official "
+                  "test set; a 95 % interval over seeds and test sentences decides beats / ties / loses):", ""]
+        lines += [f"* {verdict_sentence(row)}" for row in pd.read_csv(heads).itertuples()]
     return "\n".join(lines)
 
 

@@ -9,9 +9,22 @@ import pandas as pd
 import pytest
 import torch
 
-from acmtl.analysis import (CATEGORIES, attention_score, attention_scores, categorise_errors, document_type_counts,
-                            error_counts, error_table, predict_entities, sample_misclassified, smooth_counts,
-                            stream_agreement, token_positions, uniform_attention_score, window_counts)
+from acmtl.analysis import (
+    CATEGORIES,
+    attention_score,
+    attention_scores,
+    categorise_errors,
+    document_type_counts,
+    error_counts,
+    error_table,
+    predict_entities,
+    sample_misclassified,
+    smooth_counts,
+    stream_agreement,
+    token_positions,
+    uniform_attention_score,
+    window_counts,
+)
 from acmtl.checkpoint import build_model
 from acmtl.data.conll import Entity, Sentence, entities_to_tags
 from acmtl.model import ModelConfig
@@ -84,7 +97,7 @@ def test_attention_scores_follow_the_model_weights_and_ignore_padding(tiny_model
 
 def test_sample_misclassified_returns_only_wrong_sentences_in_order(tiny_model):
     model, tokenizer = tiny_model
-    tags = lambda n, es: entities_to_tags(n, es)  # noqa: E731
+    tags = lambda n, es: entities_to_tags(n, es)
     sentences = [Sentence(tuple("他是北京人" * (1 + i % 3)), tags(5 * (1 + i % 3), [Entity("LOC", 2, 4)]))
                  for i in range(12)]
     predicted = predict_entities(model, tokenizer, [s.chars for s in sentences])

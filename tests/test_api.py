@@ -124,8 +124,8 @@ def test_confidence_is_the_span_probability_of_the_whole_text(model_dir):
 
 
 def same_entities(a: list[list[dict]], b: list[list[dict]]) -> bool:
-    strip = lambda rows: [[{k: v for k, v in e.items() if k != "score"} for e in row] for row in rows]  # noqa: E731
-    scores = lambda rows: [e["score"] for row in rows for e in row]  # noqa: E731
+    strip = lambda rows: [[{k: v for k, v in e.items() if k != "score"} for e in row] for row in rows]
+    scores = lambda rows: [e["score"] for row in rows for e in row]
     return strip(a) == strip(b) and scores(a) == pytest.approx(scores(b), rel=1e-4)
 
 

@@ -144,7 +144,8 @@ def test_every_installed_backend_is_timed_and_read_two_ways(quick):
     by_backend = quick["ratios"]["inference_by_backend"]
     assert set(by_backend) == set(quick["protocol"]["backends"])
     for backend, measured in quick["backends"].items():
-        ours, theirs = (_speed(measured[m]["characters"], measured[m]["inference_seconds"]) for m in ("acmtl", "reference"))
+        ours, theirs = (_speed(measured[m]["characters"], measured[m]["inference_seconds"])
+                        for m in ("acmtl", "reference"))
         assert measured["acmtl"]["characters"] == quick["models"]["acmtl"]["characters"]  # every character tagged
         assert by_backend[backend]["vs_eager_reference"] == pytest.approx(ours / plain_fp32)
         assert by_backend[backend]["like_for_like"] == pytest.approx(ours / theirs)
@@ -175,8 +176,8 @@ def test_fastest_backend_is_judged_against_the_plain_eager_reference():
 def test_gpu_run_is_read_against_the_papers_tokens_per_s_from_claims():
     paper = paper_speed_params().set_index("model").loc["AC-MTL", "paper_tokens_per_s"]
     assert PAPER_TOKENS_PER_S == paper
-    model = {"tokens_per_s": {"fp32": 2.0 * paper, "fp16": 5.0 * paper}, "train_chars_per_s": {"fp32": 1.0, "fp16": 1.0},
-             "gflop_per_token": 1.0}
+    model = {"tokens_per_s": {"fp32": 2.0 * paper, "fp16": 5.0 * paper},
+             "train_chars_per_s": {"fp32": 1.0, "fp16": 1.0}, "gflop_per_token": 1.0}
     ratios, _ = compare({"acmtl": model, "reference": model, "acmtl_bert_base": model}, ["fp32", "fp16"], on_gpu=True)
     assert ratios["bert_base_vs_paper"] == {"fp32": pytest.approx(2.0), "fp16": pytest.approx(5.0)}
 

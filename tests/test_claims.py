@@ -193,14 +193,15 @@ def _write_table2(folder, test_f1: dict[tuple[str, int], list[float]]) -> None:
 
     runs = [{"corpus": "msra", "arch": arch, "size": size, "seed": seed, "test_precision": f, "test_recall": f,
              "test_f1": f} for (arch, size), values in test_f1.items() for seed, f in enumerate(values)]
-    rows = [{"corpus": "msra", "arch": arch, "size": size, "seeds": len(v), "full_test_f1": "1.00", "status": "measured"}
-            for (arch, size), v in test_f1.items()]
+    rows = [{"corpus": "msra", "arch": arch, "size": size, "seeds": len(v), "full_test_f1": "1.00",
+             "status": "measured"} for (arch, size), v in test_f1.items()]
     pd.DataFrame(rows).to_csv(folder / "table2_performance.csv", index=False)
     (folder / "table2_performance.provenance.json").write_text(json.dumps({"extra": {"runs": runs}}))
 
 
 def test_table2_verdicts_from_hand_made_results(tmp_path) -> None:
-    """Runs at the paper's F1 reproduce it; a baseline above AC-MTL on every seed does not lead; no file: not testable."""
+    """Runs at the paper's F1 reproduce it; a baseline above AC-MTL on every seed does not lead;
+    no file: not testable."""
     from acmtl.verdicts import claims_verdict
 
     _write_table2(tmp_path, {("acmtl", 200): [0.9836, 0.9830, 0.9842], ("encoder_crf", 200): [0.99, 0.995, 0.999],

@@ -7,8 +7,18 @@ import math
 import pytest
 import torch
 
-from acmtl.model import (ACMTL, ARCHITECTURES, BiLSTMCharEncoder, ModelConfig, MultiHeadSelfAttention,
-                         MultiKernelCNN, boundary_labels, count_parameters, sinusoidal_positions, type_labels)
+from acmtl.model import (
+    ACMTL,
+    ARCHITECTURES,
+    BiLSTMCharEncoder,
+    ModelConfig,
+    MultiHeadSelfAttention,
+    MultiKernelCNN,
+    boundary_labels,
+    count_parameters,
+    sinusoidal_positions,
+    type_labels,
+)
 from acmtl.train import tag_names
 
 TAGS = tag_names(["LOC", "PER"])

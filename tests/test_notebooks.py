@@ -109,7 +109,8 @@ def test_write_table_and_figure_with_provenance(tmp_path, monkeypatch) -> None:
     matplotlib.use("Agg")
     import pandas as pd
 
-    from acmtl import experiments as ex, plots
+    from acmtl import experiments as ex
+    from acmtl import plots
 
     monkeypatch.setenv("ACMTL_OUTPUT_ROOT", str(tmp_path))
     started = time.time()

@@ -10,8 +10,17 @@ import pandas as pd
 import pytest
 
 from acmtl.experiments import PAPER_TABLE2_COLUMNS, paper_table2_for, with_paper_table2
-from acmtl.report import (BEGIN, CLAIMS_BEGIN, CLAIMS_END, END, GLANCE_BEGIN, GLANCE_END, render_block, table2_summary,
-                          update_readme)
+from acmtl.report import (
+    BEGIN,
+    CLAIMS_BEGIN,
+    CLAIMS_END,
+    END,
+    GLANCE_BEGIN,
+    GLANCE_END,
+    render_block,
+    table2_summary,
+    update_readme,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -146,3 +155,15 @@ def test_findings_at_a_glance_follow_the_results(tmp_path):
     assert [duration(s) for s in (6.2, 40, 372, 5195)] == ["6.2 s", "40 s", "6.2 min", "1 h 27 min"]
     (results / "figure7_attention_scores.csv").unlink()
     assert render_glance(results).startswith("*Not generated yet")
+
+
+def test_the_head_to_head_verdicts_follow_their_csv(tmp_path):
+    results = _table2(tmp_path / "results")
+    assert "AC-MTL against encoder+CRF" not in table2_summary(results)  # no verdict before notebook 01 wrote one
+    row = {"corpus": "msra", "corpus_label": "MSRA", "size": 1000, "a": "acmtl", "b": "encoder_crf",
+           "split": "full_test", "seeds": 5, "f1_a_mean": 0.73, "f1_b_mean": 0.75, "diff": -0.02, "ci_low": -0.031,
+           "ci_high": -0.009, "diff_per_seed": "", "verdict": "loses"}
+    pd.DataFrame([row]).to_csv(results / "table2_head_to_head.csv", index=False)
+    text = table2_summary(results)
+    assert ("* MSRA, 1,000 training sentences: AC-MTL loses to encoder+CRF by 2.00 F1 points on the full test set "
+            "(95 % CI [-3.10, -0.90], 5 seeds; AC-MTL 73.00, encoder+CRF 75.00).") in text

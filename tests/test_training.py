@@ -102,7 +102,8 @@ def test_loading_refuses_pickles_and_mismatched_weights(learned, tmp_path):
 
 def cli_train(corpus: Path, encoder: Path, out: Path, *extra: str, **popen) -> subprocess.Popen:
     cmd = [PYTHON, "-m", "acmtl", "train", "--corpus", f"tiny={corpus}", "--encoder", str(encoder),
-           "--profile", "smoke", "--epochs", "4", "--batch-size", "8", "--out", str(out), "--quiet", "--checkpoint-every", "0", *extra]
+           "--profile", "smoke", "--epochs", "4", "--batch-size", "8", "--out", str(out), "--quiet",
+           "--checkpoint-every", "0", *extra]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 

@@ -16,7 +16,7 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from acmtl.tune import best_settings, search_space, split_params, study_name, trials_table  # noqa: E402
+from acmtl.tune import best_settings, search_space, split_params, study_name, trials_table  # noqa: E402  optional optuna
 
 TRIALS = 4
 

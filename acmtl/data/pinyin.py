@@ -20,7 +20,7 @@ pypinyin version. A syllable outside the list gets ``UNKNOWN_SYLLABLE_ID``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache
 
 from pypinyin import Style
 from pypinyin.contrib.tone_convert import to_tone3
@@ -68,7 +68,7 @@ def _one_placeholder_per_char(chunk: str) -> list[str]:
     return [_NON_CHINESE] * len(chunk)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _tone3(marked: str) -> str:
     return to_tone3(marked, neutral_tone_with_five=True) if marked else _NON_CHINESE
 
@@ -78,7 +78,7 @@ def _readings(text: str) -> list[str]:
     return [_tone3(reading) for reading in marked]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _char_reading(char: str) -> str:
     """The most common reading of one item, for the per-character fallback."""
     readings = _readings(char) if len(char) == 1 else []
@@ -93,7 +93,7 @@ def pinyin_strings(chars: Sequence[str]) -> list[str]:
     return readings
 
 
-@lru_cache(maxsize=None)
+@cache
 def _ids(reading: str) -> tuple[int, int]:
     if reading == _NON_CHINESE:
         return NON_CHINESE_ID, NON_CHINESE_TONE
