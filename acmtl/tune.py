@@ -4,8 +4,9 @@ the corpus' own dev split (never on a test set).
 A trial is one cached run (:func:`acmtl.runs.ensure_run`) on the same subset (seed 0) with settings
 drawn by a seeded TPE sampler from :data:`SEARCH_SPACES`. Early stopping inside the run still follows
 the paper's 70/15/15 protocol (the subset's own dev split); each epoch's dev F1 is reported to a
-percentile pruner, which stops a trial once its dev F1 is in the bottom quarter of the trials at the
-same epoch (from epoch 6 on, after 4 complete trials: a slow start is not hopeless). The trial's value is
+percentile pruner, which stops a trial once its best dev F1 so far is below the lower quartile of the
+complete trials at the same epoch (from epoch 6 on, after 4 complete trials: a slow start is not
+hopeless; the median pruner pruned 9 of BiLSTM-CRF's 12 trials). The trial's value is
 the F1 of the run's best model on the corpus' dev split (MSRA: 2,533 sentences held out of the
 official train split; Resume: its 463), which no subset ever draws from.
 
@@ -41,7 +42,9 @@ from acmtl.train import TrainConfig
 
 DEFAULT_TRIALS = 12
 SEED = 0  # the subset and the training seed of every trial: trials differ only in their settings
-PRUNE_PERCENTILE = 25.0  # a trial in the bottom quarter at the same epoch is pruned
+# Optuna's percentile is the share of trials to keep (for a maximised value): 75 keeps the top three quarters, so a
+# trial whose best dev F1 so far is below the lower quartile of the complete trials at the same epoch is pruned
+PRUNE_PERCENTILE = 75.0
 
 
 def _space() -> dict[str, dict]:
@@ -261,6 +264,13 @@ class _Budget:
             study.stop()
 
 
+def make_pruner():
+    """The pruner of every study: see the module's docstring and :data:`PRUNE_PERCENTILE`."""
+    import optuna
+
+    return optuna.pruners.PercentilePruner(PRUNE_PERCENTILE, n_startup_trials=4, n_warmup_steps=5)
+
+
 class BudgetReached(Exception):
     """A trial started after the budget was already taken by earlier-numbered trials."""
 
@@ -287,7 +297,7 @@ def tune(arch: str, *, corpus: str = "msra", size: int = 1000, trials: int = DEF
     name = study_name(corpus, size, arch)
     startup = max(1, trials // 2)
     storage_ = _storage(storage or default_storage(profile), heartbeat, grace)
-    pruner = optuna.pruners.PercentilePruner(PRUNE_PERCENTILE, n_startup_trials=4, n_warmup_steps=5)
+    pruner = make_pruner()
     try:  # the worker that creates the study seeds it; workers that join sample with seeds of their own
         study = optuna.create_study(study_name=name, storage=storage_, direction="maximize", pruner=pruner,
                                     sampler=_sampler(sampler_seed, startup))

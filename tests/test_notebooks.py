@@ -24,7 +24,7 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 WRITES_NOTHING = {"00_method_walkthrough"}  # a walkthrough of the model: it computes, it writes no results
 # Notebooks whose output names are fixed; every other one must write at least one table and one figure.
 EXPECTED = {
-    "01_performance": (["table2_performance", "table2_anchors"], ["table2_performance"]),
+    "01_performance": (["table2_performance", "table2_anchors", "table2_head_to_head"], ["table2_performance"]),
     "02_speed_params": (["figure6_speed_params"], ["figure6_speed_params"]),
     "03_ablation": (["table3_ablation", "table3_ablation_steps", "table3_diagnosis", "table3_diagnosis_pairs"],
                     ["table3_ablation"]),

@@ -157,3 +157,16 @@ def test_a_pruned_trial_has_no_corpus_dev_value():
     table = trials_table(study)
     assert table["value"].iloc[0] == 0.7 and pd.isna(table["value"].iloc[1])
     assert json.loads(table["intermediate"].iloc[1]) == {"1": 0.9}
+
+
+@pytest.mark.parametrize("best, pruned", [(0.55, True), (0.60, False)])
+def test_the_pruner_stops_only_trials_below_the_lower_quartile(best, pruned):
+    from acmtl.tune import make_pruner
+
+    study = optuna.create_study(direction="maximize", pruner=make_pruner())
+    for value in (0.5, 0.6, 0.7, 0.8):  # complete trials at epoch 6: lower quartile 0.575, median 0.65
+        study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, value=value,
+                                                  intermediate_values={6: value}))
+    trial = study.ask()
+    trial.report(best, 6)
+    assert bool(trial.should_prune()) is pruned
