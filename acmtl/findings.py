@@ -274,7 +274,7 @@ def timings(results: Path) -> pd.DataFrame:
             rows.append({"notebook": notebook, "profile": last["profile"], "wall_seconds": last["wall_seconds"],
                          "wall": duration(last["wall_seconds"]), "date": last["timestamp"][:10],
                          "machine": f"{device.get('gpu') or device.get('cpu')}, {device['cpu_count']} cores"})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["notebook", "profile", "wall_seconds", "wall", "date", "machine"])
 
 
 def at_a_glance(results: Path) -> str:

@@ -167,3 +167,10 @@ def test_the_head_to_head_verdicts_follow_their_csv(tmp_path):
     text = table2_summary(results)
     assert ("* MSRA, 1,000 training sentences: AC-MTL loses to encoder+CRF by 2.00 F1 points on the full test set "
             "(95 % CI [-3.10, -0.90], 5 seeds; AC-MTL 73.00, encoder+CRF 75.00).") in text
+
+
+def test_time_note_without_any_recorded_run(tmp_path):
+    from acmtl.findings import time_note
+
+    # a fresh output root (a notebook test, a new clone's exercise folder) has no provenance to time
+    assert time_note("01_performance", tmp_path) == "01_performance: no run recorded in results/ yet."
