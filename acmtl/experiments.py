@@ -263,13 +263,14 @@ def train_grid(profile: str, corpus: str, archs: Iterable[str], sizes: Iterable[
 
 def run_curves(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (run, epoch) from each run's ``curve.json`` (``runs``: :func:`train_grid` rows): dev and test
-    F1 per epoch, and whether that epoch's model is the one selected."""
+    F1 per epoch, whether that epoch's model is the one selected, and the training loss with its parts."""
     rows = []
     for run in runs.itertuples():
         for point in json.loads((Path(run.run_dir) / "curve.json").read_text(encoding="utf-8")):
             rows.append({"corpus": run.corpus, "arch": run.arch, "size": run.size, "seed": run.seed,
                          "epoch": point["epoch"], "dev_f1": point["dev_f1"], "test_f1": point.get("test_f1"),
-                         "selected": point["epoch"] == run.best_epoch})
+                         "selected": point["epoch"] == run.best_epoch,
+                         **{k: v for k, v in point.items() if k == "loss" or k.startswith("loss_")}})
     return pd.DataFrame(rows)
 
 

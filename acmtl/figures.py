@@ -232,6 +232,28 @@ def figure8_robustness(results: Path) -> Figure:
     return fig
 
 
+def figure8_loss_parts(results: Path) -> Figure:
+    """The training loss of Figure 8's AC-MTL run (first corpus, first seed) per epoch, with its parts: what the
+    0.7 / 0.15 / 0.15 weighting of the three tasks adds up to (``ACMTL.forward``'s output, kept in curve.json)."""
+    curves, record = read(results, "figure8_curves")
+    run = curves[(curves["arch"] == "acmtl") & (curves["corpus"] == curves["corpus"].iloc[0])]
+    run = run[run["seed"] == run["seed"].min()]
+    fig, axes = plots.new_figure(1, 1, width=6.0, height=3.8)
+    ax = axes[0][0]
+    columns = [c for c in run.columns if c == "loss" or c.startswith("loss_")]
+    rows = run[["epoch", *columns]].dropna(axis=1, how="all").to_dict("records")
+    if "loss" in rows[0]:
+        plots.loss_parts(ax, rows)
+        ax.legend(fontsize=8)
+    else:  # a table written before training recorded its loss
+        ax.text(0.5, 0.5, "no loss recorded in this run's curve", ha="center", va="center", transform=ax.transAxes)
+    ax.set_title(f"AC-MTL training loss and its parts, {corpus_label(run['corpus'].iloc[0])}, "
+                 f"{int(run['size'].iloc[0])} sentences, seed {int(run['seed'].iloc[0])} ({record['profile']} profile)",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 # -- Figure 9 --------------------------------------------------------------------------------------
 
 
@@ -308,7 +330,7 @@ def figure10_error_analysis(results: Path) -> Figure:
 
 FIGURES: dict[str, Callable[[Path], Figure]] = {f.__name__: f for f in (
     table2_performance, figure6_speed_params, table3_ablation, figure7_attention, figure8_robustness,
-    figure9_legal_theme_river, figure10_error_analysis)}
+    figure8_loss_parts, figure9_legal_theme_river, figure10_error_analysis)}
 
 
 def save(name: str, profile: str) -> Figure:
