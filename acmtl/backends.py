@@ -24,6 +24,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -145,13 +146,25 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> None:
         Path(temporary).unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def _known_warnings_silenced():
+    """Two known, harmless log warnings: onnx_ir's "attribute type is ambiguous" (an empty list attribute,
+    defaulted to INTS, which is right) and onnxruntime's advice to pre-process a model before quantizing
+    (shape inference for static shapes; ours are dynamic). They would fill a notebook's output."""
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 def _export(module: nn.Module, example: dict[str, torch.Tensor], path: Path) -> None:
     """Export with every input's axes 0 (batch) and 1 (length) dynamic; the exporter's chatter goes to stderr.
 
     Inputs go by keyword, so the graph's inputs keep the forward's argument names; unused ones (pinyin ids
     of a model without pinyin) may be left out of the graph, which is why :class:`OnnxModel` feeds by name."""
     dims = {0: torch.export.Dim.DYNAMIC, 1: torch.export.Dim.DYNAMIC}
-    with contextlib.redirect_stdout(sys.stderr):  # predict writes JSON lines to stdout
+    with contextlib.redirect_stdout(sys.stderr), _known_warnings_silenced():  # predict writes JSON lines to stdout
         torch.onnx.export(module, (), str(path), kwargs=example, dynamo=True, verbose=False,
                           output_names=["scores"], external_data=False,
                           dynamic_shapes={name: dims for name in example}, optimize=True)
@@ -163,8 +176,9 @@ def _quantize(source: Path, target: Path) -> None:
     tracked fp32's tags more closely than per-tensor 8-bit weights."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(source, target, op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8,
-                     per_channel=True, reduce_range=True)
+    with _known_warnings_silenced():
+        quantize_dynamic(source, target, op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8,
+                         per_channel=True, reduce_range=True)
 
 
 def _exported(wrapper: nn.Module, example: dict[str, torch.Tensor], name: str, config: dict, backend: str,
