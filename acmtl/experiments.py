@@ -389,6 +389,23 @@ def _corpus_sources(spec: str) -> dict:
     return {"spec": spec, "name": corpus.name, "sources": dict(corpus.sources)}
 
 
+def _mib(folder: Path) -> float:
+    """Disk use of the files under ``folder`` in MiB (0 when it does not exist)."""
+    sizes = (f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.is_symlink())
+    return round(sum(sizes) / 2**20, 1) if folder.is_dir() else 0.0
+
+
+def resources(profile: str) -> dict:
+    """What a run of the notebooks costs besides time: this process's peak memory (a notebook trains in its own
+    kernel, so training is included) and the disk taken by the environment, the data and encoder cache and
+    the run cache, when the table is written."""
+    import resource
+
+    return {"peak_memory_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),  # Linux: KiB
+            "disk_mib": {"environment": _mib(Path(sys.prefix)), "cache": _mib(cache_dir()),
+                         "runs": _mib(runs_root(profile))}}
+
+
 def provenance(profile: str, *, corpora: Iterable[str] = (), seeds: Iterable[int] = (), started: float,
                extra: dict | None = None) -> dict:
     prof = get_profile(profile)
@@ -401,6 +418,7 @@ def provenance(profile: str, *, corpora: Iterable[str] = (), seeds: Iterable[int
         "seeds": list(seeds),
         "device": device_info(),
         "wall_seconds": round(time.time() - started, 1),
+        "resources": resources(profile),
         "acmtl_version": acmtl.__version__,
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "extra": extra or {},

@@ -277,6 +277,26 @@ def timings(results: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["notebook", "profile", "wall_seconds", "wall", "date", "machine"])
 
 
+def _size(mib: float) -> str:
+    return f"{mib / 1024:.1f} GiB" if mib >= 1024 else f"{mib:.0f} MiB"
+
+
+def resources_line(results: Path) -> str:
+    """One line: the largest peak memory of a notebook run and the disk in use at the last table written
+    (:func:`acmtl.experiments.resources`, in each table's provenance)."""
+    records = [(notebook, read(results, t)[1]) for notebook, tables in NOTEBOOK_TABLES.items() for t in tables
+               if (results / f"{t}.provenance.json").is_file()]
+    records = [(notebook, r) for notebook, r in records if "resources" in r]
+    if not records:
+        return "Memory and disk: not recorded yet (the provenance of the next `./run_all.sh` records them)."
+    notebook, peak = max(records, key=lambda nr: nr[1]["resources"]["peak_memory_mib"])
+    disk = max((r for _, r in records), key=lambda r: r["timestamp"])["resources"]["disk_mib"]
+    return (f"Memory and disk: a notebook process peaked at {_size(peak['resources']['peak_memory_mib'])} "
+            f"(`{notebook}`); at the last table written, the environment took {_size(disk['environment'])}, "
+            f"the corpora and encoder cache with its downloads {_size(disk['cache'])} and the run cache "
+            f"{_size(disk['runs'])}.")
+
+
 def at_a_glance(results: Path) -> str:
     """Markdown: the first finding of Table 3 and Figures 6-10, one line each."""
     lines = []

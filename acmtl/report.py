@@ -75,7 +75,7 @@ def render_block(results_dir: Path) -> str:
 def render_glance(results_dir: Path) -> str:
     """Markdown: one finding each for Table 3 and Figures 6-10, and how long each notebook took
     (:mod:`acmtl.findings`, from the tables and their provenance)."""
-    from acmtl.findings import NOTEBOOK_TABLES, at_a_glance, duration, timings
+    from acmtl.findings import NOTEBOOK_TABLES, at_a_glance, duration, resources_line, timings
 
     if not all((results_dir / f"{t}.csv").is_file() for tables in NOTEBOOK_TABLES.values() for t in tables):
         return "*Not generated yet: `./run_all.sh` writes the tables in `results/`, then these lines.*"
@@ -83,7 +83,7 @@ def render_glance(results_dir: Path) -> str:
     rows = [f"| `{r.notebook}` | {r.wall} | {r.profile}, {r.date}, {r.machine} |" for r in times.itertuples()]
     return "\n".join([at_a_glance(results_dir), "",
                       "| notebook | wall time of its last run | profile, day, machine |", "|---|---:|---|", *rows,
-                      f"| all | {duration(times['wall_seconds'].sum())} | |"])
+                      f"| all | {duration(times['wall_seconds'].sum())} | |", "", resources_line(results_dir)])
 
 
 def _replace_block(text: str, begin: str, end: str, block: str, what: str, readme: Path) -> str:

@@ -174,3 +174,23 @@ def test_time_note_without_any_recorded_run(tmp_path):
 
     # a fresh output root (a notebook test, a new clone's exercise folder) has no provenance to time
     assert time_note("01_performance", tmp_path) == "01_performance: no run recorded in results/ yet."
+
+
+def test_resources_line_reads_the_provenance(tmp_path):
+    import json
+
+    from acmtl.experiments import resources
+    from acmtl.findings import resources_line
+
+    assert resources_line(tmp_path).startswith("Memory and disk: not recorded yet")
+    measured = resources("smoke")  # this process: some memory, folders that may be empty
+    assert measured["peak_memory_mib"] > 10 and set(measured["disk_mib"]) == {"environment", "cache", "runs"}
+    runs = (("table2_performance", 900.0, "2026-01-01"), ("figure6_speed_params", 2500.0, "2026-01-02"))
+    for table, peak, day in runs:
+        pd.DataFrame({"x": [1]}).to_csv(tmp_path / f"{table}.csv", index=False)
+        disk = {"environment": 1946.0, "cache": 379.0, "runs": 1843.2 if day.endswith("2") else 10.0}
+        record = {"timestamp": f"{day}T00:00:00+00:00", "resources": {"peak_memory_mib": peak, "disk_mib": disk}}
+        (tmp_path / f"{table}.provenance.json").write_text(json.dumps(record))
+    assert resources_line(tmp_path) == (
+        "Memory and disk: a notebook process peaked at 2.4 GiB (`02_speed_params`); at the last table written, the "
+        "environment took 1.9 GiB, the corpora and encoder cache with its downloads 379 MiB and the run cache 1.8 GiB.")
