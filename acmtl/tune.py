@@ -5,7 +5,7 @@ A trial is one cached run (:func:`acmtl.runs.ensure_run`) on the same subset (se
 drawn by a seeded TPE sampler from :data:`SEARCH_SPACES`. Early stopping inside the run still follows
 the paper's 70/15/15 protocol (the subset's own dev split); each epoch's dev F1 is reported to a
 percentile pruner, which stops a trial once its best dev F1 so far is below the lower quartile of the
-complete trials at the same epoch (from epoch 6 on, after 4 complete trials: a slow start is not
+complete trials at the same epoch (from epoch 5 on, after 4 complete trials: a slow start is not
 hopeless; the median pruner pruned 9 of BiLSTM-CRF's 12 trials). The trial's value is
 the F1 of the run's best model on the corpus' dev split (MSRA: 2,533 sentences held out of the
 official train split; Resume: its 463), which no subset ever draws from.
