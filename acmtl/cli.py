@@ -417,12 +417,11 @@ def cmd_predict(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    import torch
-
     from acmtl.bench import format_table, run_benchmark
     from acmtl.data.fetch import atomic_write_bytes
+    from acmtl.predict import default_device
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = args.device or default_device().type
     results = run_benchmark(device, quick=args.quick, threads=args.threads, backends=args.backend,
                             log=lambda message: print(f"acmtl bench: {message}", file=sys.stderr, flush=True))
     to_stdout = args.json == "-"

@@ -364,9 +364,9 @@ def device_info() -> dict:
     import torch
 
     from acmtl.bench import machine_info
+    from acmtl.predict import default_device
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    info = machine_info(device)
+    info = machine_info(default_device())
     info["torch_threads"] = torch.get_num_threads()
     info["platform"] = platform.platform()
     return info
