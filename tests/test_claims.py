@@ -187,6 +187,24 @@ def test_interval_case_count_and_combination_rules() -> None:
     assert combine(["not testable here"]) == "not testable here"
 
 
+def test_head_to_head_rule_reads_every_msra_size() -> None:
+    """Above 0 at every size reproduces the abstract; one size below 0 makes it partly; no MSRA row: not testable."""
+    from acmtl.verdicts import judge_head_to_head
+
+    def table(*intervals):
+        return pd.DataFrame([{"corpus": "msra", "size": size, "diff": (low + high) / 2, "ci_low": low, "ci_high": high,
+                              "seeds": 5} for size, (low, high) in zip((200, 1000, 3000), intervals)])
+
+    assert judge_head_to_head(table((0.01, 0.03), (0.002, 0.02), (0.001, 0.01))).verdict == "reproduced"
+    assert judge_head_to_head(table((0.01, 0.03), (-0.02, -0.01), (0.001, 0.01))).verdict == "partly"
+    assert judge_head_to_head(table((0.01, 0.03), (-0.01, 0.014), (0.001, 0.01))).verdict == "partly"  # a tie
+    assert judge_head_to_head(table((-0.03, -0.01), (-0.02, 0.01), (-0.01, -0.001))).verdict == "not reproduced"
+    assert "1,000: +0.20 [-1.00, +1.40], 5 seeds" in judge_head_to_head(
+        table((-0.03, -0.01), (-0.01, 0.014), (-0.01, -0.001))).ours
+    assert judge_head_to_head(table((0.01, 0.03)).assign(corpus="resume")).verdict == "not testable here"
+    assert judge_head_to_head(None).verdict == "not testable here"
+
+
 def _write_table2(folder, test_f1: dict[tuple[str, int], list[float]]) -> None:
     """A table2_performance.csv and provenance whose per-run records hold ``test_f1`` (fractions) per arch, seed."""
     import json
