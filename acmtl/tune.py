@@ -144,6 +144,8 @@ def trials_table(study) -> pd.DataFrame:
     is its last subset-dev F1), settings, epochs, steps, seconds, and the per-epoch subset-dev F1 reported."""
     rows = []
     for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get("reason") == "budget":  # never ran: it found the budget taken
+            continue
         value = t.value if t.state.name == "COMPLETE" else None
         rows.append({"study": study.study_name, "number": t.number, "state": t.state.name, "value": value,
                      **{f"params_{k}": v for k, v in sorted(t.params.items())},
@@ -260,7 +262,9 @@ class _Budget:
         return len(study.get_trials(deepcopy=False, states=_finished_states()))
 
     def __call__(self, study, trial) -> None:  # an Optuna callback, after every trial
-        if self.finished(study) >= self.trials:
+        # A worker whose trial found the budget taken stops too: the trials holding it are running elsewhere,
+        # and a new trial would find it taken again (a dead worker's trial is retried by the living ones).
+        if self.finished(study) >= self.trials or trial.user_attrs.get("reason") == "budget":
             study.stop()
 
 
@@ -349,11 +353,14 @@ def tune(arch: str, *, corpus: str = "msra", size: int = 1000, trials: int = DEF
             trial.set_user_attr("steps", epochs * steps_per_epoch)
             trial.set_user_attr("seconds", round(time.perf_counter() - started, 1))
 
-    def record(study: optuna.Study, trial) -> None:
+    def save(study: optuna.Study) -> None:
         if results:
             write_table(trials_table(study), f"tuning_{name}", profile, corpora=[corpus], seeds=[SEED],
                         started=time.time(), extra={"study": name, "budget": trials, "search_space": {
                             k: repr(v) for k, v in space.items()}})
+
+    def record(study: optuna.Study, trial) -> None:
+        save(study)
         if progress:
             done = budget.finished(study)
             if trial.state == optuna.trial.TrialState.PRUNED:  # its value is the last subset-dev F1 reported
@@ -365,6 +372,8 @@ def tune(arch: str, *, corpus: str = "msra", size: int = 1000, trials: int = DEF
 
     if budget.finished(study) < trials:
         study.optimize(objective, catch=(BudgetReached,), callbacks=[budget, record], gc_after_trial=True)
+    else:
+        save(study)  # the table follows the storage, even when the budget was spent before this worker came
     return study
 
 

@@ -1,0 +1,28 @@
+"""The training grid behind every notebook: missing runs trained side by side by worker processes, then reused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from acmtl import experiments as ex
+
+
+def test_workers_train_each_missing_run_once_then_reuse_it(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(ex.OUTPUT_ROOT_ENV, str(tmp_path))
+    first = ex.train_grid("smoke", "msra", ["encoder_crf"], [60], [0, 1], progress=False, workers=2)
+    assert first["trained_now"].all() and first["seed"].tolist() == [0, 1]
+    assert first["run_dir"].nunique() == 2 and (first["test_f1"] >= 0).all()
+    ends = [(Path(d) / "metrics.json").stat().st_mtime for d in first["run_dir"]]
+    (start_a, end_a), (start_b, end_b) = [(end - s, end) for end, s in zip(ends, first["train_seconds"])]
+    assert start_a < end_b and start_b < end_a, "the two runs trained one after the other, not side by side"
+    again = ex.train_grid("smoke", "msra", ["encoder_crf"], [60], [0, 1], progress=False, workers=2)
+    assert not again["trained_now"].any() and again["run_dir"].tolist() == first["run_dir"].tolist()
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_workers_setting_is_checked(monkeypatch, value) -> None:
+    monkeypatch.setenv(ex.WORKERS_ENV, value)
+    with pytest.raises(ValueError, match="ACMTL_WORKERS"):
+        ex.training_workers()
