@@ -170,6 +170,21 @@ class MultiHeadSelfAttention(nn.Module):
         return self.out(heads), weights
 
 
+class SlidingMax(nn.Module):
+    """``nn.MaxPool1d(size, stride=1, padding=size // 2)`` on the last axis: [..., T] -> [..., T].
+
+    Written as pad-and-unfold because ``torch.export`` (the ONNX backend) fixes the length of
+    ``max_pool1d``'s input to the example's; this form keeps it dynamic (equal to MaxPool1d: tested)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        half = self.size // 2
+        return F.pad(x, (half, half), value=float("-inf")).unfold(-1, self.size, 1).amax(dim=-1)
+
+
 class MultiKernelCNN(nn.Module):
     """C_k = Conv1D_k(S) (Eq. 1-3), S' = W_c merge(C_3, C_5, C_7), fused with S (Eq. 11).
 
@@ -192,7 +207,7 @@ class MultiKernelCNN(nn.Module):
         self.convs = nn.ModuleList(nn.Conv1d(dim, channels, f, padding=(f - 1) // 2) for f in kernels)
         merged = channels * len(kernels) if merge == "concat" else channels
         self.project = nn.Linear(merged, dim)  # W_c: merged maps back to D
-        self.pool = nn.MaxPool1d(pool_size, stride=1, padding=pool_size // 2) if pool_size > 1 else None
+        self.pool = SlidingMax(pool_size) if pool_size > 1 else None
         self.dropout = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(dim) if block == "residual" else None
 

@@ -162,7 +162,7 @@ def test_fuzzed_texts_give_exact_offsets(predictor: NERPredictor) -> None:
     assert sum(e["score"] is None for _, e in found) < len(found) / 1000  # nearly every entity has its probability
     long_entities = results[-1]
     assert {e["start"] * 20 // LONG for e in long_entities} == set(range(20))  # the whole long text is tagged
-    assert long_entities[-1]["end"] > LONG - 50
+    assert long_entities[-1]["end"] > LONG - 300  # inside the last 510-character window: the tail is tagged too
 
 
 def test_offsets_survive_small_windows(predictor: NERPredictor) -> None:

@@ -99,6 +99,16 @@ def test_cnn_wirings_match_the_equations_by_hand(block, merge, pool):
         assert torch.allclose(out, _reference_cnn(cnn, s, block, merge, pool), atol=1e-5)
 
 
+@pytest.mark.parametrize("size", [3, 5])
+def test_sliding_max_is_maxpool_with_stride_1(size):
+    from acmtl.model import SlidingMax
+
+    x = torch.randn(2, 4, 9)
+    reference = torch.nn.MaxPool1d(size, stride=1, padding=size // 2)
+    assert torch.equal(SlidingMax(size)(x), reference(x))
+    assert torch.equal(SlidingMax(size)(x[0]), reference(x[0]))  # unbatched, as notebook 00 shows it
+
+
 def test_residual_block_keeps_each_characters_own_features():
     """Eq. 11 pools S + S': a character's features become its neighbours' maxima. The residual block
     keeps S on its own path, so a zero branch returns LN(S) for each character unchanged."""
