@@ -237,9 +237,11 @@ def training_workers() -> int:
 
 def _train_in_worker(spec, root: Path, threads: int) -> str:
     import torch
+    import transformers
 
     from acmtl.runs import ensure_run
 
+    transformers.utils.logging.disable_progress_bar()  # a new process: the parent's setting does not reach it
     torch.set_num_threads(threads)
     return str(ensure_run(spec, progress=False, root=root))
 
