@@ -154,8 +154,8 @@ def _add_tune(sub) -> None:
     t = sub.add_parser("tune", help="Optuna study per architecture: the same trial budget for each, "
                                     "selected on the corpus' dev split",
                        description="Each trial is a cached run on the same subset (seed 0), scored on the corpus' own "
-                                   "dev split (kept out of every subset; never a test set); from epoch 5, a trial whose "
-                                   "best subset-dev F1 is below the lower quartile of the complete trials at the same "
+                                   "dev split (kept out of every subset; never a test set); from epoch 5, a trial "
+                                   "whose best subset-dev F1 is below the lower quartile of the complete trials at the same "
                                    "epoch is pruned. Interrupt it at any time: the study "
                                    "resumes from --storage, or from results/tuning_<study>.csv on a fresh machine. "
                                    "Start it in several processes (or machines sharing a database) to work on one "
