@@ -155,8 +155,8 @@ def _add_tune(sub) -> None:
                                     "selected on the corpus' dev split",
                        description="Each trial is a cached run on the same subset (seed 0), scored on the corpus' own "
                                    "dev split (kept out of every subset; never a test set); from epoch 5, a trial "
-                                   "whose best subset-dev F1 is below the lower quartile of the complete trials at the same "
-                                   "epoch is pruned. Interrupt it at any time: the study "
+                                   "whose best subset-dev F1 is below the lower quartile of the complete trials "
+                                   "at the same epoch is pruned. Interrupt it at any time: the study "
                                    "resumes from --storage, or from results/tuning_<study>.csv on a fresh machine. "
                                    "Start it in several processes (or machines sharing a database) to work on one "
                                    "study together. See acmtl/tune.py.")

@@ -339,7 +339,7 @@ def tune(arch: str, *, corpus: str = "msra", size: int = 1000, trials: int = DEF
             epochs = row["epoch"]
             trial.report(row["dev_f1"], row["epoch"])
             if trial.should_prune():
-                raise optuna.TrialPruned(f"epoch {row['epoch']}: dev F1 {row['dev_f1']:.4f} is below the lower quartile")
+                raise optuna.TrialPruned(f"epoch {row['epoch']}: dev F1 {row['dev_f1']:.4f} below the lower quartile")
 
         steps_per_epoch = -(-len(data["train"]) // spec.train.batch_size)
         try:
