@@ -246,28 +246,36 @@ def _train_in_worker(spec, root: Path, threads: int) -> str:
     return str(ensure_run(spec, progress=False, root=root))
 
 
-def _train_missing(specs: list, root: Path, workers: int, bar: tqdm) -> None:
-    """Train the runs of ``specs`` not yet in the run cache in ``workers`` processes, one run each at a time.
+def _ensure_runs(specs: list, root: Path, workers: int, bar: tqdm) -> list[Path]:
+    """The run directory of every spec, training those not yet in the run cache first: in this process one after
+    another when ``workers`` is 1, else in ``workers`` processes, one run each at a time.
 
     Processes are spawned, not forked (a forked OpenMP runtime can hang); a run's file lock keeps two
     workers, or two notebooks, from training the same run."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from acmtl.runs import is_complete, prepare, run_id
+    from acmtl.runs import ensure_run, is_complete, prepare, run_id
 
-    missing = [spec for spec in specs if not is_complete(root / run_id(prepare(spec)[0]))]
+    run_dirs = [root / run_id(prepare(spec)[0]) for spec in specs]
+    missing = [spec for spec, run_dir in zip(specs, run_dirs) if not is_complete(run_dir)]
     bar.update(len(specs) - len(missing))  # found in the cache
-    if not missing:
-        return
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    with ProcessPoolExecutor(min(workers, len(missing)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_train_in_worker, spec, root, threads): spec for spec in missing}
-        for future in as_completed(futures):
-            future.result()  # a worker's exception surfaces here, with the run that raised it
-            spec = futures[future]
-            bar.set_postfix_str(f"trained {spec.arch} size={spec.size} seed={spec.train.seed}")
+    if workers <= 1:
+        for spec in missing:
+            bar.set_postfix_str(f"{spec.arch} size={spec.size} seed={spec.train.seed}")
+            ensure_run(spec, progress=False, root=root)
             bar.update()
+    elif missing:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(min(workers, len(missing)),
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_train_in_worker, spec, root, threads): spec for spec in missing}
+            for future in as_completed(futures):
+                future.result()  # a worker's exception surfaces here, with the run that raised it
+                spec = futures[future]
+                bar.set_postfix_str(f"trained {spec.arch} size={spec.size} seed={spec.train.seed}")
+                bar.update()
+    return run_dirs
 
 
 def train_grid(profile: str, corpus: str, archs: Iterable[str], sizes: Iterable[int | None],
@@ -284,7 +292,7 @@ def train_grid(profile: str, corpus: str, archs: Iterable[str], sizes: Iterable[
     """
     import transformers
 
-    from acmtl.runs import RunSpec, ensure_run, load_metrics
+    from acmtl.runs import RunSpec, load_metrics
 
     transformers.utils.logging.disable_progress_bar()  # "Loading weights" bars, one per run
     prof = get_profile(profile)
@@ -301,16 +309,9 @@ def train_grid(profile: str, corpus: str, archs: Iterable[str], sizes: Iterable[
     # tqdm.std, not tqdm.auto: no ipywidgets needed, and one line that says runs done / to do, elapsed, estimate
     bar = tqdm(total=len(specs), desc=f"{corpus} runs", unit="run", disable=not progress, file=sys.stdout,
                mininterval=0)
-    workers = training_workers() if workers is None else workers
-    if workers > 1:
-        _train_missing(specs, root, workers, bar)
+    run_dirs = _ensure_runs(specs, root, training_workers() if workers is None else workers, bar)
     rows = []
-    for spec in specs:
-        if workers <= 1:
-            bar.set_postfix_str(f"{spec.arch} size={spec.size} seed={spec.train.seed}")
-        run_dir = ensure_run(spec, progress=False, root=root)
-        if workers <= 1:
-            bar.update()
+    for spec, run_dir in zip(specs, run_dirs):
         metrics = load_metrics(run_dir)
         fresh = (run_dir / "metrics.json").stat().st_mtime >= started
         rows.append({"corpus": corpus, "corpus_spec": spec_used, "arch": spec.arch, "size": spec.size,
