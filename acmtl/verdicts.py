@@ -105,6 +105,14 @@ def judge_value(paper: float, values: Sequence[float]) -> Judgement:
     return Judgement(REPRODUCED if inside else NOT_REPRODUCED, ours, rule)
 
 
+def judge_interval(mean: float, low: float, high: float) -> str:
+    """One difference (claimed side positive) with its 95 % interval: above 0 → reproduced; includes 0 with the
+    mean on the claimed side → partly; otherwise not reproduced."""
+    if low > 0:
+        return REPRODUCED
+    return NOT_REPRODUCED if high < 0 or mean <= 0 else PARTLY
+
+
 def judge_direction(differences: Sequence[float]) -> Judgement:
     """Per-seed paired differences (ours, claimed side positive): is the paper's direction borne out?"""
     mean, low, high = t_interval(differences)
@@ -112,14 +120,9 @@ def judge_direction(differences: Sequence[float]) -> Judgement:
     if len(differences) < 2:
         verdict = PARTLY if mean > 0 else NOT_REPRODUCED
         return Judgement(verdict, ours, "one seed: the paper's sign → partly")
-    if low > 0:
-        verdict = REPRODUCED
-    elif high < 0 or mean <= 0:
-        verdict = NOT_REPRODUCED
-    else:
-        verdict = PARTLY
-    return Judgement(verdict, ours, "paired 95 % seed interval excludes 0 on the paper's side → reproduced; "
-                                    "includes 0, mean on its side → partly")
+    return Judgement(judge_interval(mean, low, high), ours,
+                     "paired 95 % seed interval excludes 0 on the paper's side → reproduced; "
+                     "includes 0, mean on its side → partly")
 
 
 def judge_intervals(intervals: Sequence[tuple[float, float]]) -> str:
@@ -133,14 +136,13 @@ def judge_intervals(intervals: Sequence[tuple[float, float]]) -> str:
 
 def judge_head_to_head(table: pd.DataFrame | None) -> Judgement:
     """The rows of :func:`acmtl.comparison.head_to_head` on MSRA (AC-MTL minus encoder+CRF, full test): one
-    direction per size, judged by its interval over seeds and sentences as :func:`judge_direction` judges."""
+    direction per size, judged by its interval over seeds and sentences (:func:`judge_interval`)."""
     if table is None:
         return _missing("table2_head_to_head", "01_performance")
     rows = table[table["corpus"] == "msra"].sort_values("size")
     if rows.empty:
         return Judgement(NOT_TESTABLE, "–", "", "no MSRA size where both AC-MTL and encoder+CRF have runs")
-    parts = [REPRODUCED if r.ci_low > 0 else NOT_REPRODUCED if r.ci_high < 0 or r.diff <= 0 else PARTLY
-             for r in rows.itertuples()]
+    parts = [judge_interval(r.diff, r.ci_low, r.ci_high) for r in rows.itertuples()]
     ours = "; ".join(f"{r.size:,}: {100 * r.diff:+.2f} [{100 * r.ci_low:+.2f}, {100 * r.ci_high:+.2f}], "
                      f"{r.seeds} seeds" for r in rows.itertuples())
     return Judgement(combine(parts), ours, "per size, the 95 % interval (seeds and test sentences resampled) above 0 "
