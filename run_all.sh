@@ -10,7 +10,8 @@
 # profiles write their executed copies to build/notebooks-<profile>/ and leave notebooks/ alone.
 # --html / --html-only write build/html-<profile>/, readable offline (MathJax is copied next to the pages).
 # --lab opens JupyterLab (the [notebooks] extra) on notebooks/; their kernel, "acmtl", is this .venv.
-# ACMTL_WORKERS=N trains up to N missing runs at once (default 2 where there are 2 cores or more).
+# ACMTL_WORKERS=N trains up to N missing runs at once (default 2 where there are 2 cores or more); with no
+# NOTEBOOK named, every run the notebooks need is trained first, in one pool (acmtl runs --plan PROFILE --train).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -28,7 +29,7 @@ while [ $# -gt 0 ]; do
     --html-only) html=1; execute=0; shift ;;
     --lab) lab=1; shift; break ;;
     --tests) tests=1; shift; break ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) notebooks+=("$1"); shift ;;
   esac
 done
@@ -73,9 +74,11 @@ if [ -z "${ACMTL_WORKERS:-}" ]; then
   ACMTL_WORKERS=$(( $(nproc) >= 2 ? 2 : 1 ))
   export ACMTL_WORKERS
 fi
+plan=0
 if [ ${#notebooks[@]} -eq 0 ]; then
   shopt -s nullglob
   notebooks=(notebooks/[0-9][0-9]_*.ipynb)
+  plan=1
 fi
 if [ ${#notebooks[@]} -eq 0 ]; then
   echo "run_all: no numbered notebooks in notebooks/ yet: nothing to run (set-up and data are ready)"
@@ -87,6 +90,14 @@ executed=()
 for nb in "${notebooks[@]}"; do executed+=("$out/$(basename "$nb")"); done
 if [ "$execute" = 1 ]; then
   mkdir -p "$out"
+  # every run the notebooks need, trained first in one pool (acmtl.experiments.planned_runs): no core idles at
+  # the end of a notebook's grid, and the notebooks, the benchmark among them, then run on a quiet machine
+  if [ "$plan" = 1 ] && [ ${#notebooks[@]} -gt 1 ]; then
+    echo "run_all: training the runs the notebooks need (profile $profile, $ACMTL_WORKERS at a time)"
+    start=$(date +%s)
+    .venv/bin/python -m acmtl runs --plan "$profile" --train | tail -n 1
+    echo "run_all: training done in $(( $(date +%s) - start )) s"
+  fi
   # only the default profile publishes: its notebooks write results/ and figures/ (a changed parameter
   # or an interactive run writes build/exercise/ instead: acmtl.experiments.start_notebook)
   publish=()

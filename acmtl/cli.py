@@ -21,6 +21,7 @@ EPILOG = """examples:
   python -m acmtl train --corpus msra --size 1000 --model acmtl --seed 0
   python -m acmtl train --corpus msra --size 200 --set train.patience=10 --set model.cnn_kernels=[3,9]
   python -m acmtl runs --corpus msra --size 1000   # cached runs: corpus, model, seed, F1, finished
+  python -m acmtl runs --plan default --train      # train every run the default notebooks need, then list them
   python -m acmtl evaluate runs/<hash> --split full_test --bootstrap 1000   # <hash>: a folder `runs` lists
   python -m acmtl evaluate runs/<hash> --data my_gold.conll --write-predictions compared.conll
   echo "他毕业于北京交通大学" | python -m acmtl predict --model runs/<hash>
@@ -180,6 +181,10 @@ def _add_runs(sub) -> None:
     r.add_argument("--model", help="only runs of this architecture")
     r.add_argument("--size", type=int, help="only runs on subsets of this size")
     r.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    r.add_argument("--plan", metavar="PROFILE", help="instead: every run the notebooks of PROFILE (smoke | default | "
+                   "paper) train, longest first, with its folder and whether the run cache has it")
+    r.add_argument("--train", action="store_true", help="with --plan: first train the planned runs the cache lacks, "
+                   "$ACMTL_WORKERS at a time (./run_all.sh does this before the notebooks)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -218,25 +223,21 @@ def cmd_data(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from dataclasses import replace
-
-    from acmtl.config import get_profile
+    from acmtl.experiments import run_spec
     from acmtl.overrides import parse_overrides
-    from acmtl.runs import RunSpec, ensure_run, prepare
+    from acmtl.runs import ensure_run, prepare
     from acmtl.train import train
 
-    profile = get_profile(args.profile)
     settings = parse_overrides(args.set)  # --set: checked against TrainConfig / ModelConfig
     overrides = {k: v for k, v in {"epochs": args.epochs, "encoder_lr": args.encoder_lr,
                                    "head_lr": args.head_lr, "batch_size": args.batch_size,
                                    "precision": args.precision}.items() if v is not None}
-    tuned_train, tuned_model = profile.tuned_settings(args.model)  # what `acmtl tune` chose, as notebooks use
-    model_overrides = {**tuned_model, **settings.model}
+    model_overrides = dict(settings.model)
     # the encoder has its own place in a RunSpec (prepare() hands it on, except to bilstm_crf)
-    encoder = model_overrides.pop("encoder", None) or args.encoder or profile.encoder
-    spec = RunSpec(corpus=args.corpus, arch=args.model, size=args.size, encoder=encoder,
-                   train=replace(profile.train_config(args.seed, **tuned_train), **{**overrides, **settings.train}),
-                   model_overrides=model_overrides)
+    encoder = model_overrides.pop("encoder", None) or args.encoder
+    # the spec the notebooks' train_grid builds (with the settings `acmtl tune` chose), so each reuses the other's runs
+    spec = run_spec(args.profile, args.corpus, args.model, args.size, args.seed, encoder=encoder,
+                    model_overrides=model_overrides, **{**overrides, **settings.train})
     if args.out is None:
         run_dir = ensure_run(spec, progress=not args.quiet, checkpoint_every=args.checkpoint_every)
     else:
@@ -248,10 +249,31 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _runs_plan(args) -> int:
+    from acmtl.experiments import plan_table, runs_root, train_plan
+
+    if args.corpus is not None or args.model is not None or args.size is not None or args.root is not None:
+        raise SystemExit("acmtl runs: --plan lists the profile's whole plan in its own run cache; "
+                         "--corpus, --model, --size and --root filter the cache listing only")
+    if args.train:
+        train_plan(args.plan)
+    table = plan_table(args.plan)
+    if args.json:
+        _print_json(table.to_dict("records"))
+    else:
+        print(table.replace({"cached": {True: "yes", False: "no"}}).to_string(index=False))
+        print(f"{int(table['cached'].sum())} of {len(table)} planned runs in {runs_root(args.plan)}")
+    return 0
+
+
 def cmd_runs(args) -> int:
     from acmtl.paths import runs_dir
     from acmtl.runs import format_runs, list_runs
 
+    if args.train and args.plan is None:
+        raise SystemExit("acmtl runs: --train trains a profile's plan: add --plan PROFILE")
+    if args.plan is not None:
+        return _runs_plan(args)
     root = args.root or runs_dir()
     rows = list_runs(root, corpus=args.corpus, model=args.model, size=args.size)
     if args.json:

@@ -19,9 +19,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from tqdm.std import tqdm
@@ -31,6 +32,9 @@ from acmtl.claims import paper_table2, table2_applies_to
 from acmtl.config import get_profile
 from acmtl.data.fetch import atomic_write_bytes
 from acmtl.paths import cache_dir, runs_dir
+
+if TYPE_CHECKING:
+    from acmtl.runs import RunSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OUTPUT_ROOT_ENV = "ACMTL_OUTPUT_ROOT"
@@ -278,33 +282,106 @@ def _ensure_runs(specs: list, root: Path, workers: int, bar: tqdm) -> list[Path]
     return run_dirs
 
 
+def run_spec(profile: str, corpus: str, arch: str, size: int | None, seed: int, *, encoder: str | None = None,
+             model_overrides: dict | None = None, **train_overrides) -> RunSpec:
+    """The run of ``arch`` on ``corpus`` (a spec, as :func:`acmtl.data.corpora.load_corpus` takes it) at ``size``
+    and ``seed`` under ``profile``: the profile's training settings and encoder, the settings tuning chose for
+    ``arch`` (:meth:`acmtl.config.Profile.tuned_settings`), then the overrides."""
+    from acmtl.runs import RunSpec
+
+    prof = get_profile(profile)
+    tuned_train, tuned_model = prof.tuned_settings(arch)
+    return RunSpec(corpus=corpus, arch=arch, size=size, encoder=encoder or prof.encoder,
+                   train=prof.train_config(seed, **{**tuned_train, **train_overrides}),
+                   model_overrides={**tuned_model, **(model_overrides or {})})
+
+
+TABLE2_ARCHS = ("acmtl", "encoder_crf", "bilstm_crf")  # notebook 01's models
+
+
+def planned_runs(profile: str) -> list[RunSpec]:
+    """Every run the notebooks of ``profile`` train, longest first: Table 2's grid, Table 3's ablation and
+    diagnosis (Figures 6-8 and 10 reuse their runs; notebook 06's small legal model and notebook 08's tuning
+    trials are trained by those notebooks). Trained by :func:`train_plan` in one pool of workers, they leave no
+    core idle at the end of each notebook's grid, and the notebooks then run on a quiet machine (the benchmark
+    needs one)."""
+    from acmtl.diagnosis import VARIANTS
+
+    prof = get_profile(profile)
+    defaults = _model_defaults()
+    wanted = [(corpus, arch, size, seed, None)
+              for corpus, grid in prof.table2.items() for size, seeds in grid.items()
+              for arch in TABLE2_ARCHS for seed in seeds]
+    if prof.ablation_size is not None:
+        wanted += [("msra", arch, prof.ablation_size, seed, None)
+                   for arch in prof.ablation_archs for seed in prof.ablation_seeds]
+        wanted += [("msra", VARIANTS[name].arch, prof.ablation_size, seed, VARIANTS[name].overrides)
+                   for name, seeds in prof.diagnosis.items() for seed in seeds]
+    specs = {}
+    for corpus, arch, size, seed, overrides in wanted:
+        name = short_text_corpus() if corpus == "short" else corpus
+        spec = run_spec(profile, corpus_spec(profile, name), arch, size, seed, model_overrides=overrides)
+        model = {**defaults, **spec.model_overrides}  # an override that restates a default is the same run
+        key = repr((spec.corpus, spec.arch, spec.size, spec.encoder, spec.train, sorted(model.items())))
+        specs.setdefault(key, spec)  # a run two tables share is trained once
+    return sorted(specs.values(), key=lambda spec: -(spec.size or 0))
+
+
+def _model_defaults() -> dict:
+    from acmtl.model import ModelConfig
+
+    return {f.name: f.default for f in fields(ModelConfig)}
+
+
+def plan_table(profile: str) -> pd.DataFrame:
+    """One row per :func:`planned_runs` run: its folder in the run cache, corpus, size, model, seed, how its model
+    differs from the architecture's usual one (a diagnosis variant) and whether the cache has it finished."""
+    from acmtl.runs import is_complete, prepare, run_id
+
+    prof, root, defaults = get_profile(profile), runs_root(profile), _model_defaults()
+    rows = []
+    for spec in planned_runs(profile):
+        folder = run_id(prepare(spec)[0])
+        usual = {**defaults, **prof.tuned_settings(spec.arch)[1]}  # the architecture's model as Table 2 trains it
+        rows.append({"folder": folder, "corpus": spec.corpus.split("=")[0], "size": spec.size, "model": spec.arch,
+                     "seed": spec.train.seed,
+                     "variant": ",".join(f"{k}={v}" for k, v in spec.model_overrides.items() if usual.get(k) != v),
+                     "cached": is_complete(root / folder)})
+    return pd.DataFrame(rows)
+
+
+def train_plan(profile: str, *, workers: int | None = None, progress: bool = True) -> list[Path]:
+    """Train the :func:`planned_runs` of ``profile`` not yet in its run cache, ``workers`` at a time (default
+    :func:`training_workers`); their run directories."""
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    specs = planned_runs(profile)
+    bar = tqdm(total=len(specs), desc=f"{profile} runs", unit="run", disable=not progress, mininterval=0)
+    run_dirs = _ensure_runs(specs, runs_root(profile), training_workers() if workers is None else workers, bar)
+    bar.close()
+    return run_dirs
+
+
 def train_grid(profile: str, corpus: str, archs: Iterable[str], sizes: Iterable[int | None],
                seeds: Iterable[int], *, progress: bool = True, model_overrides: dict | None = None,
                workers: int | None = None, **train_overrides) -> pd.DataFrame:
     """Train (or reuse from the run cache) every (arch, size, seed); one row of scores per run.
 
-    A run is exactly ``RunSpec(corpus, arch, size, profile.encoder, profile.train_config(seed, **overrides))``
-    with the profile's tuned settings for ``arch`` (:meth:`acmtl.config.Profile.tuned_settings`) under the
-    overrides, the spec ``python -m acmtl train`` builds, so runs trained from the command line are reused. Under a
-    profile with a stand-in corpus (smoke) ``corpus`` is replaced by :func:`corpus_spec`'s stand-in; the
-    ``corpus`` column keeps the name asked for, ``corpus_spec`` says what was trained on. Missing runs are
-    trained by ``workers`` processes (default :func:`training_workers`); one process trains them in turn.
+    A run is :func:`run_spec`'s, the spec ``python -m acmtl train`` builds, so runs trained from the command line
+    are reused. Under a profile with a stand-in corpus (smoke) ``corpus`` is replaced by :func:`corpus_spec`'s
+    stand-in; the ``corpus`` column keeps the name asked for, ``corpus_spec`` says what was trained on. Missing
+    runs are trained by ``workers`` processes (default :func:`training_workers`); one process trains them in turn.
     """
     import transformers
 
-    from acmtl.runs import RunSpec, load_metrics
+    from acmtl.runs import load_metrics
 
     transformers.utils.logging.disable_progress_bar()  # "Loading weights" bars, one per run
-    prof = get_profile(profile)
     root = runs_root(profile)
     spec_used = corpus_spec(profile, corpus)
-    specs = []
-    for size in sizes:
-        for arch in archs:
-            tuned_train, tuned_model = prof.tuned_settings(arch)  # what `acmtl tune` chose, if it has run
-            specs += [RunSpec(corpus=spec_used, arch=arch, size=size, encoder=prof.encoder,
-                              train=prof.train_config(seed, **{**tuned_train, **train_overrides}),
-                              model_overrides={**tuned_model, **(model_overrides or {})}) for seed in seeds]
+    specs = [run_spec(profile, spec_used, arch, size, seed, model_overrides=model_overrides, **train_overrides)
+             for size in sizes for arch in archs for seed in seeds]
     started = time.time()
     # tqdm.std, not tqdm.auto: no ipywidgets needed, and one line that says runs done / to do, elapsed, estimate
     bar = tqdm(total=len(specs), desc=f"{corpus} runs", unit="run", disable=not progress, file=sys.stdout,

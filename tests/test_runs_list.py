@@ -136,3 +136,12 @@ def test_cli_table_and_empty_result(cache):
 def test_cli_version():
     result = acmtl_cli("--version")
     assert result.returncode == 0 and result.stdout.strip() == f"acmtl {acmtl.__version__}"
+
+
+def test_cli_plan_options_are_checked():
+    result = acmtl_cli("runs", "--train")
+    assert result.returncode != 0 and "--plan" in result.stderr
+    result = acmtl_cli("runs", "--plan", "smoke", "--size", "60")
+    assert result.returncode != 0 and "--plan lists the profile's whole plan" in result.stderr
+    result = acmtl_cli("runs", "--plan", "fast")
+    assert result.returncode != 0 and "unknown profile" in result.stderr
