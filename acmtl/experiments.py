@@ -459,10 +459,28 @@ GENERATED = ("results", "figures")  # written by run_all.sh itself: never a chan
 NOTEBOOKS = "notebooks"  # executed in place by run_all.sh: only a change to a cell's source is one
 
 
+RUN_ALL_PARAMETERS = ("profile", "publish")  # what run_all.sh passes: provenance records them in its own fields
+
+
+def _run_all_parameters_only(cell: dict, source: str) -> bool:
+    """Whether ``cell`` is papermill's injected-parameters cell setting nothing but :data:`RUN_ALL_PARAMETERS`."""
+    if "injected-parameters" not in cell.get("metadata", {}).get("tags", []):
+        return False
+    try:
+        statements = ast.parse(source).body
+    except SyntaxError:
+        return False
+    return all(isinstance(s, ast.Assign) and all(isinstance(t, ast.Name) and t.id in RUN_ALL_PARAMETERS
+                                                 for t in s.targets) for s in statements)
+
+
 def _cell_sources(notebook_json: str) -> list[tuple[str, str]]:
-    """(cell type, source) of every cell: what a notebook asks for, without what running it wrote."""
+    """(cell type, source) of every cell: what a notebook asks for, without what running it wrote (outputs, and
+    the cell papermill injects with run_all.sh's profile and publish flag; any other injected value counts)."""
     cells = json.loads(notebook_json).get("cells", [])
-    return [(cell.get("cell_type", ""), "".join(cell.get("source", ""))) for cell in cells]
+    sources = [(cell, "".join(cell.get("source", ""))) for cell in cells]
+    return [(cell.get("cell_type", ""), source) for cell, source in sources
+            if not _run_all_parameters_only(cell, source)]
 
 
 def _only_outputs_changed(path: str, git: Callable[..., str]) -> bool:

@@ -55,6 +55,25 @@ def test_outputs_of_an_executed_notebook_and_results_are_not_dirty(repo):
     assert experiments._git()["dirty"] is False
 
 
+def _inject(path: Path, source: str) -> None:
+    """What papermill does with ``-p NAME VALUE``: a tagged cell after the notebook's parameters."""
+    nb = nbformat.read(path, as_version=4)
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["tags"] = ["injected-parameters"]
+    nb.cells.insert(2, cell)
+    nbformat.write(nb, path)
+
+
+def test_the_profile_and_publish_run_all_injects_are_not_dirty(repo):
+    _inject(repo / "notebooks" / "01.ipynb", '# Parameters\nprofile = "default"\npublish = True\n')
+    assert experiments._git()["dirty"] is False
+
+
+def test_any_other_injected_parameter_is_dirty(repo):
+    _inject(repo / "notebooks" / "01.ipynb", '# Parameters\nprofile = "default"\nsize = 3000\n')
+    assert experiments._git()["dirty"] is True
+
+
 def test_a_changed_cell_source_is_dirty(repo):
     _notebook(repo / "notebooks" / "01.ipynb", "size = 3000\nprint(size)", output="3000\n")
     record = experiments._git()
