@@ -60,8 +60,9 @@ def verdict(low: float, high: float) -> str:
 def verdict_sentence(row) -> str:
     """One README sentence for a :func:`head_to_head` row, every number taken from it."""
     a, b = MODEL_NAMES.get(row.a, row.a), MODEL_NAMES.get(row.b, row.b)
-    gap = {"beats": f"beats {b} by {100 * row.diff:.2f}", "loses": f"loses to {b} by {-100 * row.diff:.2f}",
-           "ties": f"ties with {b} (difference {100 * row.diff:+.2f}, interval includes 0)"}[row.verdict]
-    return (f"{row.corpus_label}, {row.size:,} training sentences: {a} {gap} F1 points on the full test set "
+    gap = {"beats": f"beats {b} by {100 * row.diff:.2f} F1 points",
+           "loses": f"loses to {b} by {-100 * row.diff:.2f} F1 points",
+           "ties": f"ties with {b} (difference {100 * row.diff:+.2f} F1 points, the interval includes 0)"}[row.verdict]
+    return (f"{row.corpus_label}, {row.size:,} training sentences: {a} {gap} on the full test set "
             f"(95 % CI [{100 * row.ci_low:+.2f}, {100 * row.ci_high:+.2f}], {row.seeds} seed"
             f"{'s' if row.seeds != 1 else ''}; {a} {100 * row.f1_a_mean:.2f}, {b} {100 * row.f1_b_mean:.2f}).")
