@@ -28,6 +28,7 @@ import logging
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -148,12 +149,15 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> None:
 
 @contextlib.contextmanager
 def _known_warnings_silenced():
-    """Two known, harmless log warnings: onnx_ir's "attribute type is ambiguous" (an empty list attribute,
-    defaulted to INTS, which is right) and onnxruntime's advice to pre-process a model before quantizing
-    (shape inference for static shapes; ours are dynamic). They would fill a notebook's output."""
+    """Three known, harmless warnings: onnx_ir's "attribute type is ambiguous" (an empty list attribute,
+    defaulted to INTS, which is right), onnxruntime's advice to pre-process a model before quantizing
+    (shape inference for static shapes; ours are dynamic), and torch.export's own use of the deprecated
+    ``LeafSpec`` (torch 2.13, inside the exporter). They would fill a notebook's output."""
     logging.disable(logging.WARNING)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*", category=FutureWarning)
+            yield
     finally:
         logging.disable(logging.NOTSET)
 
