@@ -250,14 +250,15 @@ def cmd_train(args) -> int:
 
 
 def _runs_plan(args) -> int:
-    from acmtl.experiments import plan_table, runs_root, train_plan
+    from acmtl.experiments import plan_table, planned_runs, runs_root, train_plan
 
     if args.corpus is not None or args.model is not None or args.size is not None or args.root is not None:
         raise SystemExit("acmtl runs: --plan lists the profile's whole plan in its own run cache; "
                          "--corpus, --model, --size and --root filter the cache listing only")
+    plan = planned_runs(args.plan)
     if args.train:
-        train_plan(args.plan)
-    table = plan_table(args.plan)
+        train_plan(args.plan, plan)
+    table = plan_table(args.plan, plan)
     if args.json:
         _print_json(table.to_dict("records"))
     else:

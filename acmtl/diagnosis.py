@@ -48,6 +48,14 @@ REFERENCES: dict[str, str] = {
 }
 
 
+def variant_grid(grid: dict[str, tuple[int, ...]]) -> list[tuple[str, Variant, tuple[int, ...]]]:
+    """``grid`` (variant name -> seeds) as (name, variant, seeds), in the grid's order; an unknown name is an error."""
+    unknown = set(grid) - set(VARIANTS)
+    if unknown:
+        raise ValueError(f"unknown diagnosis variants {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
+    return [(name, VARIANTS[name], seeds) for name, seeds in grid.items()]
+
+
 @functools.cache
 def run_splits(corpus_spec: str, size: int | None, seed: int) -> dict:
     """A run's splits, drawn once per (corpus, size, seed): every model and variant of a seed shares them."""
@@ -63,12 +71,8 @@ def diagnosis_runs(profile: str, grid: dict[str, tuple[int, ...]], *, size: int 
     with a ``variant`` column."""
     from acmtl.experiments import train_grid
 
-    unknown = set(grid) - set(VARIANTS)
-    if unknown:
-        raise ValueError(f"unknown diagnosis variants {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
     frames = []
-    for name, seeds in grid.items():
-        v = VARIANTS[name]
+    for name, v, seeds in variant_grid(grid):
         frame = train_grid(profile, corpus, [v.arch], [size], seeds, progress=progress, model_overrides=v.overrides)
         frames.append(frame.assign(variant=name))
     return pd.concat(frames, ignore_index=True)

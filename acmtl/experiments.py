@@ -250,36 +250,44 @@ def _train_in_worker(spec, root: Path, threads: int) -> str:
     return str(ensure_run(spec, progress=False, root=root))
 
 
-def _ensure_runs(specs: list, root: Path, workers: int, bar: tqdm) -> list[Path]:
-    """The run directory of every spec, training those not yet in the run cache first: in this process one after
-    another when ``workers`` is 1, else in ``workers`` processes, one run each at a time.
+def _label(spec: RunSpec) -> str:
+    return f"{spec.arch} size={spec.size} seed={spec.train.seed}"
+
+
+def _run_dirs(specs: Iterable[RunSpec], root: Path) -> list[Path]:
+    """Each spec's folder in the run cache under ``root`` (preparing a spec loads and hashes its data)."""
+    from acmtl.runs import prepare, run_id
+
+    return [root / run_id(prepare(spec)[0]) for spec in specs]
+
+
+def _ensure_runs(specs: Sequence[RunSpec], run_dirs: Sequence[Path], workers: int, bar: tqdm) -> None:
+    """Train every spec whose run directory (``run_dirs``, in the same order) is not finished yet: in this
+    process one after another when ``workers`` is 1, else in ``workers`` processes, one run each at a time.
 
     Processes are spawned, not forked (a forked OpenMP runtime can hang); a run's file lock keeps two
     workers, or two notebooks, from training the same run."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from acmtl.runs import ensure_run, is_complete, prepare, run_id
+    from acmtl.runs import ensure_run, is_complete
 
-    run_dirs = [root / run_id(prepare(spec)[0]) for spec in specs]
-    missing = [spec for spec, run_dir in zip(specs, run_dirs) if not is_complete(run_dir)]
+    missing = [(spec, run_dir) for spec, run_dir in zip(specs, run_dirs, strict=True) if not is_complete(run_dir)]
     bar.update(len(specs) - len(missing))  # found in the cache
     if workers <= 1:
-        for spec in missing:
-            bar.set_postfix_str(f"{spec.arch} size={spec.size} seed={spec.train.seed}")
-            ensure_run(spec, progress=False, root=root)
+        for spec, run_dir in missing:
+            bar.set_postfix_str(_label(spec))
+            ensure_run(spec, progress=False, root=run_dir.parent)
             bar.update()
     elif missing:
         threads = max(1, (os.cpu_count() or 1) // workers)
         with ProcessPoolExecutor(min(workers, len(missing)),
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_train_in_worker, spec, root, threads): spec for spec in missing}
+            futures = {pool.submit(_train_in_worker, spec, run_dir.parent, threads): spec for spec, run_dir in missing}
             for future in as_completed(futures):
                 future.result()  # a worker's exception surfaces here, with the run that raised it
-                spec = futures[future]
-                bar.set_postfix_str(f"trained {spec.arch} size={spec.size} seed={spec.train.seed}")
+                bar.set_postfix_str(f"trained {_label(futures[future])}")
                 bar.update()
-    return run_dirs
 
 
 def run_spec(profile: str, corpus: str, arch: str, size: int | None, seed: int, *, encoder: str | None = None,
@@ -299,49 +307,42 @@ def run_spec(profile: str, corpus: str, arch: str, size: int | None, seed: int, 
 TABLE2_ARCHS = ("acmtl", "encoder_crf", "bilstm_crf")  # notebook 01's models
 
 
-def planned_runs(profile: str) -> list[RunSpec]:
-    """Every run the notebooks of ``profile`` train, longest first: Table 2's grid, Table 3's ablation and
-    diagnosis (Figures 6-8 and 10 reuse their runs; notebook 06's small legal model and notebook 08's tuning
-    trials are trained by those notebooks). Trained by :func:`train_plan` in one pool of workers, they leave no
-    core idle at the end of each notebook's grid, and the notebooks then run on a quiet machine (the benchmark
-    needs one)."""
-    from acmtl.diagnosis import VARIANTS
+def planned_runs(profile: str) -> dict[str, RunSpec]:
+    """Every run the notebooks of ``profile`` train, by folder in the run cache, longest first: Table 2's grid,
+    Table 3's ablation and diagnosis (Figures 6-8 and 10 reuse their runs; notebook 06's small legal model and
+    notebook 08's tuning trials are trained by those notebooks). Trained by :func:`train_plan` in one pool of
+    workers, they leave no core idle at the end of each notebook's grid, and the notebooks then run on a quiet
+    machine (the benchmark needs one)."""
+    from acmtl.diagnosis import variant_grid
 
     prof = get_profile(profile)
-    defaults = _model_defaults()
     wanted = [(corpus, arch, size, seed, None)
               for corpus, grid in prof.table2.items() for size, seeds in grid.items()
               for arch in TABLE2_ARCHS for seed in seeds]
     if prof.ablation_size is not None:
         wanted += [("msra", arch, prof.ablation_size, seed, None)
                    for arch in prof.ablation_archs for seed in prof.ablation_seeds]
-        wanted += [("msra", VARIANTS[name].arch, prof.ablation_size, seed, VARIANTS[name].overrides)
-                   for name, seeds in prof.diagnosis.items() for seed in seeds]
-    specs = {}
-    for corpus, arch, size, seed, overrides in wanted:
-        name = short_text_corpus() if corpus == "short" else corpus
-        spec = run_spec(profile, corpus_spec(profile, name), arch, size, seed, model_overrides=overrides)
-        model = {**defaults, **spec.model_overrides}  # an override that restates a default is the same run
-        key = repr((spec.corpus, spec.arch, spec.size, spec.encoder, spec.train, sorted(model.items())))
-        specs.setdefault(key, spec)  # a run two tables share is trained once
-    return sorted(specs.values(), key=lambda spec: -(spec.size or 0))
+        wanted += [("msra", variant.arch, prof.ablation_size, seed, variant.overrides)
+                   for _, variant, seeds in variant_grid(prof.diagnosis) for seed in seeds]
+    specs = [run_spec(profile, corpus_spec(profile, short_text_corpus() if corpus == "short" else corpus),
+                      arch, size, seed, model_overrides=overrides) for corpus, arch, size, seed, overrides in wanted]
+    plan = {}
+    for spec, run_dir in zip(specs, _run_dirs(specs, runs_root(profile))):
+        plan.setdefault(run_dir.name, spec)  # a run two tables share (same folder) is trained once
+    return dict(sorted(plan.items(), key=lambda item: -(item[1].size or 0)))
 
 
-def _model_defaults() -> dict:
+def plan_table(profile: str, plan: Mapping[str, RunSpec] | None = None) -> pd.DataFrame:
+    """One row per planned run (``plan``, default :func:`planned_runs`): its folder in the run cache, corpus, size,
+    model, seed, how its model differs from the architecture's usual one (a diagnosis variant) and whether the
+    cache has it finished."""
     from acmtl.model import ModelConfig
+    from acmtl.runs import is_complete
 
-    return {f.name: f.default for f in fields(ModelConfig)}
-
-
-def plan_table(profile: str) -> pd.DataFrame:
-    """One row per :func:`planned_runs` run: its folder in the run cache, corpus, size, model, seed, how its model
-    differs from the architecture's usual one (a diagnosis variant) and whether the cache has it finished."""
-    from acmtl.runs import is_complete, prepare, run_id
-
-    prof, root, defaults = get_profile(profile), runs_root(profile), _model_defaults()
+    prof, root = get_profile(profile), runs_root(profile)
+    defaults = {f.name: f.default for f in fields(ModelConfig)}
     rows = []
-    for spec in planned_runs(profile):
-        folder = run_id(prepare(spec)[0])
+    for folder, spec in (planned_runs(profile) if plan is None else plan).items():
         usual = {**defaults, **prof.tuned_settings(spec.arch)[1]}  # the architecture's model as Table 2 trains it
         rows.append({"folder": folder, "corpus": spec.corpus.split("=")[0], "size": spec.size, "model": spec.arch,
                      "seed": spec.train.seed,
@@ -350,15 +351,17 @@ def plan_table(profile: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def train_plan(profile: str, *, workers: int | None = None, progress: bool = True) -> list[Path]:
-    """Train the :func:`planned_runs` of ``profile`` not yet in its run cache, ``workers`` at a time (default
-    :func:`training_workers`); their run directories."""
+def train_plan(profile: str, plan: Mapping[str, RunSpec] | None = None, *, workers: int | None = None,
+               progress: bool = True) -> list[Path]:
+    """Train the planned runs (``plan``, default :func:`planned_runs`) of ``profile`` not yet in its run cache,
+    ``workers`` at a time (default :func:`training_workers`); their run directories."""
     import transformers
 
     transformers.utils.logging.disable_progress_bar()
-    specs = planned_runs(profile)
-    bar = tqdm(total=len(specs), desc=f"{profile} runs", unit="run", disable=not progress, mininterval=0)
-    run_dirs = _ensure_runs(specs, runs_root(profile), training_workers() if workers is None else workers, bar)
+    plan = planned_runs(profile) if plan is None else plan
+    run_dirs = [runs_root(profile) / folder for folder in plan]
+    bar = tqdm(total=len(plan), desc=f"{profile} runs", unit="run", disable=not progress, mininterval=0)
+    _ensure_runs(list(plan.values()), run_dirs, training_workers() if workers is None else workers, bar)
     bar.close()
     return run_dirs
 
@@ -386,7 +389,8 @@ def train_grid(profile: str, corpus: str, archs: Iterable[str], sizes: Iterable[
     # tqdm.std, not tqdm.auto: no ipywidgets needed, and one line that says runs done / to do, elapsed, estimate
     bar = tqdm(total=len(specs), desc=f"{corpus} runs", unit="run", disable=not progress, file=sys.stdout,
                mininterval=0)
-    run_dirs = _ensure_runs(specs, root, training_workers() if workers is None else workers, bar)
+    run_dirs = _run_dirs(specs, root)
+    _ensure_runs(specs, run_dirs, training_workers() if workers is None else workers, bar)
     rows = []
     for spec, run_dir in zip(specs, run_dirs):
         metrics = load_metrics(run_dir)
