@@ -194,3 +194,18 @@ def test_resources_line_reads_the_provenance(tmp_path):
     assert resources_line(tmp_path) == (
         "Memory and disk: a notebook process peaked at 2.4 GiB (`02_speed_params`); at the last table written, the "
         "environment took 1.9 GiB, the corpora and encoder cache with its downloads 379 MiB and the run cache 1.8 GiB.")
+
+
+def test_the_build_up_finding_follows_table3():
+    """Table 3's first finding walks encoder+CRF -> +MHSA -> +CNN -> AC-MTL on the full test and says which way F1
+    moves, computed from the rows: a planted rise at one step must turn "lowers" into "both ways"."""
+    from acmtl.findings import build_up
+
+    table = pd.DataFrame({"arch": ["acmtl", "bert_mhsa_cnn", "bert_mhsa", "encoder_crf", "bert_cnn"],
+                          "full_test_f1_mean": [0.70, 0.72, 0.74, 0.75, 0.60], "size": 1000, "seeds": 2})
+    line = build_up(table)
+    assert "every component added on top of the encoder lowers F1" in line
+    assert line.endswith("RoBERTa-CRF (m3e-small) 75.00 → BERT+MHSA 74.00 → BERT+MHSA+CNN 72.00 → AC-MTL 70.00.")
+    assert "MSRA-1,000, 2 seeds" in line
+    table.loc[table["arch"] == "bert_mhsa_cnn", "full_test_f1_mean"] = 0.76
+    assert "both ways" in build_up(table)
