@@ -280,8 +280,9 @@ def _ensure_runs(specs: Sequence[RunSpec], run_dirs: Sequence[Path], workers: in
             ensure_run(spec, progress=False, root=run_dir.parent)
             bar.update()
     elif missing:
+        workers = min(workers, len(missing))  # one missing run gets every core, not a worker's share
         threads = max(1, (os.cpu_count() or 1) // workers)
-        with ProcessPoolExecutor(min(workers, len(missing)),
+        with ProcessPoolExecutor(workers,
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(_train_in_worker, spec, run_dir.parent, threads): spec for spec, run_dir in missing}
             for future in as_completed(futures):
