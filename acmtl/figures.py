@@ -125,7 +125,7 @@ def table3_ablation(results: Path) -> Figure:
     and the full official test set."""
     table, record = read(results, "table3_ablation")
     order = list(table["arch"])
-    fig, axes = plots.new_figure(1, 2, width=4.6, height=3.6, sharey=True)
+    fig, axes = plots.new_figure(1, 2, width=max(4.6, 0.95 * len(order)), height=3.6, sharey=True)  # room per label
     plots.grouped_bars(axes[0][0], order, 100 * table["test_f1_mean"], 100 * table["test_f1_std"],
                        paper=table["paper_f1"].tolist())
     plots.grouped_bars(axes[0][1], order, 100 * table["full_test_f1_mean"], 100 * table["full_test_f1_std"])
