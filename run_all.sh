@@ -34,6 +34,16 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+# A notebook is named as 03_ablation, 03_ablation.ipynb or notebooks/03_ablation.ipynb; an unknown name stops here.
+for i in "${!notebooks[@]}"; do
+  name="$(basename "${notebooks[$i]}" .ipynb).ipynb"
+  if [ ! -f "notebooks/$name" ]; then
+    echo "run_all: no notebook notebooks/$name; the notebooks: $(cd notebooks && echo [0-9][0-9]_*.ipynb)" >&2
+    exit 2
+  fi
+  notebooks[$i]="notebooks/$name"
+done
+
 # 1. environment: .venv with the pinned dependencies (torch 2.13.0, the CPU wheel).
 if [ ! -x .venv/bin/python ]; then
   py=$(command -v python3.11 || command -v python3)

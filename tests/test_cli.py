@@ -220,3 +220,13 @@ def test_a_one_megabyte_text_is_tagged_whole(run_dir, tmp_path):
     (row,) = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert row["text"] == text and row["entities"][-1]["end"] > len(text) - 100
     assert all(text[e["start"] : e["end"]] == e["text"] for e in row["entities"])
+
+
+def test_run_all_rejects_an_unknown_notebook_before_any_set_up():
+    """``./run_all.sh 99_nope`` stops at once with the notebooks it knows, not with papermill's traceback after
+    the set-up; a name without ``.ipynb`` is how the README's examples name them."""
+    result = subprocess.run(["bash", str(ROOT / "run_all.sh"), "99_nope"], capture_output=True, text=True,
+                            timeout=60, cwd=ROOT)
+    assert result.returncode == 2, result.stderr[-500:]
+    assert "no notebook notebooks/99_nope.ipynb" in result.stderr
+    assert "03_ablation.ipynb" in result.stderr and "Traceback" not in result.stderr
