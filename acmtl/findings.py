@@ -271,12 +271,15 @@ def markdown(name: str, results: Path) -> str:
 
 # Notebook -> the tables it writes (provenance of each records the time since the notebook started).
 NOTEBOOK_TABLES = {
-    "01_performance": ("table2_performance", "table2_anchors"), "02_speed_params": ("figure6_speed_params",),
-    "03_ablation": ("table3_ablation", "table3_ablation_steps"), "04_attention": ("figure7_attention_scores",),
+    "01_performance": ("table2_performance", "table2_anchors", "table2_head_to_head"),
+    "02_speed_params": ("figure6_speed_params", "figure6_backends"),
+    "03_ablation": ("table3_ablation", "table3_ablation_steps", "table3_diagnosis", "table3_diagnosis_pairs"),
+    "04_attention": ("figure7_attention_scores",),
     "05_robustness": ("figure8_curves", "figure8_noise", "figure8_vs_paper"),
     "06_legal_theme_river": ("figure9_agreement_types", "figure9_agreement_windows", "figure9_test_streams",
                              "figure9_case_stream"),
     "07_error_analysis": ("figure10_error_categories", "figure10_error_examples", "figure10_error_type_pairs"),
+    "08_tuning": ("tuning_summary",),
 }
 
 

@@ -649,7 +649,11 @@ def write_claims_verdict(results_dir: Path, *, check: bool = False) -> bool:
     text = df.to_csv(index=False)
     same = path.is_file() and path.read_text(encoding="utf-8") == text
     record_path = path.with_name(CSV.replace(".csv", ".provenance.json"))
-    if not check and not (same and record_path.is_file()):  # unchanged: the provenance keeps its commit and time
+    recorded = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else {}
+    same_inputs = recorded.get("extra", {}).get("inputs_sha256") == inputs
+    # verdicts and inputs unchanged: the provenance keeps its commit and time; a rerun table that left every verdict
+    # as it was still gets a new record, so the record always names the files the verdicts were computed from
+    if not check and not (same and same_inputs):
         atomic_write_bytes(path, text.encode("utf-8"))
         record = provenance("default", started=started, extra={"inputs_sha256": inputs})
         record["table"] = {"file": path.name, "rows": len(df), "columns": list(df.columns)}
