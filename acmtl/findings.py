@@ -14,6 +14,7 @@ import pandas as pd
 
 from acmtl.analysis import LEGAL_TYPE_GLOSSES
 from acmtl.claims import paper_robustness, paper_setup, paper_speed_params, table2_applies_to
+from acmtl.config import get_profile
 from acmtl.evaluate import is_missing
 from acmtl.experiments import ARCH_LABELS, PAPER_MODELS, corpus_label
 from acmtl.figures import read
@@ -252,9 +253,13 @@ def diagnosis(results: Path) -> list[str]:
              for r in verdicts[verdicts["verdict"] != "reference"].itertuples()]
     wirings = verdicts[[VARIANTS[v].arch == "acmtl" for v in verdicts["variant"]]]
     best = wirings.loc[wirings["corpus_dev_f1_mean"].idxmax()]
+    trained = get_profile("default").wiring
+    used = ("Every AC-MTL of the default profile is trained with it (`Profile.wiring`)." if trained == best.variant
+            else f"The default profile still trains `{trained}` (`Profile.wiring`).")
     lines.append(f"* **Chosen on the corpus dev split** (never a test set): `{best.variant}`, dev F1 "
                  f"{100 * best.corpus_dev_f1_mean:.2f} (the AC-MTL wirings range "
-                 f"{100 * wirings['corpus_dev_f1_mean'].min():.2f}-{100 * wirings['corpus_dev_f1_mean'].max():.2f}).")
+                 f"{100 * wirings['corpus_dev_f1_mean'].min():.2f}-{100 * wirings['corpus_dev_f1_mean'].max():.2f}). "
+                 f"{used}")
     return lines
 
 

@@ -75,3 +75,21 @@ def test_selection_uses_the_corpus_dev_split(tmp_path, tiny_corpus_dir, monkeypa
     scores = selection_scores(runs).set_index("variant")
     assert scores.loc["pool_1", "corpus_dev_f1_mean"] == 1.0 and scores.loc["paper", "corpus_dev_f1_mean"] == 0.0
     assert all(texts == [s.chars for s in dev] for texts in seen)  # the dev split, not test
+
+
+def test_the_default_wiring_is_the_one_dev_f1_chose():
+    """Profile.wiring names the AC-MTL variant of the committed diagnosis with the best F1 on the corpus' own dev
+    split (never a test split), and every architecture that borrows AC-MTL's settings gets it."""
+    from pathlib import Path
+
+    from acmtl.config import get_profile
+
+    prof = get_profile("default")
+    table = pd.read_csv(Path(__file__).resolve().parents[1] / "results" / "table3_diagnosis.csv")
+    acmtl_variants = table[table["variant"].map(lambda v: VARIANTS[v].arch == "acmtl")]
+    best = acmtl_variants.loc[acmtl_variants["corpus_dev_f1_mean"].idxmax(), "variant"]
+    assert prof.wiring == best
+    for arch in ("acmtl", "bert_cnn", "bert_mhsa_cnn"):
+        model_settings = prof.tuned_settings(arch)[1]
+        assert {k: model_settings[k] for k in VARIANTS[best].overrides} == VARIANTS[best].overrides, arch
+    assert "pool_size" not in prof.tuned_settings("encoder_crf")[1]
