@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 
 from acmtl.encoders import DEFAULT_ENCODER
+from acmtl.model import ARCHITECTURES
 from acmtl.train import TrainConfig
 
 
@@ -43,7 +44,7 @@ class Profile:
     tuned_source: str = ""
     # The CNN block's wiring, a name in acmtl.diagnosis.VARIANTS: the AC-MTL variant with the best F1 on the corpus'
     # dev split in notebook 03's diagnosis (paired seeds, everything else as tuned). It overrides the study's
-    # block and pooling wherever AC-MTL's tuned settings go; "" keeps the study's.
+    # block and pooling wherever AC-MTL's tuned settings go into a model with the CNN; "" keeps the study's.
     wiring: str = ""
     bench_quick: bool = False  # True: acmtl.bench's QUICK protocol (a plumbing check)
     stand_in_sentences: int = 0  # > 0: notebooks train on a small stand-in of each corpus (smoke only)
@@ -55,7 +56,8 @@ class Profile:
         """(TrainConfig overrides, ModelConfig overrides) that tuning chose for ``arch``; empty when untuned."""
         source = arch if arch in self.tuned else TUNED_FROM.get(arch, "")
         settings = self.tuned.get(source, {})
-        if source == "acmtl" and self.wiring:
+        # the wiring only where there is a CNN block: a model without one (BERT+MHSA) keeps its cached runs
+        if source == "acmtl" and self.wiring and ARCHITECTURES[arch]["use_cnn"]:
             from acmtl.diagnosis import VARIANTS
 
             settings = {**settings, **VARIANTS[self.wiring].overrides}

@@ -83,6 +83,7 @@ def test_the_default_wiring_is_the_one_dev_f1_chose():
     from pathlib import Path
 
     from acmtl.config import get_profile
+    from acmtl.train import TrainConfig
 
     prof = get_profile("default")
     table = pd.read_csv(Path(__file__).resolve().parents[1] / "results" / "table3_diagnosis.csv")
@@ -93,3 +94,5 @@ def test_the_default_wiring_is_the_one_dev_f1_chose():
         model_settings = prof.tuned_settings(arch)[1]
         assert {k: model_settings[k] for k in VARIANTS[best].overrides} == VARIANTS[best].overrides, arch
     assert "pool_size" not in prof.tuned_settings("encoder_crf")[1]
+    assert prof.tuned_settings("bert_mhsa")[1] == {k: v for k, v in prof.tuned["acmtl"].items()  # no CNN: no wiring
+                                                   if k not in TrainConfig.__dataclass_fields__}
