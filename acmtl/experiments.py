@@ -308,10 +308,15 @@ def run_spec(profile: str, corpus: str, arch: str, size: int | None, seed: int, 
 TABLE2_ARCHS = ("acmtl", "encoder_crf", "bilstm_crf")  # notebook 01's models
 
 
+def legal_size(profile: str) -> int | None:
+    """The size of notebook 06's legal AC-MTL: the corpus' own train/dev parts (None), the first size under smoke."""
+    return get_profile(profile).sizes[0] if profile == "smoke" else None
+
+
 def planned_runs(profile: str) -> dict[str, RunSpec]:
     """Every run the notebooks of ``profile`` train, by folder in the run cache, longest first: Table 2's grid,
-    Table 3's ablation and diagnosis (Figures 6-8 and 10 reuse their runs; notebook 06's small legal model and
-    notebook 08's tuning trials are trained by those notebooks). Trained by :func:`train_plan` in one pool of
+    Table 3's ablation and diagnosis, notebook 06's legal model (seed 0, its notebook's default; Figures 6-8 and 10
+    reuse these runs; notebook 08's tuning trials are its own). Trained by :func:`train_plan` in one pool of
     workers, they leave no core idle at the end of each notebook's grid, and the notebooks then run on a quiet
     machine (the benchmark needs one)."""
     from acmtl.diagnosis import variant_grid
@@ -325,6 +330,7 @@ def planned_runs(profile: str) -> dict[str, RunSpec]:
                    for arch in prof.ablation_archs for seed in prof.ablation_seeds]
         wanted += [("msra", variant.arch, prof.ablation_size, seed, variant.overrides)
                    for _, variant, seeds in variant_grid(prof.diagnosis) for seed in seeds]
+    wanted.append(("legal", "acmtl", legal_size(profile), 0, None))
     specs = [run_spec(profile, corpus_spec(profile, short_text_corpus() if corpus == "short" else corpus),
                       arch, size, seed, model_overrides=overrides) for corpus, arch, size, seed, overrides in wanted]
     plan = {}
@@ -349,7 +355,7 @@ def plan_table(profile: str, plan: Mapping[str, RunSpec] | None = None) -> pd.Da
                      "seed": spec.train.seed,
                      "variant": ",".join(f"{k}={v}" for k, v in spec.model_overrides.items() if usual.get(k) != v),
                      "cached": is_complete(root / folder)})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).astype({"size": "Int64"})  # integers, blank for a corpus' own splits
 
 
 def train_plan(profile: str, plan: Mapping[str, RunSpec] | None = None, *, workers: int | None = None,

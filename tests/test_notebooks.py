@@ -88,7 +88,7 @@ def test_notebook_runs_in_smoke_profile(notebook: Path, output_root: Path, monke
 def test_run_all_plan_holds_exactly_the_runs_the_notebooks_train(output_root: Path, monkeypatch) -> None:
     """``./run_all.sh`` trains :func:`acmtl.experiments.planned_runs` in one pool before the notebooks: each run a
     notebook trains outside it trains alone (a core idle), each planned run no notebook uses is wasted. Notebook
-    06's legal model and notebook 08's tuning trials are left to their notebooks."""
+    08's tuning trials are left to their notebook."""
     from acmtl import experiments as ex
     from acmtl import tune
     from acmtl.config import get_profile
@@ -98,12 +98,11 @@ def test_run_all_plan_holds_exactly_the_runs_the_notebooks_train(output_root: Pa
         pytest.skip("needs every notebook executed in this session (test_notebook_runs_in_smoke_profile)")
     root, prof = ex.runs_root("smoke"), get_profile("smoke")
     trained = {d.name: json.loads((d / "run.json").read_text()) for d in root.iterdir() if (d / "run.json").is_file()}
-    legal = {name for name, record in trained.items() if record["corpus"]["spec"].startswith("legal")}
     corpus = ex.corpus_spec("smoke", "msra")
     trials = [tune.load_trials("smoke", corpus, prof.tune_size, arch) for arch in prof.tune_archs]
     tuning = {run for table in trials if table is not None for run in table["run_id"].dropna()}
     planned = set(ex.planned_runs("smoke"))
-    assert set(trained) - planned - legal - tuning == set(), "notebooks trained runs the plan lacks"
+    assert set(trained) - planned - tuning == set(), "notebooks trained runs the plan lacks"
     assert planned - set(trained) == set(), "planned runs no notebook trained"
 
 
