@@ -9,7 +9,6 @@ sentences give a paired difference with a bootstrap interval (:func:`acmtl.evalu
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import pandas as pd
@@ -56,13 +55,12 @@ def variant_grid(grid: dict[str, tuple[int, ...]]) -> list[tuple[str, Variant, t
     return [(name, VARIANTS[name], seeds) for name, seeds in grid.items()]
 
 
-@functools.cache
 def run_splits(corpus_spec: str, size: int | None, seed: int) -> dict:
-    """A run's splits, drawn once per (corpus, size, seed): every model and variant of a seed shares them."""
-    from acmtl.data.corpora import load_corpus
-    from acmtl.data.splits import subset_splits
+    """A run's splits, drawn once per (corpus, size, seed) (:func:`acmtl.runs.run_splits`): every model and variant
+    of a seed shares them."""
+    from acmtl.runs import run_splits as corpus_and_splits
 
-    return subset_splits(load_corpus(corpus_spec), size, seed)
+    return corpus_and_splits(corpus_spec, size, seed)[1]
 
 
 def diagnosis_runs(profile: str, grid: dict[str, tuple[int, ...]], *, size: int = 1000, corpus: str = "msra",

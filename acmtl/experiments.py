@@ -17,6 +17,7 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, fields
@@ -239,6 +240,19 @@ def training_workers() -> int:
     return int(value)
 
 
+def _die_with_parent(parent: int) -> None:
+    """A training worker's initializer: exit once the process that started the pool is gone. Killed (not
+    interrupted), the pool leaves its workers behind, each holding a core and its run's lock until it finishes
+    on its own; this way the run resumes from its last checkpoint at the next start instead."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(2)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _train_in_worker(spec, root: Path, threads: int) -> str:
     import torch
     import transformers
@@ -282,8 +296,8 @@ def _ensure_runs(specs: Sequence[RunSpec], run_dirs: Sequence[Path], workers: in
     elif missing:
         workers = min(workers, len(missing))  # one missing run gets every core, not a worker's share
         threads = max(1, (os.cpu_count() or 1) // workers)
-        with ProcessPoolExecutor(workers,
-                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(_train_in_worker, spec, run_dir.parent, threads): spec for spec, run_dir in missing}
             for future in as_completed(futures):
                 future.result()  # a worker's exception surfaces here, with the run that raised it

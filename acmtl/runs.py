@@ -28,7 +28,7 @@ import acmtl
 from acmtl.card import CARD_FILE, read_run_records, write_model_card
 from acmtl.checkpoint import load_pretrained, read_config
 from acmtl.data.conll import Sentence
-from acmtl.data.corpora import load_corpus
+from acmtl.data.corpora import Corpus, load_corpus
 from acmtl.data.fetch import atomic_write_bytes
 from acmtl.data.splits import subset_splits
 from acmtl.model import ModelConfig
@@ -92,10 +92,24 @@ def data_digest(data: dict[str, list[Sentence]]) -> str:
     return digest.hexdigest()
 
 
+# Splits drawn by this process, by corpus content, size and seed (see run_splits).
+_SPLITS: dict[tuple, dict[str, list[Sentence]]] = {}
+
+
+def run_splits(corpus_spec: str, size: int | None, seed: int) -> tuple[Corpus, dict[str, list[Sentence]]]:
+    """The corpus and a run's splits (:func:`acmtl.data.splits.subset_splits`), drawn once per process for each
+    corpus content, size and seed: every model, variant and table of a seed shares them, and planning
+    ./run_all.sh's runs does not redraw them for each (drawing stratifies the 48,000 MSRA sentences)."""
+    corpus = load_corpus(corpus_spec)
+    key = (corpus.name, json.dumps(corpus.sources, sort_keys=True), size, seed)
+    if key not in _SPLITS:
+        _SPLITS[key] = subset_splits(corpus, size, seed)
+    return corpus, {name: list(part) for name, part in _SPLITS[key].items()}
+
+
 def prepare(spec: RunSpec) -> tuple[dict, ModelConfig, dict[str, list[Sentence]]]:
     """The run's configuration (what gets hashed), its model config and its data splits."""
-    corpus = load_corpus(spec.corpus)
-    splits = subset_splits(corpus, spec.size, spec.train.seed)
+    corpus, splits = run_splits(spec.corpus, spec.size, spec.train.seed)
     unknown = set(spec.evaluate_on) - (set(splits) - {"train", "dev"})
     if unknown:
         raise ValueError(f"cannot score on {sorted(unknown)}; choose from {sorted(set(splits) - {'train', 'dev'})}")

@@ -64,6 +64,21 @@ def test_cache_is_used_and_rebuilt_when_corrupt(tmp_path: Path, cache: Path, cap
     assert len(list(cache.glob("mine-*.json"))) == 2
 
 
+def test_a_process_parses_a_corpus_once_and_hands_out_copies(tmp_path: Path, cache: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from acmtl.data import corpora
+
+    directory = make_dir(tmp_path / "mine")
+    load_corpus(str(directory))  # builds the JSON cache
+    parsed, from_json = [], corpora._from_json
+    monkeypatch.setattr(corpora, "_from_json", lambda data: parsed.append(data) or from_json(data))
+    monkeypatch.setattr(corpora, "_PARSED", {})
+    first = load_corpus(str(directory))
+    first.splits["train"].clear()  # a caller's edit stays its own
+    second = load_corpus(str(directory))
+    assert len(parsed) == 1 and [s.text for s in second.splits["train"]] == ["北京见", "李"]
+
+
 def test_weibo_from_directory_or_environment(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     directory = tmp_path / "weibo"
     make_dir(directory, ("weiboNER_2nd_conll.train", "weiboNER_2nd_conll.dev", "weiboNER_2nd_conll.test"))

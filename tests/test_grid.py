@@ -26,3 +26,38 @@ def test_workers_setting_is_checked(monkeypatch, value) -> None:
     monkeypatch.setenv(ex.WORKERS_ENV, value)
     with pytest.raises(ValueError, match="ACMTL_WORKERS"):
         ex.training_workers()
+
+
+def test_a_worker_stops_when_the_pool_that_started_it_is_killed() -> None:
+    """``kill`` of ``acmtl runs --train`` (not Ctrl-C, which reaches the workers too) must not leave a worker
+    training on: it would hold a core and its run's lock until its run ends."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import multiprocessing, os, time
+        from concurrent.futures import ProcessPoolExecutor
+        from acmtl.experiments import _die_with_parent
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_die_with_parent, initargs=(os.getpid(),))
+        print(pool.submit(os.getpid).result(), flush=True)
+        pool.submit(time.sleep, 120)  # a long run
+        time.sleep(120)
+    """)], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    time.sleep(1)
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+    os.kill(worker, signal.SIGKILL)
+    pytest.fail(f"worker {worker} outlived the pool's process by 20 s")

@@ -16,7 +16,7 @@ import statistics
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from acmtl.data.conll import CorpusFormatError, Entity, Sentence, entities_to_tags, read_conll_file
@@ -181,11 +181,34 @@ def _from_json(data: dict) -> Corpus:
     return Corpus(data["name"], splits, tuple(data["types"]), data["sources"], data["notes"])
 
 
+# Corpora parsed by this process, by JSON cache file and its stamp: MSRA's JSON takes seconds to parse, and
+# planning ./run_all.sh's runs loads it once per run.
+_PARSED: dict[tuple[str, int, int], Corpus] = {}
+
+
 def _cached(name: str, sources: dict[str, str], build: Callable[[], Corpus]) -> Corpus:
-    """Load ``name`` from the JSON cache, or build it and cache it (atomically)."""
+    """Load ``name`` from the JSON cache, or build it and cache it (atomically); a fresh copy of its lists each call."""
     key = json.dumps({"builder": BUILDER_VERSION, "name": name, "sources": sources}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     path = cache_dir() / "corpora" / f"{re.sub(r'[^0-9A-Za-z_.-]', '_', name)}-{digest}.json"
+    stamp = _stamp(path)
+    if stamp not in _PARSED:  # never parsed, or the file changed since (None, no file yet, is never a key)
+        corpus = _read_or_build(path, name, sources, build)
+        stamp = _stamp(path)
+        _PARSED[stamp] = corpus
+    corpus = _PARSED[stamp]
+    return replace(corpus, splits={split: list(part) for split, part in corpus.splits.items()},
+                   sources=dict(corpus.sources), notes=list(corpus.notes))
+
+
+def _stamp(path: Path) -> tuple[str, int, int] | None:
+    if not path.exists():
+        return None
+    stat = path.stat()
+    return str(path), stat.st_mtime_ns, stat.st_size
+
+
+def _read_or_build(path: Path, name: str, sources: dict[str, str], build: Callable[[], Corpus]) -> Corpus:
     if path.exists():
         try:
             data = json.loads(path.read_bytes())
