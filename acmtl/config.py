@@ -26,6 +26,9 @@ class Profile:
     # Notebook knobs (01-03). Runs already in the run cache are reused, whatever the knobs say.
     # table2: corpus ("msra", or "short" = Weibo, with Resume standing in) -> {subset size: seeds}
     table2: dict[str, dict[int, tuple[int, ...]]] = field(default_factory=dict)
+    # (size, seed) of the Table 2 runs that also score their test split after every epoch: Figure 8's learning
+    # curves (notebook 05, whose size and seed parameters these are); no other run pays for that scoring
+    curves: tuple[int, int] = (1000, 0)
     ablation_size: int | None = 1000  # Table 3 names no sample size
     ablation_seeds: tuple[int, ...] = (0, 1, 2)
     ablation_archs: tuple[str, ...] = ("encoder_crf", "encoder_pinyin_crf", "bert_cnn", "bert_mhsa", "bert_mhsa_cnn",
@@ -76,7 +79,7 @@ PROFILES: dict[str, Profile] = {
         name="smoke", encoder=DEFAULT_ENCODER, sizes=(60,), seeds=(0,),
         train=TrainConfig(epochs=2, patience=2, encoder_lr=2e-4, head_lr=1e-3),
         notes="a plumbing check: numbers from it mean nothing",
-        table2={"msra": {60: (0,)}, "short": {60: (0,)}}, ablation_size=60, ablation_seeds=(0,),
+        table2={"msra": {60: (0,)}, "short": {60: (0,)}}, curves=(60, 0), ablation_size=60, ablation_seeds=(0,),
         diagnosis={name: (0,) for name in ("paper", "residual_block", "encoder_crf", "encoder_pinyin_crf")},
         tune_trials=2, tune_size=60,
         bench_quick=True, stand_in_sentences=240,

@@ -309,13 +309,16 @@ def run_spec(profile: str, corpus: str, arch: str, size: int | None, seed: int, 
              model_overrides: dict | None = None, **train_overrides) -> RunSpec:
     """The run of ``arch`` on ``corpus`` (a spec, as :func:`acmtl.data.corpora.load_corpus` takes it) at ``size``
     and ``seed`` under ``profile``: the profile's training settings and encoder, the settings tuning chose for
-    ``arch`` (:meth:`acmtl.config.Profile.tuned_settings`), then the overrides."""
+    ``arch`` (:meth:`acmtl.config.Profile.tuned_settings`), then the overrides. Table 2's models at the profile's
+    ``curves`` size and seed score their test split after every epoch (Figure 8 reads those runs)."""
     from acmtl.runs import RunSpec
 
     prof = get_profile(profile)
     tuned_train, tuned_model = prof.tuned_settings(arch)
+    usual = usual_model(profile, arch)
+    curve = arch in TABLE2_ARCHS and (size, seed) == prof.curves and {**usual, **(model_overrides or {})} == usual
     return RunSpec(corpus=corpus, arch=arch, size=size, encoder=encoder or prof.encoder,
-                   train=prof.train_config(seed, **{**tuned_train, **train_overrides}),
+                   train=prof.train_config(seed, **{"test_curve": curve, **tuned_train, **train_overrides}),
                    model_overrides={**tuned_model, **(model_overrides or {})})
 
 
@@ -353,18 +356,23 @@ def planned_runs(profile: str) -> dict[str, RunSpec]:
     return dict(sorted(plan.items(), key=lambda item: -(item[1].size or 0)))
 
 
+def usual_model(profile: str, arch: str) -> dict:
+    """Every :class:`acmtl.model.ModelConfig` field of ``arch`` as Table 2 trains it: the defaults, then tuning's."""
+    from acmtl.model import ModelConfig
+
+    return {**{f.name: f.default for f in fields(ModelConfig)}, **get_profile(profile).tuned_settings(arch)[1]}
+
+
 def plan_table(profile: str, plan: Mapping[str, RunSpec] | None = None) -> pd.DataFrame:
     """One row per planned run (``plan``, default :func:`planned_runs`): its folder in the run cache, corpus, size,
     model, seed, how its model differs from the architecture's usual one (a diagnosis variant) and whether the
     cache has it finished."""
-    from acmtl.model import ModelConfig
     from acmtl.runs import is_complete
 
-    prof, root = get_profile(profile), runs_root(profile)
-    defaults = {f.name: f.default for f in fields(ModelConfig)}
+    root = runs_root(profile)
     rows = []
     for folder, spec in (planned_runs(profile) if plan is None else plan).items():
-        usual = {**defaults, **prof.tuned_settings(spec.arch)[1]}  # the architecture's model as Table 2 trains it
+        usual = usual_model(profile, spec.arch)
         rows.append({"folder": folder, "corpus": spec.corpus.split("=")[0], "size": spec.size, "model": spec.arch,
                      "seed": spec.train.seed,
                      "variant": ",".join(f"{k}={v}" for k, v in spec.model_overrides.items() if usual.get(k) != v),

@@ -42,8 +42,8 @@ Our choices where the paper is silent, all switchable in :class:`ModelConfig`:
   (block "residual", pool 3, 256 channels), but it tried pool 1 only at poor learning rates.
   Notebook 03's diagnosis (``results/table3_diagnosis.csv``) pairs each wiring with Eq. 11 on the
   same seeds and settings; on the same dev split it ranks the block without pooling first, so that
-  is what the default profile trains (``Profile.wiring``: block "residual", pool 1). The dataclass
-  default below is still the study's pool 3: a default here is part of every cached run's key.
+  is what the default profile trains (``Profile.wiring``) and the dataclass default below: block
+  "residual", pool 1.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ class ModelConfig:
     cnn_channels: int = 256  # per kernel size
     cnn_merge: Literal["concat", "max"] = "concat"  # [C_3; C_5; C_7], or Eq. 3's C_max = max(C_3, C_5, C_7)
     cnn_block: Literal["paper", "residual"] = "residual"  # LN(S + Dropout(GELU(S'))), or Eq. 11's GELU(MaxPool(S + S'))
-    pool_size: int = 3  # max-pooling window, stride 1 (1 = none); "paper" pools S + S', "residual" S' only
+    pool_size: int = 1  # max-pooling window, stride 1 (1 = none); "paper" pools S + S', "residual" S' only
     dropout: float = 0.1
     constrained_decoding: bool = True
     # BiLSTM-CRF baseline only

@@ -61,3 +61,19 @@ def test_a_worker_stops_when_the_pool_that_started_it_is_killed() -> None:
         time.sleep(0.5)
     os.kill(worker, signal.SIGKILL)
     pytest.fail(f"worker {worker} outlived the pool's process by 20 s")
+
+
+def test_only_figure8s_runs_score_their_test_split_each_epoch() -> None:
+    """Table 2's models at the profile's ``curves`` size and seed, and those alone, pay for per-epoch test scoring;
+    they are the runs notebook 05 asks for with its committed parameters, so it reuses them."""
+    from acmtl.config import get_profile
+
+    size, seed = get_profile("default").curves
+    committed = ex.committed_parameters("05_robustness")
+    assert (committed["size"], committed["seed"]) == (size, seed)
+    assert all(ex.run_spec("default", "msra", arch, size, seed).train.test_curve for arch in ex.TABLE2_ARCHS)
+    assert not any(ex.run_spec("default", "msra", "acmtl", s, k).train.test_curve
+                   for s, k in ((size, seed + 1), (200, seed), (3000, seed)))
+    assert not ex.run_spec("default", "msra", "bert_mhsa_cnn", size, seed).train.test_curve  # Table 3: not plotted
+    plan = ex.planned_runs("default")
+    assert sum(spec.train.test_curve for spec in plan.values()) == 2 * len(ex.TABLE2_ARCHS)  # MSRA and Resume

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 import acmtl
 from acmtl.checkpoint import CheckpointError, load_pretrained
@@ -268,9 +270,64 @@ def test_patience_counts_only_after_the_first_dev_entity(tiny_corpus_dir, msra, 
 
     script = iter([0.0, 0.0, 0.0, 0.0, 0.2, 0.3, 0.3, 0.1, 0.3, 0.3])
     monkeypatch.setattr(train_module, "evaluate_items",
-                        lambda *args: Scores(0.0, 0.0, next(script, 0.0), 0, {}, 0.0))
+                        lambda *args, **kwargs: Scores(0.0, 0.0, next(script, 0.0), 0, {}, 0.0))
     corpus = load_corpus(f"tiny={tiny_corpus_dir}")
     metrics = train(ModelConfig.for_architecture("bilstm_crf", tag_names(msra.types)),
                     TrainConfig(epochs=10, patience=2, batch_size=16),
                     {"train": corpus.splits["train"], "dev": corpus.splits["dev"]}, tmp_path, progress=False)
     assert (metrics["best_epoch"], metrics["epochs_run"]) == (6, 8)  # not stopped at epoch 3 with F1 0
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_scoring_runs_under_the_training_precision(tiny_corpus_dir, tiny_encoder_dir, msra, tmp_path, monkeypatch,
+                                                   precision):
+    """Dev F1 per epoch and the final scores are computed in the precision the run trains in (bf16 autocast or
+    none), and the test split is scored per epoch only for a run that asks for its curve (``test_curve``)."""
+    import acmtl.train as train_module
+    from acmtl.data.corpora import load_corpus
+
+    seen = []
+
+    def recording(*args, **kwargs):
+        seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else torch.float32)
+        return tag_encoded(*args, **kwargs)
+
+    tag_encoded = train_module.tag_encoded
+    monkeypatch.setattr(train_module, "tag_encoded", recording)
+    corpus = load_corpus(f"tiny={tiny_corpus_dir}")
+    data = {name: corpus.splits[name][:16] for name in ("train", "dev", "test")}
+    cfg = ModelConfig.for_architecture("encoder_crf", tag_names(msra.types), encoder=str(tiny_encoder_dir))
+    for curve in (False, True):
+        seen.clear()
+        out = tmp_path / f"{precision}_{curve}"
+        metrics = train(cfg, TrainConfig(epochs=2, patience=2, batch_size=8, precision=precision, test_curve=curve),
+                        data, out, progress=False)
+        rows = json.loads((out / "curve.json").read_text())
+        assert [("test_f1" in row) for row in rows] == [curve, curve]
+        assert set(metrics) >= {"dev", "test"} and metrics["precision"] == precision
+        assert len(seen) == 2 * (2 if curve else 1) + 2  # per epoch dev (and test), then dev and test at the end
+        assert set(seen) == {torch.bfloat16 if precision == "bf16" else torch.float32}
+
+
+def test_optimizer_is_fused_and_steps_like_the_per_tensor_loop(msra):
+    """The fused AdamW kernel gives the per-tensor loop's update (rounding aside) with the same parameter groups."""
+    from acmtl.checkpoint import build_model
+    from acmtl.train import _optimizer
+
+    torch.manual_seed(0)
+    model, _ = build_model(ModelConfig.for_architecture("bilstm_crf", tag_names(msra.types)))
+    twin = copy.deepcopy(model)
+    fused, _ = _optimizer(model, TrainConfig(), steps=10)
+    assert fused.defaults["fused"]
+    names = {id(p): name for name, p in model.named_parameters()}
+    plain = torch.optim.AdamW([{**group, "fused": False, "foreach": True,
+                                "params": [twin.get_parameter(names[id(p)]) for p in group["params"]]}
+                               for group in fused.param_groups])
+    ids = torch.randint(1, 100, (4, 12))
+    for _ in range(3):
+        for m, opt in ((model, fused), (twin, plain)):
+            opt.zero_grad()
+            m.encoder(ids, torch.ones_like(ids, dtype=torch.bool)).square().mean().backward()
+            opt.step()
+    for (name, a), b in zip(model.named_parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
