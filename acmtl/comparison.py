@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from acmtl.diagnosis import run_splits
 from acmtl.evaluate import paired_bootstrap, seed_paired_bootstrap
 from acmtl.experiments import corpus_label
-from acmtl.runs import load_predictions
+from acmtl.runs import load_predictions, run_splits
 
 MODEL_NAMES = {"acmtl": "AC-MTL", "encoder_crf": "encoder+CRF"}
 COLUMNS = ("corpus", "corpus_label", "size", "a", "b", "split", "seeds", "f1_a_mean", "f1_b_mean", "diff", "ci_low",
@@ -33,7 +32,7 @@ def head_to_head(runs: pd.DataFrame, a: str = "acmtl", b: str = "encoder_crf", *
         if not seeds:
             continue
         spec = by_seed[a][seeds[0]].corpus_spec
-        gold = [list(s.tags) for s in run_splits(spec, int(size), seeds[0])[split]]  # the same for every seed
+        gold = [list(s.tags) for s in run_splits(spec, int(size), seeds[0])[1][split]]  # the same for every seed
         preds = {arch: [load_predictions(by_seed[arch][s].run_dir, split) for s in seeds] for arch in (a, b)}
         per_seed = [paired_bootstrap(gold, pa, pb, n_resamples=n_resamples, seed=s)
                     for s, pa, pb in zip(seeds, preds[a], preds[b])]

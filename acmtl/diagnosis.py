@@ -55,12 +55,15 @@ def variant_grid(grid: dict[str, tuple[int, ...]]) -> list[tuple[str, Variant, t
     return [(name, VARIANTS[name], seeds) for name, seeds in grid.items()]
 
 
-def run_splits(corpus_spec: str, size: int | None, seed: int) -> dict:
-    """A run's splits, drawn once per (corpus, size, seed) (:func:`acmtl.runs.run_splits`): every model and variant
-    of a seed shares them."""
-    from acmtl.runs import run_splits as corpus_and_splits
+def acmtl_wirings(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """The AC-MTL variants' rows of the diagnosis table (``verdicts``: :func:`verdict_table`)."""
+    return verdicts[[VARIANTS[v].arch == "acmtl" for v in verdicts["variant"]]]
 
-    return corpus_and_splits(corpus_spec, size, seed)[1]
+
+def chosen_wiring(verdicts: pd.DataFrame) -> pd.Series:
+    """The AC-MTL variant with the best mean F1 on the corpus' own dev split (never a test split): its row."""
+    wirings = acmtl_wirings(verdicts)
+    return wirings.loc[wirings["corpus_dev_f1_mean"].idxmax()]
 
 
 def diagnosis_runs(profile: str, grid: dict[str, tuple[int, ...]], *, size: int = 1000, corpus: str = "msra",
@@ -80,7 +83,7 @@ def paired_table(runs: pd.DataFrame, *, split: str = "full_test", n_resamples: i
     """One row per variant and seed: its F1 and its reference's on ``split``, and the paired difference with a
     bootstrap interval."""
     from acmtl.evaluate import paired_bootstrap
-    from acmtl.runs import load_predictions
+    from acmtl.runs import load_predictions, run_splits
 
     rows = []
     by_key = {(r.variant, r.seed): r for r in runs.itertuples()}
@@ -88,7 +91,7 @@ def paired_table(runs: pd.DataFrame, *, split: str = "full_test", n_resamples: i
         reference = REFERENCES.get(variant)
         if reference is None or (reference, seed) not in by_key:
             continue
-        gold_sentences = run_splits(run.corpus_spec, run.size, seed)[split]
+        gold_sentences = run_splits(run.corpus_spec, run.size, seed)[1][split]  # every variant of a seed shares them
         gold = [list(s.tags) for s in gold_sentences]  # BIOES, as the runs predict
         pair = paired_bootstrap(gold, load_predictions(run.run_dir, split),
                                 load_predictions(by_key[(reference, seed)].run_dir, split),
@@ -104,11 +107,11 @@ def selection_scores(runs: pd.DataFrame) -> pd.DataFrame:
     """Per variant, the mean over its seeds of F1 on the corpus' own dev split (kept out of every subset, as
     in tuning) and on the subset's dev split: what chooses the default wiring. A test set never does."""
     from acmtl.evaluate import score
-    from acmtl.runs import run_predictions
+    from acmtl.runs import run_predictions, run_splits
 
     rows = []
     for run in runs.itertuples():
-        dev = run_splits(run.corpus_spec, run.size, run.seed)["corpus_dev"]
+        dev = run_splits(run.corpus_spec, run.size, run.seed)[1]["corpus_dev"]
         tags, _ = run_predictions(run.run_dir, [s.chars for s in dev])  # computed once, kept in the run folder
         rows.append({"variant": run.variant, "corpus_dev_f1": score([list(s.tags) for s in dev], tags).f1,
                      "subset_dev_f1": run.dev_f1})

@@ -244,15 +244,14 @@ def figure10(results: Path) -> list[str]:
 
 def diagnosis(results: Path) -> list[str]:
     """Notebook 03's diagnosis: each suspect's paired difference and verdict, and the wiring the dev split chose."""
-    from acmtl.diagnosis import VARIANTS
+    from acmtl.diagnosis import acmtl_wirings, chosen_wiring
 
     verdicts, _ = read(results, "table3_diagnosis")
     lines = [f"* **{r.variant}** against {r.reference}: {100 * r.diff_mean:+.2f} F1 points on the full test set "
              f"({100 * r.f1_mean:.2f} vs {100 * r.reference_f1_mean:.2f}; per seed, with 95 % intervals: "
              f"{r.diff_per_seed}): **{r.verdict}**. Suspect: {r.suspect}."
              for r in verdicts[verdicts["verdict"] != "reference"].itertuples()]
-    wirings = verdicts[[VARIANTS[v].arch == "acmtl" for v in verdicts["variant"]]]
-    best = wirings.loc[wirings["corpus_dev_f1_mean"].idxmax()]
+    wirings, best = acmtl_wirings(verdicts), chosen_wiring(verdicts)
     trained = get_profile("default").wiring
     used = ("Every AC-MTL of the default profile is trained with it (`Profile.wiring`)." if trained == best.variant
             else f"The default profile still trains `{trained}` (`Profile.wiring`).")

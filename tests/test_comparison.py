@@ -52,7 +52,7 @@ def _run(tmp_path, arch: str, seed: int, predicted: list[list[str]]) -> dict:
 
 def test_head_to_head_pairs_runs_by_seed(tmp_path, monkeypatch):
     sentences = [Sentence(tuple("x" * len(t)), tuple(t)) for t in GOLD]
-    monkeypatch.setattr(comparison, "run_splits", lambda spec, size, seed: {"full_test": sentences})
+    monkeypatch.setattr(comparison, "run_splits", lambda spec, size, seed: (None, {"full_test": sentences}))
     runs = pd.DataFrame([_run(tmp_path, "acmtl", 0, GOLD), _run(tmp_path, "acmtl", 1, GOLD),
                          _run(tmp_path, "encoder_crf", 0, MISSES), _run(tmp_path, "encoder_crf", 1, MISSES),
                          _run(tmp_path, "encoder_crf", 2, GOLD)])  # seed 2 has no partner: left out

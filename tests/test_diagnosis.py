@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from acmtl.data.corpora import load_corpus
-from acmtl.diagnosis import REFERENCES, VARIANTS, paired_table, summarize_pairs
+from acmtl.diagnosis import REFERENCES, VARIANTS, chosen_wiring, paired_table, summarize_pairs
 from acmtl.evaluate import score
 
 
@@ -77,6 +77,13 @@ def test_selection_uses_the_corpus_dev_split(tmp_path, tiny_corpus_dir, monkeypa
     assert all(texts == [s.chars for s in dev] for texts in seen)  # the dev split, not test
 
 
+def test_the_wiring_is_chosen_among_acmtl_variants_on_dev_f1_alone():
+    """A baseline's dev F1 never wins, and no test score takes part."""
+    table = pd.DataFrame({"variant": ["encoder_crf", "paper", "residual_block", "pool_1"],
+                          "corpus_dev_f1_mean": [0.9, 0.7, 0.8, 0.75], "f1_mean": [0.9, 0.99, 0.1, 0.5]})
+    assert chosen_wiring(table).variant == "residual_block"
+
+
 def test_the_default_wiring_is_the_one_dev_f1_chose():
     """Profile.wiring names the AC-MTL variant of the committed diagnosis with the best F1 on the corpus' own dev
     split (never a test split), and every architecture that borrows AC-MTL's settings gets it."""
@@ -87,8 +94,7 @@ def test_the_default_wiring_is_the_one_dev_f1_chose():
 
     prof = get_profile("default")
     table = pd.read_csv(Path(__file__).resolve().parents[1] / "results" / "table3_diagnosis.csv")
-    acmtl_variants = table[table["variant"].map(lambda v: VARIANTS[v].arch == "acmtl")]
-    best = acmtl_variants.loc[acmtl_variants["corpus_dev_f1_mean"].idxmax(), "variant"]
+    best = chosen_wiring(table).variant
     assert prof.wiring == best
     for arch in ("acmtl", "bert_cnn", "bert_mhsa_cnn"):
         model_settings = prof.tuned_settings(arch)[1]
