@@ -4,8 +4,8 @@ One call of :func:`train` writes into ``out_dir``::
 
     model/            the best model so far (by dev F1), loadable with ``from_pretrained``
     checkpoint/       everything needed to resume after the last finished epoch (removed at the end)
-    curve.json        per epoch: training loss and its parts (loss_ner, ...), dev F1, seconds, characters/s
-                      (and test F1 with ``test_curve``)
+    curve.json        per epoch: training loss and its parts (loss_ner, ...), dev F1, seconds of training and
+                      of scoring, characters/s (and test F1 with ``test_curve``)
     predictions.json  the best model's tags on every split scored (one string per sentence)
     metrics.json      final scores of the best model on every split given (written last)
 
@@ -334,10 +334,12 @@ def _train_epoch(run: _Run, progress: bool) -> dict[str, float]:
 def _record_epoch(run: _Run, row: dict, checkpoint_every: float, progress: bool) -> None:
     """Process 0, after an epoch: score dev (and test), keep the best weights, checkpoint, write the curve."""
     state, cfg = run.state, run.cfg
+    started = time.perf_counter()
     dev_scores = evaluate_items(run.model, run.encoded["dev"], cfg.eval_batch_size, bf16=run.bf16)
     row["dev_f1"] = dev_scores.f1
     if cfg.test_curve and "test" in run.encoded:  # recorded for Figure 8, never used to select
         row["test_f1"] = evaluate_items(run.model, run.encoded["test"], cfg.eval_batch_size, bf16=run.bf16).f1
+    row["score_seconds"] = time.perf_counter() - started
     state.curve.append(row)
     if dev_scores.f1 > state.best_f1:
         state.best_f1, state.best_epoch, state.bad_epochs = dev_scores.f1, row["epoch"], 0
@@ -365,6 +367,7 @@ def _final_scores(run: _Run, train_sentences: int) -> dict:
     state = run.state
     if run.best_state is not None:
         save_pretrained(run.model, run.tokenizer, run.out_dir / "model", run.best_state)
+    started = time.perf_counter()
     best, _ = load_pretrained(run.out_dir / "model")
     best.to(run.device)
     metrics = {"best_epoch": state.best_epoch, "epochs_run": state.epoch, "device": str(run.device),
@@ -377,6 +380,8 @@ def _final_scores(run: _Run, train_sentences: int) -> dict:
             gold, predicted = gold_and_predicted(best, items, run.cfg.eval_batch_size, bf16=run.bf16)
             metrics[name] = score(gold, predicted).to_dict()
             predictions[name] = [" ".join(tags) for tags in predicted]
+    # what the run cost besides the training loop: scoring after every epoch, then the best model on every split
+    metrics["score_seconds"] = sum(r["score_seconds"] for r in state.curve) + time.perf_counter() - started
     atomic_write_bytes(run.out_dir / "predictions.json", json.dumps(predictions).encode())
     atomic_write_bytes(run.out_dir / "metrics.json", json.dumps(metrics, indent=2).encode())  # last: the run is done
     for leftover in ("checkpoint", "checkpoint.old", "checkpoint.tmp"):

@@ -116,8 +116,8 @@ def finished(proc: subprocess.Popen) -> None:
 
 def comparable(out: Path) -> tuple[dict, list]:
     metrics = json.loads((out / "metrics.json").read_text())
-    metrics.pop("train_seconds")
-    curve = [{k: v for k, v in row.items() if k not in ("seconds", "train_chars_per_s")}
+    metrics.pop("train_seconds"), metrics.pop("score_seconds")
+    curve = [{k: v for k, v in row.items() if k not in ("seconds", "score_seconds", "train_chars_per_s")}
              for row in json.loads((out / "curve.json").read_text())]
     return metrics, curve
 
@@ -304,6 +304,8 @@ def test_scoring_runs_under_the_training_precision(tiny_corpus_dir, tiny_encoder
                         data, out, progress=False)
         rows = json.loads((out / "curve.json").read_text())
         assert [("test_f1" in row) for row in rows] == [curve, curve]
+        assert all(row["score_seconds"] > 0 for row in rows)  # what scoring cost, beside the loop's seconds
+        assert metrics["score_seconds"] > sum(row["score_seconds"] for row in rows)  # and the final scores
         assert set(metrics) >= {"dev", "test"} and metrics["precision"] == precision
         assert len(seen) == 2 * (2 if curve else 1) + 2  # per epoch dev (and test), then dev and test at the end
         assert set(seen) == {torch.bfloat16 if precision == "bf16" else torch.float32}
