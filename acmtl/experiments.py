@@ -427,6 +427,7 @@ def train_grid(profile: str, corpus: str, archs: Iterable[str], sizes: Iterable[
         rows.append({"corpus": corpus, "corpus_spec": spec_used, "arch": spec.arch, "size": spec.size,
                      "seed": spec.train.seed, "run_dir": str(run_dir), "best_epoch": metrics["best_epoch"],
                      "epochs_run": metrics["epochs_run"], "train_seconds": metrics["train_seconds"],
+                     "score_seconds": metrics.get("score_seconds"),  # None: trained before runs recorded it
                      "trained_now": fresh, **_split_columns(metrics)})
     bar.close()
     return pd.DataFrame(rows)

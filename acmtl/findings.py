@@ -7,6 +7,7 @@ typed by hand anywhere.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,7 +37,8 @@ def duration(seconds: float) -> str:
         return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
     if seconds < 3600:
         return f"{seconds / 60:.1f} min"
-    return f"{int(seconds // 3600)} h {round(seconds % 3600 / 60)} min"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60} min"
 
 
 def table2(results: Path) -> list[str]:
@@ -319,6 +321,29 @@ def resources_line(results: Path) -> str:
             f"(`{notebook}`); at the last table written, the environment took {_size(disk['environment'])}, "
             f"the corpora and encoder cache with its downloads {_size(disk['cache'])} and the run cache "
             f"{_size(disk['runs'])}.")
+
+
+def training_line(results: Path) -> str:
+    """One line: what the trained runs behind ``results`` cost, each run once (the per-run records in the tables'
+    provenance): worker time in the training loop and in scoring, and the wall time of training them all at once."""
+    runs = {}
+    for path in sorted(results.glob("*.provenance.json")):
+        for run in json.loads(path.read_text(encoding="utf-8")).get("extra", {}).get("runs", []):
+            if isinstance(run, dict) and "train_seconds" in run:
+                runs[Path(run["run_dir"]).name] = run  # a run two tables share counts once
+    if not runs:
+        return "Training: no per-run records in the provenance yet."
+    loop = sum(r["train_seconds"] for r in runs.values())
+    scored = [r["score_seconds"] for r in runs.values() if not is_missing(r.get("score_seconds"))]
+    if len(scored) < len(runs):
+        return (f"Training: the {len(runs)} runs behind these tables spent {duration(loop)} of worker time in the "
+                f"training loop; {len(runs) - len(scored)} of them were trained before acmtl recorded the time spent "
+                "scoring, so the total is not known.")
+    total = loop + sum(scored)
+    return (f"Training: the {len(runs)} runs behind these tables took {duration(total)} of worker time, "
+            f"{duration(loop)} in the training loop and {duration(sum(scored))} scoring (dev F1 after each epoch, "
+            f"the best model on every split); `./run_all.sh` trains them two at a time on 2 cores, about "
+            f"{duration(total / 2)} from an empty run cache, before the notebooks' time below.")
 
 
 def at_a_glance(results: Path) -> str:

@@ -75,13 +75,13 @@ def render_block(results_dir: Path) -> str:
 def render_glance(results_dir: Path) -> str:
     """Markdown: one finding each for Table 3 and Figures 6-10, and how long each notebook took
     (:mod:`acmtl.findings`, from the tables and their provenance)."""
-    from acmtl.findings import NOTEBOOK_TABLES, at_a_glance, duration, resources_line, timings
+    from acmtl.findings import NOTEBOOK_TABLES, at_a_glance, duration, resources_line, timings, training_line
 
     if not all((results_dir / f"{t}.csv").is_file() for tables in NOTEBOOK_TABLES.values() for t in tables):
         return "*Not generated yet: `./run_all.sh` writes the tables in `results/`, then these lines.*"
     times = timings(results_dir)
     rows = [f"| `{r.notebook}` | {r.wall} | {r.profile}, {r.date}, {r.machine} |" for r in times.itertuples()]
-    return "\n".join([at_a_glance(results_dir), "",
+    return "\n".join([at_a_glance(results_dir), "", training_line(results_dir), "",
                       "| notebook | wall time of its last run | profile, day, machine |", "|---|---:|---|", *rows,
                       f"| all | {duration(times['wall_seconds'].sum())} | |", "", resources_line(results_dir)])
 

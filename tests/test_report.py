@@ -222,3 +222,26 @@ def test_a_notebook_time_counts_every_table_it_writes():
     written = {p.name.removesuffix(".provenance.json") for p in (ROOT / "results").glob("*.provenance.json")}
     by_commands = {"claims_verdict"} | {t for t in written if re.fullmatch(r"tuning_[a-z]+_\d+_\w+", t)}
     assert written - by_commands == listed
+
+
+def test_training_line_counts_each_run_once(tmp_path):
+    """The plan step's cost, from the per-run records of the tables' provenance: a run two tables share counts
+    once, and a run trained before scoring was timed makes the total unknown rather than too small."""
+    import json
+
+    from acmtl.findings import duration, training_line
+
+    assert training_line(tmp_path) == "Training: no per-run records in the provenance yet."
+    shared = {"run_dir": "runs/aaa", "train_seconds": 3000.0, "score_seconds": 600.0}
+    tables = {"table2_performance": [shared, {"run_dir": "runs/bbb", "train_seconds": 1000.0, "score_seconds": 200.0}],
+              "table3_ablation": [shared], "figure8_curves": ["runs/aaa"]}  # figure 8 records folders only
+    for table, runs in tables.items():
+        (tmp_path / f"{table}.provenance.json").write_text(json.dumps({"extra": {"runs": runs}}))
+    line = training_line(tmp_path)
+    assert line.startswith(f"Training: the 2 runs behind these tables took {duration(4800)} of worker time, "
+                           f"{duration(4000)} in the training loop and {duration(800)} scoring")
+    assert f"about {duration(2400)} from an empty run cache" in line
+    untimed = [{"run_dir": "runs/ccc", "train_seconds": 10.0, "score_seconds": None}]
+    (tmp_path / "table3_ablation.provenance.json").write_text(json.dumps({"extra": {"runs": untimed}}))
+    assert "1 of them were trained before acmtl recorded the time spent scoring" in training_line(tmp_path)
+    assert duration(7199) == "2 h 0 min" and duration(5195) == "1 h 27 min"  # never "1 h 60 min"
