@@ -326,9 +326,11 @@ def resources_line(results: Path) -> str:
 def training_line(results: Path) -> str:
     """One line: what the trained runs behind ``results`` cost, each run once (the per-run records in the tables'
     provenance): worker time in the training loop and in scoring, and the wall time of training them all at once."""
-    runs = {}
+    runs, cores = {}, 1
     for path in sorted(results.glob("*.provenance.json")):
-        for run in json.loads(path.read_text(encoding="utf-8")).get("extra", {}).get("runs", []):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        cores = max(cores, record.get("device", {}).get("cpu_count", 1))
+        for run in record.get("extra", {}).get("runs", []):
             if isinstance(run, dict) and "train_seconds" in run:
                 runs[Path(run["run_dir"]).name] = run  # a run two tables share counts once
     if not runs:
@@ -339,11 +341,12 @@ def training_line(results: Path) -> str:
         return (f"Training: the {len(runs)} runs behind these tables spent {duration(loop)} of worker time in the "
                 f"training loop; {len(runs) - len(scored)} of them were trained before acmtl recorded the time spent "
                 "scoring, so the total is not known.")
-    total = loop + sum(scored)
+    total, workers = loop + sum(scored), min(2, cores)  # run_all.sh's default $ACMTL_WORKERS on that machine
     return (f"Training: the {len(runs)} runs behind these tables took {duration(total)} of worker time, "
             f"{duration(loop)} in the training loop and {duration(sum(scored))} scoring (dev F1 after each epoch, "
-            f"the best model on every split); `./run_all.sh` trains them two at a time on 2 cores, about "
-            f"{duration(total / 2)} from an empty run cache, before the notebooks' time below.")
+            f"the best model on every split); `./run_all.sh` trains them {workers} at a time on {cores} "
+            f"core{'s' if cores > 1 else ''}, about {duration(total / workers)} from an empty run cache, before the "
+            "notebooks' time below.")
 
 
 def at_a_glance(results: Path) -> str:

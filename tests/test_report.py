@@ -236,11 +236,16 @@ def test_training_line_counts_each_run_once(tmp_path):
     tables = {"table2_performance": [shared, {"run_dir": "runs/bbb", "train_seconds": 1000.0, "score_seconds": 200.0}],
               "table3_ablation": [shared], "figure8_curves": ["runs/aaa"]}  # figure 8 records folders only
     for table, runs in tables.items():
-        (tmp_path / f"{table}.provenance.json").write_text(json.dumps({"extra": {"runs": runs}}))
+        (tmp_path / f"{table}.provenance.json").write_text(json.dumps({"extra": {"runs": runs},
+                                                                        "device": {"cpu_count": 2}}))
     line = training_line(tmp_path)
     assert line.startswith(f"Training: the 2 runs behind these tables took {duration(4800)} of worker time, "
                            f"{duration(4000)} in the training loop and {duration(800)} scoring")
-    assert f"about {duration(2400)} from an empty run cache" in line
+    assert f"trains them 2 at a time on 2 cores, about {duration(2400)} from an empty run cache" in line
+    one_core = {"extra": {"runs": [shared]}, "device": {"cpu_count": 1}}  # run_all.sh then trains one at a time
+    for table in tables:
+        (tmp_path / f"{table}.provenance.json").write_text(json.dumps(one_core))
+    assert f"trains them 1 at a time on 1 core, about {duration(3600)} from" in training_line(tmp_path)
     untimed = [{"run_dir": "runs/ccc", "train_seconds": 10.0, "score_seconds": None}]
     (tmp_path / "table3_ablation.provenance.json").write_text(json.dumps({"extra": {"runs": untimed}}))
     assert "1 of them were trained before acmtl recorded the time spent scoring" in training_line(tmp_path)
