@@ -315,7 +315,7 @@ def run_spec(profile: str, corpus: str, arch: str, size: int | None, seed: int, 
 
     prof = get_profile(profile)
     tuned_train, tuned_model = prof.tuned_settings(arch)
-    usual = {**_model_defaults(), **tuned_model}  # usual_model(profile, arch)
+    usual = usual_model(profile, arch)
     curve = arch in TABLE2_ARCHS and (size, seed) == prof.curves and {**usual, **(model_overrides or {})} == usual
     return RunSpec(corpus=corpus, arch=arch, size=size, encoder=encoder or prof.encoder,
                    train=prof.train_config(seed, **{"test_curve": curve, **tuned_train, **train_overrides}),
@@ -356,15 +356,11 @@ def planned_runs(profile: str) -> dict[str, RunSpec]:
     return dict(sorted(plan.items(), key=lambda item: -(item[1].size or 0)))
 
 
-def _model_defaults() -> dict:
-    from acmtl.model import ModelConfig
-
-    return {f.name: f.default for f in fields(ModelConfig)}
-
-
 def usual_model(profile: str, arch: str) -> dict:
     """Every :class:`acmtl.model.ModelConfig` field of ``arch`` as Table 2 trains it: the defaults, then tuning's."""
-    return {**_model_defaults(), **get_profile(profile).tuned_settings(arch)[1]}
+    from acmtl.model import ModelConfig
+
+    return {**{f.name: f.default for f in fields(ModelConfig)}, **get_profile(profile).tuned_settings(arch)[1]}
 
 
 def plan_table(profile: str, plan: Mapping[str, RunSpec] | None = None) -> pd.DataFrame:
