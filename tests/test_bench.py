@@ -65,6 +65,7 @@ def test_ratios_and_targets_follow_from_the_raw_timings(quick):
     same_library = models.get("reference_fast_gemm", plain)  # present where acmtl's CPU GEMM differs from the default
     for p in precisions:
         assert len(acmtl["inference_seconds"][p]) == quick["protocol"]["repeats"]
+        assert len(acmtl["train_seconds"][p]) == quick["protocol"]["train_repeats"]  # more than inference's
         speed = {name: _speed(m["characters"], m["inference_seconds"][p]) for name, m in models.items()}
         like = speed["acmtl"] / _speed(same_library["characters"], same_library["inference_seconds"][p])
         assert ratios["inference_like_for_like"][p] == pytest.approx(like)
