@@ -308,17 +308,19 @@ def _size(mib: float) -> str:
 
 
 def resources_line(results: Path) -> str:
-    """One line: the largest peak memory of a notebook run and the disk in use at the last table written
-    (:func:`acmtl.experiments.resources`, in each table's provenance)."""
+    """One line: the largest peak memory of a notebook run and the largest disk use of each folder when a table was
+    written (:func:`acmtl.experiments.resources`, in each table's provenance): the largest, not the last, since a
+    notebook rerun alone on a fresh machine sees a run cache of its own runs only."""
     records = [(notebook, read(results, t)[1]) for notebook, tables in NOTEBOOK_TABLES.items() for t in tables
                if (results / f"{t}.provenance.json").is_file()]
     records = [(notebook, r) for notebook, r in records if "resources" in r]
     if not records:
         return "Memory and disk: not recorded yet (the provenance of the next `./run_all.sh` records them)."
     notebook, peak = max(records, key=lambda nr: nr[1]["resources"]["peak_memory_mib"])
-    disk = max((r for _, r in records), key=lambda r: r["timestamp"])["resources"]["disk_mib"]
+    disk = {folder: max(r["resources"]["disk_mib"][folder] for _, r in records)
+            for folder in ("environment", "cache", "runs")}
     return (f"Memory and disk: a notebook process peaked at {_size(peak['resources']['peak_memory_mib'])} "
-            f"(`{notebook}`); at the last table written, the environment took {_size(disk['environment'])}, "
+            f"(`{notebook}`); on disk, at most, the environment took {_size(disk['environment'])}, "
             f"the corpora and encoder cache with its downloads {_size(disk['cache'])} and the run cache "
             f"{_size(disk['runs'])}.")
 
