@@ -31,11 +31,11 @@ interleaved, under one fixed protocol:
 * Training: characters/s of the training step (forward, loss, backward, gradient clipping at
   1.0, fused AdamW, as ``train`` and a transformers ``Trainer`` use it) of AC-MTL, encoder+CRF
   and the reference on the same length-bucketed batches of MSRA training sentences, prepared
-  before timing for each (as ``train`` encodes once and a transformers user tokenises once), with
-  ``train_repeats`` timed passes rather than ``repeats``: one pass is 4 batches, and on a quiet 2-core
-  CPU the AC-MTL / reference ratio of single passes ranged from 0.65 to 0.87, enough to move a median
-  of 3 by several hundredths from one run to the next; the
-  reference's loss is its token-level cross-entropy.
+  before timing for each (as ``train`` encodes once and a transformers user tokenises once); the
+  reference's loss is its token-level cross-entropy. Training takes ``train_repeats`` timed passes,
+  more than inference's ``repeats``: one pass is 4 batches, and on a quiet 2-core CPU the AC-MTL /
+  reference ratio of single passes ranged from 0.65 to 0.87, enough to move a median of 3 by several
+  hundredths from one run to the next.
 * Latency: one 50-character sentence, ``NERPredictor.predict`` against the reference's
   tokenise-forward-argmax-map, p50 and p95 over ``latency_calls`` calls after 5 warm-up calls.
 * Hardware: the matrix-multiply throughput (GFLOP/s of a square matmul, timed in the same
@@ -93,7 +93,7 @@ AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}  # precision -> autoc
 class Protocol:
     sample_every: int  # every n-th MSRA test sentence
     repeats: int  # timed inference passes per model and precision (the median is reported)
-    train_repeats: int  # timed training passes: a pass is a few batches, and single passes vary by up to 25 %
+    train_repeats: int  # timed training passes (more than inference's: one pass is short and noisy)
     train_batches: int  # length-bucketed training batches per timed training pass
     train_batch_size: int
     latency_calls: int

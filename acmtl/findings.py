@@ -318,7 +318,7 @@ def resources_line(results: Path) -> str:
         return "Memory and disk: not recorded yet (the provenance of the next `./run_all.sh` records them)."
     notebook, peak = max(records, key=lambda nr: nr[1]["resources"]["peak_memory_mib"])
     disk = {folder: max(r["resources"]["disk_mib"][folder] for _, r in records)
-            for folder in ("environment", "cache", "runs")}
+            for folder in peak["resources"]["disk_mib"]}  # the folders acmtl.experiments.resources measures
     return (f"Memory and disk: a notebook process peaked at {_size(peak['resources']['peak_memory_mib'])} "
             f"(`{notebook}`); on disk, at most, the environment took {_size(disk['environment'])}, "
             f"the corpora and encoder cache with its downloads {_size(disk['cache'])} and the run cache "
