@@ -5,6 +5,9 @@ hyper-parameters as the reference (``paper``: the model as the paper's equations
 scored on the full official test set. For each seed the two runs' predictions on the same 4,620
 sentences give a paired difference with a bootstrap interval (:func:`acmtl.evaluate.paired_bootstrap`);
 :func:`paired_table` averages them over seeds.
+
+The same runs choose the default wiring, on the corpus' own dev split only: every contender is paired
+by seed with the current default (:func:`wiring_comparisons`) and :func:`chosen_wiring` states the rule.
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ VARIANTS: dict[str, Variant] = {
                                 "Eq. 3 read literally: C_max = max(C_3, C_5, C_7) instead of a concatenation"),
     "no_positions": Variant("acmtl", {**PAPER_WIRING, "positions": False},
                             "3: sinusoidal positions added on top of an encoder that already encodes position"),
+    "identity_start": Variant("acmtl", {**PAPER_WIRING, "cnn_block": "residual", "pool_size": 1,
+                                        "identity_start": True},
+                              "5: the residual block's added layers start as noise on the encoder's features "
+                              "(random W^O and W_c, positions on the identity path); here they start as the identity"),
     "encoder_crf": Variant("encoder_crf", {}, "the baseline: encoder + CRF, no pinyin (reference for pinyin)"),
     "encoder_pinyin_crf": Variant("encoder_pinyin_crf", {}, "4: pinyin features alone, on the baseline"),
 }
@@ -43,8 +50,13 @@ VARIANTS: dict[str, Variant] = {
 REFERENCES: dict[str, str] = {
     **{name: "paper" for name in ("pool_1", "residual_block", "residual_block_pool_3", "max_over_kernels",
                                   "no_positions", "encoder_crf")},
+    "identity_start": "residual_block",
     "encoder_pinyin_crf": "encoder_crf",
 }
+# A wiring becomes the default only with this many seeds paired with the current default's; fewer describe.
+MIN_SEEDS = 3
+DATACLASS_WIRING = "residual_block"  # ModelConfig's defaults: what a profile without a wiring of its own trains
+RULE_COLUMNS = ("dev_seeds", "dev_diff", "dev_ci_low", "dev_ci_high")  # see wiring_comparisons
 
 
 def variant_grid(grid: dict[str, tuple[int, ...]]) -> list[tuple[str, Variant, tuple[int, ...]]]:
@@ -60,10 +72,21 @@ def acmtl_wirings(verdicts: pd.DataFrame) -> pd.DataFrame:
     return verdicts[[VARIANTS[v].arch == "acmtl" for v in verdicts["variant"]]]
 
 
-def chosen_wiring(verdicts: pd.DataFrame) -> pd.Series:
-    """The AC-MTL variant with the best mean F1 on the corpus' own dev split (never a test split): its row."""
+def chosen_wiring(verdicts: pd.DataFrame, current: str) -> pd.Series:
+    """The rule that sets the default wiring, applied to the diagnosis table (``verdicts``), its row returned.
+
+    The ``current`` default stays unless an AC-MTL variant beats it on the corpus' own dev split (never a test
+    split) with at least :data:`MIN_SEEDS` seeds paired with it and a 95 % interval of the difference wholly above
+    0 (:func:`wiring_comparisons`); of several such, the largest mean difference wins. A lead inside the noise,
+    a row with fewer seeds, or a row without a paired interval never moves the default."""
     wirings = acmtl_wirings(verdicts)
-    return wirings.loc[wirings["corpus_dev_f1_mean"].idxmax()]
+    if current not in set(wirings["variant"]):
+        raise ValueError(f"the current wiring {current!r} has no row in the diagnosis table")
+    rule = wirings.reindex(columns=list(RULE_COLUMNS))  # NaN where a row has no paired interval: it cannot win
+    beats = (rule["dev_seeds"] >= MIN_SEEDS) & (rule["dev_ci_low"] > 0)
+    if not beats.any():
+        return wirings[wirings["variant"] == current].iloc[0]
+    return wirings.loc[rule.loc[beats, "dev_diff"].idxmax()]
 
 
 def diagnosis_runs(profile: str, grid: dict[str, tuple[int, ...]], *, size: int = 1000, corpus: str = "msra",
@@ -103,18 +126,49 @@ def paired_table(runs: pd.DataFrame, *, split: str = "full_test", n_resamples: i
     return pd.DataFrame(rows)
 
 
-def selection_scores(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per variant, the mean over its seeds of F1 on the corpus' own dev split (kept out of every subset, as
-    in tuning) and on the subset's dev split: what chooses the default wiring. A test set never does."""
-    from acmtl.evaluate import score
+def _corpus_dev(runs: pd.DataFrame) -> tuple[list[list[str]], dict[tuple[str, int], list[list[str]]]]:
+    """The corpus' own dev split (gold BIOES tags; the same sentences for every subset and seed) and each run's
+    predictions on it, by (variant, seed); computed once per run and kept in its folder."""
     from acmtl.runs import run_predictions, run_splits
 
-    rows = []
+    preds, gold = {}, None
     for run in runs.itertuples():
         dev = run_splits(run.corpus_spec, run.size, run.seed)[1]["corpus_dev"]
-        tags, _ = run_predictions(run.run_dir, [s.chars for s in dev])  # computed once, kept in the run folder
-        rows.append({"variant": run.variant, "corpus_dev_f1": score([list(s.tags) for s in dev], tags).f1,
-                     "subset_dev_f1": run.dev_f1})
+        gold = [list(s.tags) for s in dev]
+        preds[(run.variant, run.seed)] = run_predictions(run.run_dir, [s.chars for s in dev])[0]
+    return gold, preds
+
+
+def wiring_comparisons(runs: pd.DataFrame, current: str, *, n_resamples: int = 1000) -> pd.DataFrame:
+    """Every AC-MTL variant against the ``current`` default wiring on the corpus' own dev split, paired by seed:
+    the seeds both have (``dev_seeds``), the mean difference of F1 (``dev_diff``) and its 95 % interval
+    (``dev_ci_low``, ``dev_ci_high``), which resamples seeds and dev sentences together
+    (:func:`acmtl.evaluate.seed_paired_bootstrap`). What :func:`chosen_wiring` decides on."""
+    from acmtl.evaluate import seed_paired_bootstrap
+
+    wirings = runs[[VARIANTS[v].arch == "acmtl" for v in runs["variant"]]]
+    gold, preds = _corpus_dev(wirings)
+    rows = []
+    for variant in wirings["variant"].unique():
+        seeds = sorted({s for v, s in preds if v == variant} & {s for v, s in preds if v == current})
+        if variant == current or not seeds:
+            continue
+        pair = seed_paired_bootstrap(gold, [preds[(variant, s)] for s in seeds], [preds[(current, s)] for s in seeds],
+                                     n_resamples=n_resamples)
+        rows.append({"variant": variant, "dev_seeds": len(seeds), "dev_diff": pair["diff"],
+                     "dev_ci_low": pair["low"], "dev_ci_high": pair["high"]})
+    return pd.DataFrame(rows, columns=["variant", *RULE_COLUMNS])
+
+
+def selection_scores(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per variant, the mean over its seeds of F1 on the corpus' own dev split (kept out of every subset, as
+    in tuning) and on the subset's dev split: a description; the default wiring is chosen by :func:`chosen_wiring`
+    on paired seeds. A test set never takes part."""
+    from acmtl.evaluate import score
+
+    gold, preds = _corpus_dev(runs)
+    rows = [{"variant": run.variant, "corpus_dev_f1": score(gold, preds[(run.variant, run.seed)]).f1,
+             "subset_dev_f1": run.dev_f1} for run in runs.itertuples()]
     means = pd.DataFrame(rows).groupby("variant", sort=False).mean()
     return means.add_suffix("_mean").reset_index()
 
@@ -141,8 +195,9 @@ def summarize_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
 def run_diagnosis(profile: str, *, size: int = 1000, corpus: str = "msra",
                   progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The profile's diagnosis grid trained (or reused), paired and judged; writes ``table3_diagnosis_pairs``
-    (one row per variant and seed) and ``table3_diagnosis`` (one row per variant, with the dev scores that
-    choose the default wiring: :func:`selection_scores`) with provenance. Returns (pairs, verdicts)."""
+    (one row per variant and seed) and ``table3_diagnosis`` (one row per variant, with its dev scores and its
+    paired comparison with the current default wiring, which :func:`chosen_wiring` decides on) with provenance.
+    Returns (pairs, verdicts)."""
     import time
 
     from acmtl import experiments as ex
@@ -152,10 +207,13 @@ def run_diagnosis(profile: str, *, size: int = 1000, corpus: str = "msra",
     grid = get_profile(profile).diagnosis
     runs = diagnosis_runs(profile, grid, size=size, corpus=corpus, progress=progress)
     pairs = paired_table(runs)
-    verdicts = summarize_pairs(pairs).merge(selection_scores(runs), on="variant", how="outer")
+    current = get_profile(profile).wiring or DATACLASS_WIRING
+    verdicts = (summarize_pairs(pairs).merge(selection_scores(runs), on="variant", how="outer")
+                .merge(wiring_comparisons(runs, current), on="variant", how="left"))
     verdicts["verdict"] = verdicts["verdict"].fillna("reference")  # `paper` itself: compared, not judged
     verdicts = verdicts.set_index("variant").loc[[v for v in VARIANTS if v in set(verdicts["variant"])]].reset_index()
-    extra = {"variants": {v: VARIANTS[v].overrides for v in grid}, "seeds": grid, "size": size}
+    extra = {"variants": {v: VARIANTS[v].overrides for v in grid}, "seeds": grid, "size": size,
+             "current_wiring": current}
     corpora, seeds = list(runs["corpus_spec"].unique()), sorted(set(runs["seed"]))
     ex.write_table(pairs, "table3_diagnosis_pairs", profile, corpora=corpora, seeds=seeds, started=started,
                    extra={**extra, "runs": runs.to_dict("records")})

@@ -7,6 +7,7 @@ The forward pass, with the paper's equations and the tensor shapes (B sentences,
     E = concat(e_c, e_p)                                  (Eq. 9)    [B, T, D]   D = H + P
     X = E + PE(pos)                                       (Eq. 5)    [B, T, D]
     S = LN(X + MultiHead(X)), MultiHead = Concat(head_1..head_h) W^O (Eq. 4, 6, 7, 10, 12)
+    (identity_start: S = LN(E + MultiHead(E)) with PE in the queries and keys only, and W^O = W_c = 0 at the start)
     C_k = Conv1D_k(S) for k = 3, 5, 7, padding (f-1)/2    (Eq. 1-3)  [B, T, C] each
     S' = W_c [C_3; C_5; C_7]                              (Eq. 11)   [B, T, D]
     S'' = GELU(MaxPool1D(S + S'))          cnn_block="paper"    (Eq. 11 as printed)
@@ -40,10 +41,14 @@ Our choices where the paper is silent, all switchable in :class:`ModelConfig`:
   (``acmtl.tune``, ``results/tuning_msra_1000_acmtl.csv``), which sampled block, pooling, channels
   and main-task weight on the corpus' own dev split, ranked it first with pooling inside the branch
   (block "residual", pool 3, 256 channels), but it tried pool 1 only at poor learning rates.
-  Notebook 03's diagnosis (``results/table3_diagnosis.csv``) pairs each wiring with Eq. 11 on the
-  same seeds and settings; on the same dev split it ranks the block without pooling first, so that
-  is what the default profile trains (``Profile.wiring``) and the dataclass default below: block
-  "residual", pool 1.
+  Notebook 03's diagnosis (``results/table3_diagnosis.csv``) trains every contending wiring on the
+  same seeds and settings; the default (``Profile.wiring``; the dataclass defaults below: block
+  "residual", pool 1) changes only when a contender beats it on the corpus' dev split with a paired
+  95 % interval that excludes 0 (``acmtl.diagnosis.choose_wiring``);
+* ``identity_start``: the paper says nothing about initialisation. With it, W^O and W_c start at zero
+  and the positions reach only the attention's queries and keys, so the added layers start as the
+  identity on the pre-trained encoder's features (up to their LayerNorms) instead of as noise on them.
+  It is a contender of the diagnosis like any other wiring.
 """
 
 from __future__ import annotations
@@ -95,6 +100,10 @@ class ModelConfig:
     attention_heads: int = 8
     attention_residual: bool = True
     positions: bool = True  # add sinusoidal positions (Eq. 5) before the attention
+    # W^O and W_c start at zero and the positions feed only the attention's queries and keys, so every added layer
+    # starts as the identity on the encoder's features (zero-gamma residuals, Goyal et al. 2017; ReZero, 2020);
+    # False: random W^O and W_c with X = E + PE on the identity path, as the paper's equations print it
+    identity_start: bool = False
     cnn_kernels: tuple[int, ...] = (3, 5, 7)
     cnn_channels: int = 256  # per kernel size
     cnn_merge: Literal["concat", "max"] = "concat"  # [C_3; C_5; C_7], or Eq. 3's C_max = max(C_3, C_5, C_7)
@@ -144,21 +153,33 @@ def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
 class MultiHeadSelfAttention(nn.Module):
     """MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W^O with head_i = softmax(Q_i K_i^T / sqrt(d_k)) V_i."""
 
-    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+    def __init__(self, dim: int, heads: int, dropout: float, *, zero_output: bool = False) -> None:
         super().__init__()
         if dim % heads:
             raise ValueError(f"attention width {dim} is not divisible by {heads} heads")
         self.heads, self.head_dim = heads, dim // heads
         self.qkv = nn.Linear(dim, 3 * dim)  # W^Q, W^K, W^V in one matrix (Eq. 4)
         self.out = nn.Linear(dim, dim)  # W^O (Eq. 7)
+        if zero_output:  # the layer adds nothing until training says what to add (identity start)
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
         self.dropout = dropout
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor, need_weights: bool = False
+        self, x: torch.Tensor, mask: torch.Tensor, need_weights: bool = False, positions: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x [B, T, D], mask [B, T] -> output [B, T, D] and, if asked, attention weights [B, h, T, T]."""
+        """x [B, T, D], mask [B, T] -> output [B, T, D] and, if asked, attention weights [B, h, T, T].
+
+        ``positions`` [T, D], if given, is added to the input of the queries and keys only: where to look
+        depends on position, what is read (the values) does not."""
         b, t, d = x.shape
-        q, k, v = self.qkv(x).split(d, dim=2)  # 3 x [B, T, D]
+        if positions is None:
+            q, k, v = self.qkv(x).split(d, dim=2)  # 3 x [B, T, D]
+        else:
+            w_qk, w_v = self.qkv.weight.split([2 * d, d])
+            b_qk, b_v = self.qkv.bias.split([2 * d, d])
+            q, k = F.linear(x + positions, w_qk, b_qk).split(d, dim=2)  # 2 x [B, T, D]
+            v = F.linear(x, w_v, b_v)  # [B, T, D]
         q, k, v = (z.view(b, t, self.heads, self.head_dim).transpose(1, 2) for z in (q, k, v))  # [B, h, T, d_k]
         keys_on = mask[:, None, None, :]  # [B, 1, 1, T]: no attention to padding
         drop = self.dropout if self.training else 0.0
@@ -197,7 +218,7 @@ class MultiKernelCNN(nn.Module):
     """
 
     def __init__(self, dim: int, kernels: tuple[int, ...], channels: int, pool_size: int, *,
-                 block: str = "paper", merge: str = "concat", dropout: float = 0.0) -> None:
+                 block: str = "paper", merge: str = "concat", dropout: float = 0.0, zero_output: bool = False) -> None:
         super().__init__()
         for f in kernels:
             if f % 2 == 0:
@@ -210,6 +231,9 @@ class MultiKernelCNN(nn.Module):
         self.convs = nn.ModuleList(nn.Conv1d(dim, channels, f, padding=(f - 1) // 2) for f in kernels)
         merged = channels * len(kernels) if merge == "concat" else channels
         self.project = nn.Linear(merged, dim)  # W_c: merged maps back to D
+        if zero_output:  # S' = 0 at the start: the residual block passes S through (identity start)
+            nn.init.zeros_(self.project.weight)
+            nn.init.zeros_(self.project.bias)
         self.pool = SlidingMax(pool_size) if pool_size > 1 else None
         self.dropout = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(dim) if block == "residual" else None
@@ -235,21 +259,29 @@ class MultiKernelCNN(nn.Module):
 
 
 class AttentionCNNBlock(nn.Module):
-    """X = E + PE; S = LN(X + MultiHead(X)); S'' = CNN(S). Either part can be switched off (Table 3)."""
+    """X = E + PE; S = LN(X + MultiHead(X)); S'' = CNN(S). Either part can be switched off (Table 3).
+
+    identity_start: S = LN(E + MultiHead(E; positions in Q and K only)), W^O = W_c = 0 at the start, so the block
+    begins as S'' = LN(LN(E)) and learns what to add to the encoder's features instead of first undoing noise."""
 
     def __init__(self, cfg: ModelConfig, dim: int) -> None:
         super().__init__()
         self.cfg = cfg
-        self.attention = MultiHeadSelfAttention(dim, cfg.attention_heads, cfg.dropout) if cfg.use_attention else None
+        zero = cfg.identity_start
+        self.attention = (MultiHeadSelfAttention(dim, cfg.attention_heads, cfg.dropout, zero_output=zero)
+                          if cfg.use_attention else None)
         self.attention_norm = nn.LayerNorm(dim) if cfg.use_attention else None
         self.cnn = (MultiKernelCNN(dim, cfg.cnn_kernels, cfg.cnn_channels, cfg.pool_size, block=cfg.cnn_block,
-                                   merge=cfg.cnn_merge, dropout=cfg.dropout) if cfg.use_cnn else None)
+                                   merge=cfg.cnn_merge, dropout=cfg.dropout, zero_output=zero)
+                    if cfg.use_cnn else None)
 
     def forward(self, e: torch.Tensor, mask: torch.Tensor, need_weights: bool = False):
         s, weights = e, None
         if self.attention is not None:
-            x = e + sinusoidal_positions(e.shape[1], e.shape[2]).to(e) if self.cfg.positions else e  # Eq. 5
-            a, weights = self.attention(x, mask, need_weights)
+            pe = sinusoidal_positions(e.shape[1], e.shape[2]).to(e) if self.cfg.positions else None  # Eq. 5
+            start = self.cfg.identity_start  # positions steer the attention; the identity path carries E alone
+            x = e if pe is None or start else e + pe
+            a, weights = self.attention(x, mask, need_weights, positions=pe if start else None)
             s = self.attention_norm(x + a if self.cfg.attention_residual else a)  # Add & Norm
         if self.cnn is not None:
             s = self.cnn(s, mask)

@@ -77,28 +77,79 @@ def test_selection_uses_the_corpus_dev_split(tmp_path, tiny_corpus_dir, monkeypa
     assert all(texts == [s.chars for s in dev] for texts in seen)  # the dev split, not test
 
 
-def test_the_wiring_is_chosen_among_acmtl_variants_on_dev_f1_alone():
-    """A baseline's dev F1 never wins, and no test score takes part."""
-    table = pd.DataFrame({"variant": ["encoder_crf", "paper", "residual_block", "pool_1"],
-                          "corpus_dev_f1_mean": [0.9, 0.7, 0.8, 0.75], "f1_mean": [0.9, 0.99, 0.1, 0.5]})
-    assert chosen_wiring(table).variant == "residual_block"
+def _rule_table(**rows) -> pd.DataFrame:
+    """A diagnosis table: variant -> (dev_seeds, dev_diff, dev_ci_low, dev_ci_high, f1_mean on the full test)."""
+    return pd.DataFrame([{"variant": v, "dev_seeds": n, "dev_diff": d, "dev_ci_low": lo, "dev_ci_high": hi,
+                          "f1_mean": test, "corpus_dev_f1_mean": 0.7 + (d or 0)}
+                         for v, (n, d, lo, hi, test) in rows.items()])
 
 
-def test_the_default_wiring_is_the_one_dev_f1_chose():
-    """Profile.wiring names the AC-MTL variant of the committed diagnosis with the best F1 on the corpus' own dev
-    split (never a test split), and every architecture that borrows AC-MTL's settings gets it."""
+def test_a_contender_that_beats_the_default_on_dev_becomes_the_default():
+    table = _rule_table(residual_block=(None, None, None, None, 0.70), paper=(3, -0.02, -0.03, -0.01, 0.69),
+                        identity_start=(3, 0.03, 0.01, 0.05, 0.71), max_over_kernels=(3, 0.01, 0.002, 0.02, 0.72))
+    assert chosen_wiring(table, "residual_block").variant == "identity_start"  # two beat it: the larger lead wins
+
+
+@pytest.mark.parametrize(("row", "why"), [
+    ((1, 0.05, 0.02, 0.08, 0.9), "a 1-seed variant cannot win, however large its lead"),
+    ((2, 0.05, 0.02, 0.08, 0.9), "two seeds are still too few"),
+    ((3, 0.006, -0.001, 0.013, 0.9), "a lead inside the noise (interval includes 0) cannot flip the default"),
+    ((None, None, None, None, 0.9), "a row without a paired dev interval (a pre-rule table) cannot win"),
+])
+def test_the_default_stays_unless_beaten_outside_the_noise(row, why):
+    table = _rule_table(residual_block=(None, None, None, None, 0.70), max_over_kernels=row)
+    assert chosen_wiring(table, "residual_block").variant == "residual_block", why
+
+
+def test_the_wiring_is_chosen_among_acmtl_variants_on_dev_alone():
+    """A baseline never wins, and no test score takes part: the full test would pick another wiring."""
+    table = _rule_table(residual_block=(None, None, None, None, 0.70), encoder_crf=(3, 0.09, 0.05, 0.12, 0.95),
+                        pool_1=(3, 0.02, 0.01, 0.03, 0.60), no_positions=(3, -0.01, -0.02, 0.00, 0.99))
+    assert chosen_wiring(table, "residual_block").variant == "pool_1"
+    with pytest.raises(ValueError, match="no row"):
+        chosen_wiring(table, "max_over_kernels")
+
+
+def test_wiring_comparisons_pair_each_variant_with_the_default_by_seed(tmp_path, tiny_corpus_dir, monkeypatch):
+    """dev_seeds counts the seeds both have, and the interval is on the corpus' own dev split."""
+    import acmtl.runs
+    from acmtl.diagnosis import wiring_comparisons
+
+    spec = f"tiny={tiny_corpus_dir}"
+    dev = load_corpus(spec).splits["dev"]
+
+    def fake_predictions(run_dir, texts, **kwargs):
+        assert [tuple(t) for t in texts] == [tuple(s.chars) for s in dev]
+        right = str(run_dir).endswith("good")
+        return [list(s.tags) if right else ["O"] * len(s.chars) for s in dev], 0.0
+
+    monkeypatch.setattr(acmtl.runs, "run_predictions", fake_predictions)
+    grid = {"residual_block": (0, 1, 2), "identity_start": (0, 1, 2), "pool_1": (1,), "encoder_crf": (0, 1, 2)}
+    runs = pd.DataFrame([{"variant": v, "seed": seed, "corpus_spec": spec, "size": None, "dev_f1": 0.5,
+                          "run_dir": str(tmp_path / f"{v}-{seed}-{'good' if v == 'identity_start' else 'bad'}")}
+                         for v, seeds in grid.items() for seed in seeds])
+    table = wiring_comparisons(runs, "residual_block", n_resamples=200).set_index("variant")
+    assert set(table.index) == {"identity_start", "pool_1"}  # AC-MTL variants only, the default not with itself
+    assert table.loc["identity_start", "dev_seeds"] == 3 and table.loc["pool_1", "dev_seeds"] == 1
+    assert table.loc["identity_start", "dev_diff"] == 1.0 and table.loc["identity_start", "dev_ci_low"] == 1.0
+
+
+def test_the_default_wiring_is_the_one_the_rule_keeps():
+    """Profile.wiring is what chosen_wiring decides on the committed diagnosis (paired seeds on the corpus' own
+    dev split, never a test split), computed against that same default, and every architecture that borrows
+    AC-MTL's settings and has a block to wire gets it."""
     from pathlib import Path
 
     from acmtl.config import get_profile
-    from acmtl.train import TrainConfig
 
     prof = get_profile("default")
-    table = pd.read_csv(Path(__file__).resolve().parents[1] / "results" / "table3_diagnosis.csv")
-    best = chosen_wiring(table).variant
+    results = Path(__file__).resolve().parents[1] / "results"
+    table = pd.read_csv(results / "table3_diagnosis.csv")
+    extra = json.loads((results / "table3_diagnosis.provenance.json").read_text())["extra"]
+    assert extra.get("current_wiring", prof.wiring) == prof.wiring  # (tables from before the rule did not say)
+    best = chosen_wiring(table, prof.wiring).variant
     assert prof.wiring == best
-    for arch in ("acmtl", "bert_cnn", "bert_mhsa_cnn"):
+    for arch in ("acmtl", "bert_cnn", "bert_mhsa", "bert_mhsa_cnn"):
         model_settings = prof.tuned_settings(arch)[1]
         assert {k: model_settings[k] for k in VARIANTS[best].overrides} == VARIANTS[best].overrides, arch
     assert "pool_size" not in prof.tuned_settings("encoder_crf")[1]
-    assert prof.tuned_settings("bert_mhsa")[1] == {k: v for k, v in prof.tuned["acmtl"].items()  # no CNN: no wiring
-                                                   if k not in TrainConfig.__dataclass_fields__}

@@ -77,3 +77,16 @@ def test_only_figure8s_runs_score_their_test_split_each_epoch() -> None:
     assert not ex.run_spec("default", "msra", "bert_mhsa_cnn", size, seed).train.test_curve  # Table 3: not plotted
     plan = ex.planned_runs("default")
     assert sum(spec.train.test_curve for spec in plan.values()) == 2 * len(ex.TABLE2_ARCHS)  # MSRA and Resume
+
+
+@pytest.mark.parametrize("profile", ["smoke", "default"])
+def test_early_stopping_is_protocol_the_same_for_every_run(profile) -> None:
+    """One patience and one epoch cap for every model at every size and in every table of a profile, and never a
+    tuned knob: no search space holds them."""
+    from acmtl.tune import search_space
+
+    specs = [*ex.planned_runs(profile).values(),
+             *(ex.run_spec(profile, "msra", arch, size, seed)
+               for arch in ex.TABLE2_ARCHS for size in (200, 1000, 3000) for seed in (0, 1))]
+    assert len({(spec.train.patience, spec.train.epochs) for spec in specs}) == 1
+    assert not any({"patience", "epochs"} & set(search_space(arch)) for arch in ex.TABLE2_ARCHS)

@@ -138,11 +138,11 @@ def test_auxiliary_labels_are_derived_from_bioes_tags():
     assert type_labels(ids, TAGS).tolist() == [[0, 2, 2, 2, 1]]  # O, LOC, PER
 
 
-def bilstm_model(arch: str) -> ACMTL:
+def bilstm_model(arch: str, **overrides) -> ACMTL:
     """Small models with the BiLSTM encoder, so every switch can be checked without loading BERT."""
     torch.manual_seed(0)
     cfg = ModelConfig.for_architecture(arch, TAGS, vocab_size=50, char_dim=16, lstm_hidden=16,
-                                       syllable_dim=8, tone_dim=8, cnn_channels=8, attention_heads=4)
+                                       syllable_dim=8, tone_dim=8, cnn_channels=8, attention_heads=4, **overrides)
     return ACMTL(cfg, BiLSTMCharEncoder(50, 16, 16))
 
 
@@ -226,3 +226,48 @@ def test_config_round_trip_and_unknown_fields():
         ModelConfig.from_dict({**cfg.to_dict(), "bogus": 1})
     with pytest.raises(ValueError, match="unknown architecture"):
         ModelConfig.for_architecture("transformer-xl", TAGS)
+
+
+BLOCK_ARCHS = [a for a, switches in ARCHITECTURES.items() if switches["use_attention"] or switches["use_cnn"]]
+
+
+@pytest.mark.parametrize("arch", BLOCK_ARCHS)
+def test_identity_start_passes_the_encoders_features_through(arch):
+    """With identity_start every block AC-MTL and the Table 3 models add between the encoder and the CRF starts
+    as the identity up to its LayerNorms (post-norm): S'' = LN_cnn(LN_att(E)) for any input, positions included."""
+    model = bilstm_model(arch, identity_start=True, cnn_block="residual", pool_size=3).eval()
+    chars, syllables, tones, mask, _ = random_batch()
+    e = model.embed(chars, syllables, tones, mask)
+    for block in model.blocks:
+        expected = e
+        if block.attention_norm is not None:
+            expected = block.attention_norm(expected)
+        if block.cnn is not None:
+            expected = block.cnn.norm(expected).masked_fill(~mask.unsqueeze(2), 0.0)
+        out, _ = block(e, mask)
+        assert torch.allclose(out[mask], expected[mask], atol=1e-6), arch
+
+
+def test_without_identity_start_the_added_layers_start_as_noise():
+    """The paper's initialisation (the switch off): the same block changes the encoder's features at the start."""
+    model = bilstm_model("acmtl", cnn_block="residual").eval()
+    chars, syllables, tones, mask, _ = random_batch()
+    e = model.embed(chars, syllables, tones, mask)
+    block = model.blocks[0]
+    out, _ = block(e, mask)
+    assert not torch.allclose(out[mask], block.cnn.norm(block.attention_norm(e))[mask], atol=1e-3)
+
+
+def test_identity_start_positions_reach_only_queries_and_keys():
+    """Positions move the attention weights but never the values, and a zero W^O adds nothing."""
+    torch.manual_seed(0)
+    attn = MultiHeadSelfAttention(dim=16, heads=4, dropout=0.0, zero_output=True).eval()
+    x, mask = torch.randn(2, 5, 16), torch.ones(2, 5, dtype=torch.bool)
+    out, with_pe = attn(x, mask, need_weights=True, positions=sinusoidal_positions(5, 16))
+    _, without = attn(x, mask, need_weights=True)
+    assert torch.equal(out, torch.zeros_like(out)) and not torch.allclose(with_pe, without)
+    with torch.no_grad():  # with W^O = I the output is the weighted values of x itself, not of x + PE
+        attn.out.weight.copy_(torch.eye(16))
+        out, weights = attn(x, mask, need_weights=True, positions=sinusoidal_positions(5, 16))
+    v = torch.nn.functional.linear(x, attn.qkv.weight[32:], attn.qkv.bias[32:]).view(2, 5, 4, 4).transpose(1, 2)
+    assert torch.allclose(out, (weights @ v).transpose(1, 2).reshape(2, 5, 16), atol=1e-5)

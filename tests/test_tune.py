@@ -63,7 +63,7 @@ def test_saved_values_read_back_as_their_choices():
     pool = search_space("acmtl")["pool_size"]
     assert _native(3.0, pool) == 3 and isinstance(_native("3", pool), int)  # a CSV column with gaps holds floats
     assert _native("paper", search_space("acmtl")["cnn_block"]) == "paper"
-    assert isinstance(_native(4.0, search_space("acmtl")["patience"]), int)
+    assert isinstance(_native(256.0, search_space("acmtl")["cnn_channels"]), int)
     with pytest.raises(ValueError, match="choices"):
         _native(5, pool)
 
