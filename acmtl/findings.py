@@ -8,7 +8,7 @@ typed by hand anywhere.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +19,7 @@ from acmtl.config import get_profile
 from acmtl.evaluate import is_missing
 from acmtl.experiments import ARCH_LABELS, PAPER_MODELS, corpus_label
 from acmtl.figures import read
+from acmtl.verdicts import interval_side, t_interval
 
 
 def _pct(x) -> str:
@@ -114,25 +115,42 @@ def figure6(results: Path) -> list[str]:
 
 # AC-MTL built up from its baseline one component at a time, as Table 3's rows do.
 BUILD_UP = ("encoder_crf", "bert_mhsa", "bert_mhsa_cnn", "acmtl")
+EFFECT = {-1: "lowers F1", 1: "raises F1", 0: "within the seed noise"}
 
 
-def build_up(table: pd.DataFrame) -> str:
-    """Where AC-MTL's F1 goes (``table``: Table 3's rows): the full-test F1 of each step from encoder+CRF to
-    AC-MTL, and whether every step lowers it, raises it, or the steps go both ways."""
+def step_effect(differences: Sequence[float]) -> tuple[str, int]:
+    """One step's per-seed paired F1 differences (points) as "mean [low, high]", and which way it moves F1: -1 or
+    +1 only where the 95 % interval excludes 0 (the verdicts' rule; one seed has none), 0 within the seed noise."""
+    mean, low, high = t_interval(differences)
+    text = f"{mean:+.2f}" if len(differences) < 2 else f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]"
+    return text, interval_side(low, high)
+
+
+def build_up(table: pd.DataFrame, runs: pd.DataFrame) -> str:
+    """Where AC-MTL's F1 goes (``table``: Table 3's rows; ``runs``: their per-run records): the full-test F1 of
+    each step from encoder+CRF to AC-MTL, each step's paired difference over seeds with its 95 % interval, and
+    "lowers" or "raises" only for a step whose interval says so."""
     f1 = table.set_index("arch")["full_test_f1_mean"].reindex(list(BUILD_UP)).dropna()
-    steps = f1.diff().dropna()
-    trend = ("every component added on top of the encoder lowers F1" if (steps < 0).all() else
-             "every component added on top of the encoder raises F1" if (steps > 0).all() else
-             "the components added on top of the encoder move F1 both ways")
-    chain = " → ".join(f"{ARCH_LABELS[arch]} {100 * value:.2f}" for arch, value in f1.items())
+    by_seed = 100 * runs.pivot_table(index="seed", columns="arch", values="full_test_f1")
+    chain, sides = [f"{ARCH_LABELS[f1.index[0]]} {100 * f1.iloc[0]:.2f}"], []
+    for before, after in zip(f1.index, f1.index[1:]):
+        text, side = step_effect(list((by_seed[after] - by_seed[before]).dropna()))
+        chain.append(f"{ARCH_LABELS[after]} {100 * f1[after]:.2f} ({text}, {EFFECT[side]})")
+        sides.append(side)
+    moved = sum(side != 0 for side in sides)
+    trend = (f"every component added on top of the encoder {EFFECT[sides[0]]}" if moved == len(sides) and
+             len(set(sides)) == 1 else
+             f"{moved} of the {len(sides)} components added on top of the encoder "
+             f"move{'s' * (moved == 1)} F1 beyond the seed noise")
     return (f"**From encoder+CRF to AC-MTL** (full test, MSRA-{int(table['size'].iloc[0]):,}, "
-            f"{int(table['seeds'].min())} seeds): {trend}: {chain}.")
+            f"{int(table['seeds'].min())} seeds; each step paired by seed, with its 95 % interval): {trend}: "
+            + " → ".join(chain) + ".")
 
 
 def table3(results: Path) -> list[str]:
     steps, record = read(results, "table3_ablation_steps")
-    table, _ = read(results, "table3_ablation")
-    lines = [f"* {build_up(table)}"]
+    table, ablation = read(results, "table3_ablation")
+    lines = [f"* {build_up(table, pd.DataFrame(ablation['extra']['runs']))}"]
     steps = steps.sort_values("component", key=lambda c: c != "multi-task learning", kind="stable")  # the paper's point
     for _, r in steps.iterrows():  # not itertuples: "with" is a keyword
         paper = f"the paper: {r.paper_difference:+.2f}" if pd.notna(r.paper_difference) else "not in the paper"

@@ -198,31 +198,54 @@ def test_resources_line_reads_the_provenance(tmp_path):
         "environment took 1.9 GiB, the corpora and encoder cache with its downloads 379 MiB and the run cache 1.8 GiB.")
 
 
-def test_the_build_up_finding_follows_table3():
-    """Table 3's first finding walks encoder+CRF -> +MHSA -> +CNN -> AC-MTL on the full test and says which way F1
-    moves, computed from the rows: a planted rise at one step must turn "lowers" into "both ways"."""
+def _build_up(per_seed: dict[str, list[float]]) -> str:
+    """Table 3's first finding for full-test F1s (fractions) given per architecture and seed."""
     from acmtl.findings import build_up
 
-    table = pd.DataFrame({"arch": ["acmtl", "bert_mhsa_cnn", "bert_mhsa", "encoder_crf", "bert_cnn"],
-                          "full_test_f1_mean": [0.70, 0.72, 0.74, 0.75, 0.60], "size": 1000, "seeds": 2})
-    line = build_up(table)
+    runs = pd.DataFrame([{"arch": arch, "seed": seed, "full_test_f1": f1} for arch, values in per_seed.items()
+                         for seed, f1 in enumerate(values)])
+    table = runs.groupby("arch", sort=False)["full_test_f1"].agg(full_test_f1_mean="mean", seeds="size")
+    return build_up(table.reset_index().assign(size=1000), runs)
+
+
+def test_the_build_up_finding_follows_table3():
+    """Table 3's first finding walks encoder+CRF -> +MHSA -> +CNN -> AC-MTL on the full test and says "lowers" only
+    where a step's paired interval over seeds lies below 0: a step whose seeds disagree (the multi-task step, +0.18
+    and -0.72) lowers nothing."""
+    falling = {"encoder_crf": [0.75, 0.76, 0.74], "bert_mhsa": [0.74, 0.75, 0.73], "bert_mhsa_cnn": [0.72, 0.73, 0.71],
+               "acmtl": [0.70, 0.71, 0.69], "bert_cnn": [0.60, 0.61, 0.62]}
+    line = _build_up(falling)
     assert "every component added on top of the encoder lowers F1" in line
-    assert line.endswith("RoBERTa-CRF (m3e-small) 75.00 → BERT+MHSA 74.00 → BERT+MHSA+CNN 72.00 → AC-MTL 70.00.")
-    assert "MSRA-1,000, 2 seeds" in line
-    table.loc[table["arch"] == "bert_mhsa_cnn", "full_test_f1_mean"] = 0.76
-    assert "both ways" in build_up(table)
+    assert line.endswith("RoBERTa-CRF (m3e-small) 75.00 → BERT+MHSA 74.00 (-1.00 [-1.00, -1.00], lowers F1) → "
+                         "BERT+MHSA+CNN 72.00 (-2.00 [-2.00, -2.00], lowers F1) → AC-MTL 70.00 (-2.00 [-2.00, -2.00], "
+                         "lowers F1).")
+    assert "MSRA-1,000, 3 seeds" in line
+    line = _build_up({"encoder_crf": [0.76, 0.77], "bert_mhsa": [0.75, 0.76], "bert_mhsa_cnn": [0.72, 0.73],
+                      "acmtl": [0.7218, 0.7228]})  # the last step: +0.18 and -0.72
+    assert line.endswith("AC-MTL 72.23 (-0.27 [-5.99, +5.45], within the seed noise).")
+    assert "2 of the 3 components added on top of the encoder move F1 beyond the seed noise" in line
 
 
-def test_a_notebook_time_counts_every_table_it_writes():
+def test_a_notebook_time_counts_every_table_it_writes(tmp_path):
     """A notebook's time in the README is the latest of its tables' clocks: a table left out of NOTEBOOK_TABLES
-    (the diagnosis once was) makes the notebook look minutes faster than it ran. Only `acmtl report` and
-    `acmtl tune` write tables of their own."""
-    from acmtl.findings import NOTEBOOK_TABLES
+    (the diagnosis once was), or the earliest clock taken for the latest, makes the notebook look minutes faster than
+    it ran. Only `acmtl report` and `acmtl tune` write tables of their own."""
+    import json
+
+    from acmtl.findings import NOTEBOOK_TABLES, timings
 
     listed = {t for tables in NOTEBOOK_TABLES.values() for t in tables}
     written = {p.name.removesuffix(".provenance.json") for p in (ROOT / "results").glob("*.provenance.json")}
     by_commands = {"claims_verdict"} | {t for t in written if re.fullmatch(r"tuning_[a-z]+_\d+_\w+", t)}
     assert written - by_commands == listed
+    tables = NOTEBOOK_TABLES["03_ablation"]
+    clocks = {table: 64.0 if table == tables[1] else 20.0 for table in tables}  # the latest neither first nor last
+    for table, seconds in clocks.items():
+        pd.DataFrame({"x": [1]}).to_csv(tmp_path / f"{table}.csv", index=False)
+        record = {"profile": "default", "wall_seconds": seconds, "timestamp": "2026-01-01T00:00:00+00:00",
+                  "device": {"cpu": "a CPU", "cpu_count": 2}}
+        (tmp_path / f"{table}.provenance.json").write_text(json.dumps(record))
+    assert timings(tmp_path).set_index("notebook").loc["03_ablation", "wall_seconds"] == 64.0
 
 
 def test_training_line_counts_each_run_once(tmp_path):

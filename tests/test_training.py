@@ -203,15 +203,22 @@ def test_run_cache_trains_once(tiny_corpus_dir, tiny_encoder_dir, tmp_path):
     assert ensure_run(other, progress=False, root=tmp_path) != first
 
 
+# The modules whose code decides what a run computes (the network, its CRF, its batches, its training, scoring and
+# decoding, the encoder and tokenizer, the pinyin features and the splits): written out here, not read from
+# acmtl.runs, so a module dropped from RUN_DEFINING_MODULES fails below instead of passing unchecked.
+DEFINE_A_RUN = ("model.py", "crf.py", "features.py", "train.py", "checkpoint.py", "encoders.py", "predict.py",
+                "evaluate.py", "data/pinyin.py", "data/splits.py")
+
+
 def test_run_key_follows_the_code_not_its_comments(monkeypatch, tmp_path):
-    """A change to the code of a run-defining module gives new run keys; a comment or docstring does not."""
+    """A change to the code of each run-defining module gives new run keys; a comment or docstring does not."""
+    import shutil
+
     import acmtl
     import acmtl.runs as runs
 
     package = tmp_path / "acmtl"
-    for name in runs.RUN_DEFINING_MODULES:
-        (package / name).parent.mkdir(parents=True, exist_ok=True)
-        (package / name).write_text((Path(acmtl.__file__).parent / name).read_text())
+    shutil.copytree(Path(acmtl.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(acmtl, "__file__", str(package / "__init__.py"))
     monkeypatch.setattr(runs, "code_digest", runs.code_digest.__wrapped__)  # uncached: the files change below
     before = runs.code_digest()
@@ -221,6 +228,15 @@ def test_run_key_follows_the_code_not_its_comments(monkeypatch, tmp_path):
     assert runs.code_digest() == before
     train_py.write_text(source.replace("grad_clip: float = 1.0", "grad_clip: float = 5.0"))
     assert runs.code_digest() != before
+    train_py.write_text(source)
+    unkeyed = []
+    for name in DEFINE_A_RUN:
+        module = package / name
+        source = module.read_text()
+        module.write_text(source + "\n_CHANGED = 1\n")  # a line of code, not a comment
+        unkeyed += [name] if runs.code_digest() == before else []
+        module.write_text(source)
+    assert not unkeyed, f"a code change here keeps the old run key: {unkeyed}"
 
 
 def test_run_predictions_are_computed_once(tiny_corpus_dir, tiny_encoder_dir, tmp_path, monkeypatch):
