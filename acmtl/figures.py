@@ -42,7 +42,8 @@ def _below_legend(fig: Figure, handles, labels, ncol: int) -> None:
 
 def table2_performance(results: Path) -> Figure:
     """F1 by subset size per corpus: the subset's test split (the paper's protocol, its Table 2 as hollow markers
-    beside MSRA only) and the full official test set (published results as grey bands); one 0-100 scale."""
+    beside MSRA only) and the full official test set (published results in a column of their own); one 0-100
+    scale."""
     table, record = read(results, "table2_performance")
     anchors, _ = read(results, "table2_anchors")
     measured = table[table["status"] == "measured"]
@@ -55,12 +56,11 @@ def table2_performance(results: Path) -> Figure:
         plots.f1_by_size(row[1], part, metric="full_test_f1", archs=archs)
         shown = anchors[(anchors["corpus"] == corpus.partition("=")[0])
                         & anchors["system"].str.startswith(("BiLSTM-CRF", "BERT + CRF", "Boundary Smoothing"))]
+        plots.published_column(row[1], shown, x=part["size"].nunique())
         names = [f"{a.system}: {a.anchor_f1_text}" for a in shown.itertuples()]
-        for shade, a, name in zip((0.88, 0.75, 0.5), shown.itertuples(), names):
-            plots.anchor_band(row[1], a.anchor_f1_low, a.anchor_f1_high, name, shade=shade)
         handles = [h for h, text in zip(*row[1].get_legend_handles_labels()) if text in names]
         if handles:
-            row[1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7,
+            row[1].legend(handles, names, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7,
                           title="published (full training set)", title_fontsize=7)
         label = corpus_label(corpus)
         row[0].set_title(f"{label}\nsubset test split", fontsize=10)
@@ -69,13 +69,14 @@ def table2_performance(results: Path) -> Figure:
             ax.set_ylim(0, 101)  # one scale for every panel: no axis starts above 0
     fig.suptitle(f"Table 2 reproduced ({record['encoder']}, profile {record['profile']})")
     fig.tight_layout()
-    _below_legend(fig, *plots.paper_handles(axes[0][0]), ncol=4)
+    _below_legend(fig, *plots.legend_entries(*axes[:, 0]), ncol=3)
     return fig
 
 
 # -- Figure 6 --------------------------------------------------------------------------------------
 
 BASE_SIZE_COLORS = {"acmtl_bert_base": "acmtl", "encoder_crf_bert_base": "encoder_crf", "xlnet_crf_base": "xlnet_crf"}
+PRECISION_MARKERS = ("o", "s", "^")  # speed per precision: a shape, not a colour (colour is the model)
 
 
 def figure6_speed_params(results: Path) -> Figure:
@@ -97,23 +98,28 @@ def figure6_speed_params(results: Path) -> Figure:
     ax_params.set_xlabel("parameters (millions)")
     ax_params.set_title("(a) parameters (hatched: BERT-base size)")
 
+    # points, not bars: speeds span two decades, so the axis is logarithmic and a bar's length would mean nothing
     speed = order[order["measured_on"] == "this machine"].reset_index(drop=True)  # (a)'s order
-    width = 0.8 / len(precisions)
-    for k, p in enumerate(precisions):
-        ax_speed.barh([i + k * width for i in range(len(speed))], speed[f"tokens_per_s_{p}"], width,
-                      color=colour(speed["model"]), alpha=1.0 - 0.45 * k, label=p, edgecolor="white")
+    shifts = np.linspace(-0.18, 0.18, len(precisions)) if len(precisions) > 1 else [0.0]
+    for p, shift, marker in zip(precisions, shifts, PRECISION_MARKERS):
+        ax_speed.scatter(speed[f"tokens_per_s_{p}"], np.arange(len(speed)) + shift, marker=marker,
+                         c=colour(speed["model"]), s=36, zorder=3)
     for i, (name, value) in enumerate(zip(speed["model"], speed["paper_tokens_per_s"])):
         if pd.notna(value):
-            plots.paper_marker(ax_speed, value, i, BASE_SIZE_COLORS.get(name, name), label_text="the paper (V100)")
+            plots.paper_marker(ax_speed, value, i, BASE_SIZE_COLORS.get(name, name))
     ax_speed.set_xscale("log")
-    ax_speed.set_yticks([i + width * (len(precisions) - 1) / 2 for i in range(len(speed))], speed["label"],
-                        fontsize=7.5)
+    ax_speed.set_yticks(range(len(speed)), speed["label"], fontsize=7.5)
     device = "GPU" if record["device"].get("gpu") else "CPU"
-    ax_speed.set_xlabel(f"characters tagged per second on the {device} (log scale)")
-    ax_speed.set_title(f"(b) inference speed; pale bars: {', '.join(precisions[1:]) or 'none'}")
+    paper_device = ", ".join(table["paper_device"].dropna().unique())
+    ax_speed.set_xlabel(f"characters tagged per second (log scale)\nthis machine's {device}; the paper: {paper_device}")
+    ax_speed.set_title("(b) inference speed")
     fig.suptitle(f"Figure 6 measured: {table['device'].dropna().iloc[0]}", fontsize=9)
     fig.tight_layout()
-    _below_legend(fig, *plots.paper_handles(ax_speed), ncol=4)
+    # the precisions in grey: the model colours belong to the models
+    shapes = [mpl.lines.Line2D([], [], marker=m, linestyle="none", color="0.35", label=f"measured, {p}")
+              for p, m in zip(precisions, PRECISION_MARKERS)]
+    handles, labels = plots.legend_entries(ax_params, ax_speed)
+    _below_legend(fig, [*shapes, *handles], [*(h.get_label() for h in shapes), *labels], ncol=5)
     return fig
 
 
@@ -137,13 +143,13 @@ def table3_ablation(results: Path) -> Figure:
     fig.suptitle(f"Table 3 reproduced: {corpus_label(corpus)} ({record['encoder']}, profile {record['profile']});"
                  "\nbars: mean ± std over seeds", fontsize=10)
     fig.tight_layout()
-    _below_legend(fig, *plots.paper_handles(axes[0][0]), ncol=1)
+    _below_legend(fig, *plots.legend_entries(axes[0][0]), ncol=4)
     return fig
 
 
 # -- Figure 7 --------------------------------------------------------------------------------------
 
-TOKEN_GLOSSES = {"北京": "Beijing", "创新": "innovation"}  # the paper's words, for figures without a CJK font
+TOKEN_GLOSSES = {"北京": "Beijing", "创新": "innovation"}  # the paper's English words, beside the characters
 
 
 def figure7_attention(results: Path) -> Figure:
@@ -168,13 +174,15 @@ def figure7_attention(results: Path) -> Figure:
         ax.hlines(uniform, x - 0.45, x + 0.45, colors="black", linestyles="dotted", label="uniform attention",
                   zorder=3)
         ax.set_xticks(x, letters)  # each panel on its own scale: (b)'s longer sentences get lower scores
+        for bars in ax.containers:  # once the scale is final
+            plots.small_bar_values(ax, bars)
         token = part["token"].iloc[0]
-        word = f"{TOKEN_GLOSSES.get(token, token)} {token}" if plots.cjk_font() else TOKEN_GLOSSES.get(token, token)
-        ax.set(title=f"{panel}: attention score of '{word}'", xlabel="sentence",
+        gloss = f" ({TOKEN_GLOSSES[token]})" if token in TOKEN_GLOSSES else ""
+        ax.set(title=f"{panel}: attention received by {token}{gloss}", xlabel="sentence",
                ylabel="attention received (mean over heads and queries)")
     fig.suptitle(f"Attention scores, {record['profile']} profile", fontsize=10)
     fig.tight_layout()
-    _below_legend(fig, *plots.paper_handles(axes[0]), ncol=3)
+    _below_legend(fig, *plots.legend_entries(*axes), ncol=3)
     return fig
 
 
@@ -190,11 +198,13 @@ def _curves(ax, part: pd.DataFrame, paper: pd.DataFrame) -> None:
         best = run[run["selected"]]
         ax.plot(best["epoch"], 100 * best["test_f1"], "o", color=plots.color(arch), mec="black")
     last = int(part["epoch"].max())
-    for row in paper.itertuples():
-        plots.paper_marker(ax, last + 1, row.paper_final_f1, PAPER_ARCH.get(row.model, "reference"))
+    step = 0.04 * (last + 1)  # side by side: the paper's F1s lie within 2-3 points of each other
+    shifts = step * (np.arange(len(paper)) - (len(paper) - 1) / 2)
+    for row, shift in zip(paper.itertuples(), shifts):
+        plots.paper_marker(ax, last + 1 + shift, row.paper_final_f1, PAPER_ARCH.get(row.model, "reference"))
     ticks = list(range(1, last + 1, max(1, last // 6)))
     ax.set_xticks([*ticks, last + 1], [*map(str, ticks), "paper"])  # the paper's final F1s stand right of the curves
-    ax.set(xlabel="epoch", ylabel="entity F1 (%)", ylim=(0, 101))
+    ax.set(xlabel="epoch", ylabel="entity F1 (%)", ylim=(0, 101), xlim=(0.5, last + 1 + step * (len(paper) + 1) / 2))
 
 
 def figure8_robustness(results: Path) -> Figure:
@@ -209,8 +219,7 @@ def figure8_robustness(results: Path) -> Figure:
     _curves(axes[0], curves[curves["corpus"] == corpora[0]], paper[paper["context"].str.startswith("8(a)")])
     axes[0].set_title(f"(a) {corpus_label(corpora[0])}, {int(curves['size'].iloc[0])}-sentence subset")
     for arch, part in noise.groupby("arch", sort=False):
-        axes[1].plot(100 * part["realised_rate"], 100 * part["f1"], "o-", color=plots.color(arch),
-                     label=plots.label(arch))
+        axes[1].plot(100 * part["realised_rate"], 100 * part["f1"], "o-", color=plots.color(arch))
     for row in paper[paper["context"].str.startswith("8(b)")].itertuples():
         axes[1].axhline(row.paper_final_f1, color=plots.color(PAPER_ARCH.get(row.model, "reference")), ls=":",
                         label=f"the paper, {row.model} (noise rate not stated)")
@@ -222,13 +231,10 @@ def figure8_robustness(results: Path) -> Figure:
     fig.suptitle(f"Robustness, {record['profile']} profile; hollow markers at 'paper': the paper's final F1",
                  fontsize=10)
     fig.tight_layout()
-    handles, labels = axes[0].get_legend_handles_labels()
+    handles, labels = plots.legend_entries(*axes)
     selected = mpl.lines.Line2D([], [], marker="o", linestyle="none", color="0.4", mec="black",
                                 label="selected epoch (best dev F1)")
-    extra = [(h, t) for h, t in zip(*axes[1].get_legend_handles_labels()) if t.startswith("the paper")]
-    hollow_h, hollow_t = plots.paper_handles(axes[0])
-    _below_legend(fig, [*handles, selected, *(h for h, _ in extra), hollow_h[-1]],
-                  [*labels, selected.get_label(), *(t for _, t in extra), hollow_t[-1]], ncol=3)
+    _below_legend(fig, [*handles, selected], [*labels, selected.get_label()], ncol=3)
     return fig
 
 
@@ -258,13 +264,14 @@ def figure8_loss_parts(results: Path) -> Figure:
 
 
 def _type_labels(types: list[str]) -> list[str]:
-    """Entity type names: Chinese with a CJK font, else their English glosses."""
-    return types if plots.cjk_font() else [LEGAL_TYPE_GLOSSES.get(t, t) for t in types]
+    """Entity type names as the corpus writes them, in Chinese, with their English glosses."""
+    return [f"{t} ({LEGAL_TYPE_GLOSSES[t]})" if t in LEGAL_TYPE_GLOSSES else t for t in types]
 
 
 def figure9_legal_theme_river(results: Path) -> Figure:
-    """Theme rivers of legal entity types: (a) predicted and (b) gold on the held-out test part, (c) predicted
-    on the unlabelled case texts, per 1,000 characters (a long text would otherwise be a spike)."""
+    """Theme rivers of legal entity types, stacked from zero so the height is the number of mentions: (a) predicted
+    and (b) gold on the held-out test part, (c) predicted on the unlabelled case texts, per 1,000 characters (a long
+    text would otherwise be a spike)."""
     from acmtl.analysis import smooth_counts
 
     streams, record = read(results, "figure9_test_streams")
@@ -285,17 +292,18 @@ def figure9_legal_theme_river(results: Path) -> Figure:
     ylabels = (f"mentions per document\n(moving avg. of {window})", f"mentions per document\n(moving avg. of {window})",
                f"mentions per {PER_CHARACTERS:,} characters\n(moving avg. of {case_window})")
     for ax, stream, title, ylabel in zip(axes, smoothed, titles, ylabels):
-        ax.stackplot(stream.index, stream.T.to_numpy(), labels=labels, colors=colors, baseline="wiggle")
-        ax.set(title=title, ylabel=ylabel, xlim=(stream.index.min(), stream.index.max()))
-    axes[-1].set_xlabel("document (in corpus order)")
+        # baseline "zero", not a centred "wiggle": a centred stream puts negative counts on the axis
+        ax.stackplot(stream.index, stream.T.to_numpy(), labels=labels, colors=colors, baseline="zero")
+        ax.set(title=title, ylabel=ylabel, xlim=(stream.index.min(), stream.index.max()), ylim=(0, None),
+               xlabel="document (in corpus order)")
     top = max(s.sum(axis=1).max() for s in smoothed[:2])
     for ax in axes[:2]:
-        ax.set_ylim(-0.75 * top, 0.75 * top)  # the same scale for (a) and (b)
+        ax.set_ylim(0, 1.05 * top)  # the same scale for (a) and (b)
     handles, names = axes[0].get_legend_handles_labels()
     axes[0].legend(handles[::-1], names[::-1], loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
                    title="entity type\n(top band first)")  # listed in the order the bands are stacked
-    fig.suptitle(f"Theme rivers of legal entity types, {record['profile']} profile "
-                 "(streams centred: matplotlib baseline='wiggle')", fontsize=10)
+    fig.suptitle(f"Theme rivers of legal entity types, {record['profile']} profile (streams stacked from zero)",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -324,6 +332,59 @@ def figure10_error_analysis(results: Path) -> Figure:
     split = {"full_test": "official test set", "test": "subset test split"}.get(extra["split"], extra["split"])
     fig.suptitle(f"{plots.label(extra['arch'])} on the MSRA {split}: errors in {extra['misclassified']} "
                  f"misclassified sentences ({record['profile']} profile)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# -- Tuning (notebook 08): one figure pair per study, from its trial table -------------------------------------
+
+TRIAL_STATES = {"PRUNED": ("v", "0.45", "pruned (stopped early: no corpus-dev F1)"),
+                "FAIL": ("x", "#CC3311", "failed (no value)")}
+
+
+def tuning_history(table: pd.DataFrame, arch: str) -> Figure:
+    """Corpus-dev F1 of each complete trial and the best so far, at the trial numbers of ``table``
+    (``results/tuning_<study>.csv``); pruned and failed trials, which have no corpus-dev F1, in a strip below."""
+    table = table.sort_values("number")
+    complete = table[table["state"] == "COMPLETE"]
+    fig, axes = plots.new_figure(2, 1, width=6.0, height=1.9, sharex=True, gridspec_kw={"height_ratios": [5, 1]})
+    ax, strip = axes[:, 0]
+    ax.plot(complete["number"], 100 * complete["value"], "o", color=plots.color(arch), label="complete: corpus-dev F1")
+    best = list(100 * complete["value"].cummax())
+    ax.step([*complete["number"], table["number"].max()], [*best, best[-1]], where="post", color="0.4",
+            label="best so far")  # on to the last trial
+    for state, (marker, colour, text) in TRIAL_STATES.items():
+        numbers = table.loc[table["state"] == state, "number"]
+        if len(numbers):
+            strip.plot(numbers, [0] * len(numbers), marker, color=colour, label=text)
+    strip.set_yticks([])
+    strip.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+    strip.set_xlabel("trial number (as in the study's table)")
+    ax.set(ylabel="corpus-dev F1 (%)",
+           title=f"{plots.label(arch)}: corpus-dev F1 per trial ({len(complete)} complete of {len(table)})")
+    ax.legend(*plots.legend_entries(ax, strip), loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def tuning_importances(table: pd.DataFrame, arch: str) -> Figure:
+    """fANOVA importance of each tuned setting for corpus-dev F1 over the complete trials of ``table``, the
+    evaluator seeded so the same table always gives the same bars."""
+    import optuna
+
+    from acmtl import tune
+
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=tune.SEED)
+    importances = optuna.importance.get_param_importances(tune.study_from_table(table, arch), evaluator=evaluator)
+    names, values = list(importances)[::-1], list(importances.values())[::-1]  # the most important on top
+    fig, axes = plots.new_figure(1, 1, width=6.0, height=0.6 + 0.32 * len(names))
+    ax = axes[0][0]
+    bars = ax.barh(names, values, color=plots.color(arch))
+    ax.bar_label(bars, fmt="%.2f", fontsize=8, padding=2)
+    ax.set_xlim(0, 1.15 * max(values))  # room for the values
+    complete = int((table["state"] == "COMPLETE").sum())
+    ax.set(xlabel="importance for corpus-dev F1 (fANOVA; the values sum to 1)",
+           title=f"{plots.label(arch)}: parameter importances ({complete} complete trials)")
     fig.tight_layout()
     return fig
 

@@ -1,11 +1,11 @@
 """Every figure in one style: colours per model, hollow markers for the paper's numbers, no timestamps.
 
 Measured values are filled markers or bars; numbers the paper reports are hollow markers of the
-same colour, and published anchors are grey bands or dotted lines, so no figure can pass a claim off as ours.
+same colour, each model's named in the legend, and published anchors are grey points and intervals,
+so no figure can pass a claim off as ours.
 
-Chinese glyphs need a CJK font, which many machines (this one included) lack. :func:`cjk_font`
-finds one if installed; without one :func:`char_labels` turns characters into pinyin
-(``北京`` -> ``bei3 jing1``), so figures stay readable instead of showing empty boxes.
+Chinese is set in Noto Sans CJK SC from the pinned ``noto-cjk-sans-otc`` package (:func:`cjk_font`),
+registered from the package's own file, so 北京 looks the same on every machine and never turns into boxes.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from acmtl.experiments import ARCH_LABELS
+from acmtl.experiments import ARCH_LABELS, PAPER_MODELS
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies, and in greyscale by marker.
 COLORS = {
@@ -35,8 +35,8 @@ COLORS = {
 }
 MARKERS = {"acmtl": "o", "acmtl_soft": "P", "encoder_crf": "s", "xlnet_crf": "D", "bilstm_crf": "^",
            "bert_cnn": "v", "bert_mhsa": "<", "bert_mhsa_cnn": ">"}
-CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei",
-             "SimHei", "Microsoft YaHei", "PingFang SC", "Heiti SC", "AR PL UMing CN", "Droid Sans Fallback")
+CJK_FONT = "Noto Sans CJK SC"  # the Simplified Chinese face of the pinned package's collection
+ANCHOR_MARKERS = ("P", "X", "*", "h")  # published anchors: grey, in shapes no model uses
 
 STYLE = {
     "figure.dpi": 100,
@@ -60,27 +60,20 @@ STYLE = {
 
 
 @lru_cache(maxsize=1)
-def cjk_font() -> str | None:
-    """The name of an installed font with Chinese glyphs, or None."""
-    installed = {f.name for f in mpl.font_manager.fontManager.ttflist}
-    return next((name for name in CJK_FONTS if name in installed), None)
+def cjk_font() -> str:
+    """The family Chinese text is set in, registered with matplotlib from the file of the pinned
+    ``noto-cjk-sans-otc`` package (never a system path: the figures must not depend on the machine)."""
+    from noto_cjk_sans_otc import FONT_PATH
+
+    mpl.font_manager.fontManager.addfont(str(FONT_PATH))
+    return CJK_FONT
 
 
 def apply_style() -> None:
-    """Set acmtl's matplotlib style for everything drawn afterwards (adds a CJK font when one exists)."""
+    """Set acmtl's matplotlib style for everything drawn afterwards: Latin text in DejaVu Sans as before,
+    Chinese characters (which it lacks) falling back to the CJK face."""
     mpl.rcParams.update(STYLE)
-    font = cjk_font()
-    if font:
-        mpl.rcParams["font.sans-serif"] = [font, *mpl.rcParams["font.sans-serif"]]
-
-
-def char_labels(chars: Sequence[str]) -> list[str]:
-    """Tick labels for characters: the characters with a CJK font, else their pinyin (others unchanged)."""
-    if cjk_font():
-        return list(chars)
-    from acmtl.data.pinyin import pinyin_strings
-
-    return [p or c for c, p in zip(chars, pinyin_strings(chars))]
+    mpl.rcParams["font.family"] = ["DejaVu Sans", cjk_font()]
 
 
 def color(name: str) -> str:
@@ -98,17 +91,26 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 4.2, height: fl
 
 
 def paper_marker(ax, x, y, name: str, *, label_text: str | None = None, **kwargs) -> None:
-    """The paper's number: a hollow (white-filled, so it shows on a bar of its colour) marker in the model's colour."""
+    """The paper's number: a hollow (white-filled, so it shows on a bar of its colour) marker in the model's colour
+    and shape, named in the legend "the paper: <the paper's name for the model>" unless ``label_text`` says else."""
     ax.scatter(x, y, s=64, facecolors="white", edgecolors=color(name), linewidths=2.0,
-               marker=MARKERS.get(name, "o"), label=label_text, zorder=4, **kwargs)
+               marker=MARKERS.get(name, "o"), label=label_text or f"the paper: {PAPER_MODELS.get(name, label(name))}",
+               zorder=4, **kwargs)
 
 
-def anchor_band(ax, low: float, high: float, text: str, *, shade: float = 0.85) -> None:
-    """A published result as a grey horizontal band (a range) or a dotted line (a value), named in the legend."""
-    if high > low:
-        ax.axhspan(low, high, color=str(shade), zorder=0, label=text)
-    else:
-        ax.axhline(low, color=str(min(shade, 0.6)), linewidth=1.2, linestyle=":", zorder=0, label=text)
+def published_column(ax, anchors: pd.DataFrame, x: float, tick: str = "published") -> None:
+    """Published results (rows with ``system``, ``anchor_f1_low``/``_high``, ``anchor_f1_text``) side by side in a
+    column of their own at ``x``: a range as a grey interval, a value as a grey point, each in the legend. Side by
+    side rather than bands across the panel: results 1-3 points apart would stack on one another and hide."""
+    offsets = np.linspace(-0.3, 0.3, len(anchors)) if len(anchors) > 1 else [0.0]
+    for a, dx, marker in zip(anchors.itertuples(), offsets, ANCHOR_MARKERS):
+        half = (a.anchor_f1_high - a.anchor_f1_low) / 2
+        ax.errorbar(x + dx, a.anchor_f1_low + half, yerr=half or None, fmt=marker, color=COLORS["reference"],
+                    markersize=7, label=f"{a.system}: {a.anchor_f1_text}", zorder=3)
+    ticks, names = list(ax.get_xticks()), [t.get_text() for t in ax.get_xticklabels()]
+    ax.set_xticks([*ticks, x], [*names, tick])
+    ax.set_xlim(min(ticks) - 0.5, x + 0.5)
+    ax.axvline(x - 0.5, color="0.6", linewidth=0.8)  # not a subset size: set apart
 
 
 def f1_by_size(ax, summary: pd.DataFrame, *, metric: str = "test_f1", paper: pd.DataFrame | None = None,
@@ -121,7 +123,7 @@ def f1_by_size(ax, summary: pd.DataFrame, *, metric: str = "test_f1", paper: pd.
     sizes = sorted(summary["size"].unique())
     position = {s: i for i, s in enumerate(sizes)}
     archs = list(archs or dict.fromkeys(summary["arch"]))
-    offsets = np.linspace(-0.12, 0.12, len(archs)) if len(archs) > 1 else [0.0]
+    offsets = np.linspace(-0.2, 0.2, len(archs))  # apart: two models may score alike if len(archs) > 1 else [0.0]
     for arch, offset in zip(archs, offsets):
         rows = summary[summary["arch"] == arch].sort_values("size")
         if rows.empty:
@@ -142,14 +144,25 @@ def f1_by_size(ax, summary: pd.DataFrame, *, metric: str = "test_f1", paper: pd.
 
 def grouped_bars(ax, names: Sequence[str], values: Sequence[float], errors: Sequence[float] | None = None, *,
                  paper: Sequence[float] | None = None, width: float = 0.6) -> None:
-    """One bar per model in its colour (± error), the paper's value as a hollow marker on the same x."""
+    """One bar per model in its colour (± error) with its value written above (differences of a point or two
+    cannot be read off a 0-100 axis), the paper's value as a hollow marker on the same x."""
     x = np.arange(len(names))
-    ax.bar(x, values, width, yerr=errors, color=[color(n) for n in names], zorder=2)
+    bars = ax.bar(x, values, width, yerr=errors, color=[color(n) for n in names], zorder=2)
+    ax.bar_label(bars, fmt="%.1f", fontsize=7.5, padding=2)
     if paper is not None:
         for xi, name, value in zip(x, names, paper):
             if value is not None and not np.isnan(value):
                 paper_marker(ax, xi, value, name)
     ax.set_xticks(x, [wrapped(label(n)) for n in names], fontsize=8)
+
+
+def small_bar_values(ax, bars, fraction: float = 0.03, fmt: str = "{:.2g}") -> None:
+    """Write the value over each bar shorter than ``fraction`` of the axis' top, so a measured value near zero
+    does not read as a missing bar."""
+    top = ax.get_ylim()[1]
+    ax.bar_label(bars, labels=[fmt.format(b.get_height()) if b.get_height() < fraction * top else ""
+                               for b in bars], rotation=90, fontsize=6.5, padding=2,
+                 bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})  # legible across a reference line
 
 
 def wrapped(text: str, width: int = 11) -> str:
@@ -163,17 +176,15 @@ def wrapped(text: str, width: int = 11) -> str:
     return "\n".join(line.strip() for line in lines)
 
 
-def paper_handles(ax) -> tuple[list, list[str]]:
-    """The axes' legend entries plus one explaining hollow markers: for ``ax.legend`` or ``fig.legend``."""
-    handles, labels = ax.get_legend_handles_labels()
-    hollow = mpl.lines.Line2D([], [], marker="o", linestyle="none", markerfacecolor="white", markeredgecolor="0.3",
-                              markeredgewidth=1.4, label="hollow: the paper's number")
-    return [*handles, hollow], [*labels, hollow.get_label()]
-
-
-def legend_with_paper(ax, **kwargs) -> None:
-    """The axes' legend plus one entry explaining hollow markers."""
-    ax.legend(*paper_handles(ax), **kwargs)
+def legend_entries(*axes) -> tuple[list, list[str]]:
+    """The legend entries of every axes given, each label once (for ``fig.legend``): every series drawn, the
+    paper's hollow markers included, comes with its own entry."""
+    entries: dict[str, object] = {}
+    for ax in axes:
+        for handle, text in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(text, handle)
+    ordered = sorted(entries.items(), key=lambda entry: entry[0].startswith("the paper"))  # ours first
+    return [handle for _, handle in ordered], [text for text, _ in ordered]
 
 
 LOSS_PARTS = {"ner": ("NER (CRF)", "#D55E00"), "boundary": ("boundary", "#0072B2"), "type": ("type", "#009E73"),

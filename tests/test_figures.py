@@ -1,9 +1,12 @@
 """Every figure, drawn from the committed results/ by the functions the notebooks call, reads cleanly:
-no two texts overlap and no legend covers data. The checks themselves are tested on planted faults."""
+no two texts overlap, no legend covers data, every series drawn has a legend entry, no marker hides another,
+no axis shows a negative value, each axes has one title, and no bar is too short to see without its value.
+The checks themselves are tested on planted faults."""
 
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 
 import matplotlib
@@ -11,10 +14,15 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after the backend is chosen
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.collections import LineCollection, PathCollection
+from matplotlib.colors import to_hex, to_rgba
+from matplotlib.container import BarContainer
+from matplotlib.lines import Line2D
+from matplotlib.markers import MarkerStyle
 from matplotlib.patches import Rectangle
-from matplotlib.text import Text
+from matplotlib.text import Annotation, Text
 from matplotlib.transforms import Bbox
 
 from acmtl import figures
@@ -81,15 +89,171 @@ def legends_covering_data(fig) -> list[str]:
     return covered
 
 
-@pytest.mark.parametrize("name", list(figures.FIGURES))
-def test_figure_reads_cleanly(name):
+NO_MARKER = ("None", "none", "", " ", None, "_", "|")  # "_" and "|": error bar caps, part of their bars
+
+
+def _marker_look(path, face, edge) -> tuple:
+    """A marker as a reader tells it apart: its shape, hollow or filled, and a hollow marker's colour (hollow
+    markers are the paper's numbers, one entry per model); a filled marker's colour is the model's, named by
+    the lines, ticks or bars it sits on."""
+    vertices = np.asarray(path.vertices, dtype=float)
+    shape = tuple(np.round(vertices / max(np.abs(vertices).max(), 1e-9), 2).ravel())
+    hollow = to_rgba(face)[3] == 0 or to_rgba(face)[:3] == (1.0, 1.0, 1.0)
+    return ("marker", shape, hollow, to_hex(edge) if hollow else None)
+
+
+def _looks(artist) -> set[tuple]:
+    """How a line or scatter looks: its line (colour, dashes) and its marker, each a way to find it in a legend."""
+    looks = set()
+    if isinstance(artist, Line2D):
+        if artist.get_linestyle() not in ("None", "none", "", " "):
+            looks.add(("line", to_hex(artist.get_color()), artist.get_linestyle()))
+        if artist.get_marker() not in NO_MARKER:
+            style = MarkerStyle(artist.get_marker())
+            looks.add(_marker_look(style.get_path().transformed(style.get_transform()),
+                                   artist.get_markerfacecolor(), artist.get_markeredgecolor()))
+    elif isinstance(artist, PathCollection) and len(artist.get_offsets()):
+        face = artist.get_facecolor()
+        looks.add(_marker_look(artist.get_paths()[0], face[0] if len(face) else "none", artist.get_edgecolor()[0]))
+    return looks
+
+
+def _series(ax) -> list:
+    """The lines and scatters an axes draws as data: not the unlabelled rules across it (axhline, axvline)."""
+    rule = lambda line: (line.get_label().startswith("_") and line.get_marker() in NO_MARKER
+                         and line.get_transform() is not ax.transData)
+    return [a for a in [*ax.get_lines(), *ax.collections] if not (isinstance(a, Line2D) and rule(a)) and _looks(a)]
+
+
+def series_without_legend(fig) -> list[str]:
+    """Lines and markers drawn in no look that any legend of the figure shows."""
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()] + list(fig.legends)
+    shown = set().union(*(_looks(a) for legend in legends
+                          for a in legend.findobj(lambda a: isinstance(a, (Line2D, PathCollection)))))
+    return [f"'{ax.get_title()}': {artist.get_label()}" for ax in fig.axes for artist in _series(ax)
+            if not _looks(artist) & shown]
+
+
+def _markers(ax) -> list[tuple[int, np.ndarray, float]]:
+    """(series, display position, size in pixels) of every marker an axes draws without a line through it (on a
+    line, two curves that meet are data, not a marker hiding another)."""
+    pixels = ax.figure.dpi / 72
+    markers = []
+    for i, artist in enumerate(_series(ax)):
+        if isinstance(artist, PathCollection):
+            xy = artist.get_offset_transform().transform(np.asarray(artist.get_offsets(), dtype=float))
+            sizes = np.broadcast_to(np.sqrt(artist.get_sizes()) * pixels, len(xy))
+            markers += [(i, p, size) for p, size in zip(xy, sizes)]
+        elif artist.get_marker() not in NO_MARKER and artist.get_linestyle() in ("None", "none", "", " "):
+            xy = artist.get_transform().transform(np.asarray(artist.get_xydata(), dtype=float))
+            markers += [(i, p, artist.get_markersize() * pixels) for p in xy]
+    return markers
+
+
+def hidden_markers(fig, overlap: float = 0.8) -> list[str]:
+    """Markers of two series whose centres lie closer than ``overlap`` of a marker's size: one hides the other."""
+    fig.canvas.draw()
+    return [f"'{ax.get_title()}': markers at {np.round(a, 0)} and {np.round(b, 0)}" for ax in fig.axes
+            for (i, a, size_a), (j, b, size_b) in itertools.combinations(_markers(ax), 2)
+            if i != j and np.all(np.isfinite([*a, *b])) and np.hypot(*(a - b)) < overlap * max(size_a, size_b)]
+
+
+def negative_ticks(fig) -> list[str]:
+    """Axes showing a negative value: every quantity these figures draw is a count, a score, a rate or a share,
+    so a negative tick means the drawing moved the data (a centred stream, say)."""
+    fig.canvas.draw()
+    found = []
+    for ax in fig.axes:
+        for name, axis, limits in (("x", ax.xaxis, ax.get_xlim()), ("y", ax.yaxis, ax.get_ylim())):
+            low, high = sorted(limits)
+            negative = [float(t) for t in axis.get_majorticklocs() if low <= t <= high and t < 0]
+            if negative:
+                found.append(f"'{ax.get_title()}': the {name} axis shows {negative}")
+    return found
+
+
+def titles(fig) -> list[list[str]]:
+    """The titles of each axes that has more than one (left, centre, right): one printed over another."""
+    per_axes = [[t for loc in ("left", "center", "right") if (t := ax.get_title(loc=loc))] for ax in fig.axes]
+    return [t for t in per_axes if len(t) > 1]
+
+
+def bars_without_values(fig, shorter_than: float = 0.02) -> list[str]:
+    """Bars shorter than ``shorter_than`` of their axis' span with no value written over them: a value near
+    zero then reads as a missing bar."""
+    found = []
+    for ax in fig.axes:
+        anchors = [t.xy if isinstance(t, Annotation) else t.get_position() for t in ax.texts if t.get_text().strip()]
+        for container in (c for c in ax.containers if isinstance(c, BarContainer)):
+            horizontal = container.orientation == "horizontal"
+            low, high = sorted(ax.get_xlim() if horizontal else ax.get_ylim())
+            for bar in container:
+                length = bar.get_width() if horizontal else bar.get_height()
+                start, end = (bar.get_y(), bar.get_y() + bar.get_height()) if horizontal else \
+                    (bar.get_x(), bar.get_x() + bar.get_width())
+                written = any(start <= (xy[1] if horizontal else xy[0]) <= end for xy in anchors)
+                if abs(length) < shorter_than * (high - low) and not written:
+                    found.append(f"'{ax.get_title()}': a bar of {length:.3g} without its value")
+    return found
+
+
+def _tuning_drawers() -> dict:
+    """Notebook 08's figures, drawn from each committed study table (results/tuning_<corpus>_<size>_<arch>.csv)."""
+    drawers = {}
+    for csv in sorted(RESULTS.glob("tuning_*_*_*.csv")):
+        arch = re.fullmatch(r"tuning_[a-z]+_\d+_(.+)\.csv", csv.name)[1]
+        for kind in ("history", "importances"):
+            draw = getattr(figures, f"tuning_{kind}")
+            drawers[f"tuning_{arch}_{kind}"] = lambda draw=draw, csv=csv, arch=arch: draw(pd.read_csv(csv), arch)
+    return drawers
+
+
+DRAWERS = {**{name: lambda f=f: f(RESULTS) for name, f in figures.FIGURES.items()}, **_tuning_drawers()}
+
+
+def _draw(name: str):
     try:
-        fig = figures.FIGURES[name](RESULTS)
+        return DRAWERS[name]()
     except KeyError as missing:  # a committed table older than the figure's code: regenerate it
         pytest.skip(f"results/ lacks {missing} for {name}: rerun its notebook (./run_all.sh) to regenerate")
+
+
+@pytest.mark.parametrize("name", list(DRAWERS))
+def test_figure_reads_cleanly(name):
+    fig = _draw(name)
     try:
         assert text_overlaps(fig) == [], f"{name}: overlapping texts"
         assert legends_covering_data(fig) == [], f"{name}: a legend covers data"
+        assert series_without_legend(fig) == [], f"{name}: series drawn with no legend entry"
+        assert hidden_markers(fig) == [], f"{name}: a marker hides another"
+        assert negative_ticks(fig) == [], f"{name}: a negative value on an axis"
+        assert titles(fig) == [], f"{name}: two titles on one axes"
+        assert bars_without_values(fig) == [], f"{name}: a bar too short to see, without its value"
+    finally:
+        plt.close(fig)
+
+
+def test_table3_writes_every_bar_value():
+    """Its variants differ by 1-3 points on a 0-100 axis: only the written values tell them apart."""
+    fig = _draw("table3_ablation")
+    try:
+        assert bars_without_values(fig, shorter_than=np.inf) == []
+    finally:
+        plt.close(fig)
+
+
+@pytest.mark.parametrize("csv", sorted(RESULTS.glob("tuning_*_*_*.csv")), ids=lambda p: p.stem)
+def test_tuning_history_keeps_the_trial_numbers(csv):
+    """The history plots each trial at its number in the study's table, not renumbered over the finished ones."""
+    table = pd.read_csv(csv)
+    fig = figures.tuning_history(table, re.fullmatch(r"tuning_[a-z]+_\d+_(.+)\.csv", csv.name)[1])
+    try:
+        lines = {line.get_label(): line for ax in fig.axes for line in ax.get_lines()}
+        plotted = list(lines["complete: corpus-dev F1"].get_xdata())
+        assert plotted == sorted(table.loc[table["state"] == "COMPLETE", "number"])
+        for state, (_, _, text) in figures.TRIAL_STATES.items():
+            numbers = sorted(table.loc[table["state"] == state, "number"])
+            assert list(lines[text].get_xdata()) == numbers if numbers else text not in lines
     finally:
         plt.close(fig)
 
@@ -112,6 +276,27 @@ def test_the_checks_catch_planted_faults():
     assert legends_covering_data(fig) == []
     ax.get_legend().set_bbox_to_anchor((0.3, 0.6), transform=ax.transAxes)  # now across the bars
     assert legends_covering_data(fig)
+    plt.close(fig)
+
+
+def test_the_new_checks_catch_planted_faults():
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.bar([0, 1], [10, 5])
+    ax.scatter([0], [8], facecolors="white", edgecolors="C1", marker="^", label="the paper: X")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1))
+    ax.set_title("ours")
+    assert [series_without_legend(fig), hidden_markers(fig), negative_ticks(fig), titles(fig),
+            bars_without_values(fig)] == [[]] * 5
+    ax.scatter([1], [8], facecolors="white", edgecolors="C2", marker="D")  # a diamond the legend lacks ...
+    assert series_without_legend(fig)
+    ax.scatter([0], [8.05], facecolors="white", edgecolors="C2", marker="D", label="Y")  # ... on the triangle
+    assert hidden_markers(fig)
+    ax.set_title("Optuna's", loc="left")
+    assert titles(fig) == [["Optuna's", "ours"]]
+    ax.bar([2], [0.01])
+    assert bars_without_values(fig)
+    ax.set_ylim(-5, 12)
+    assert negative_ticks(fig)
     plt.close(fig)
 
 
