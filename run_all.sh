@@ -109,14 +109,15 @@ if [ "$execute" = 1 ]; then
     echo "run_all: training done in $(( $(date +%s) - start )) s"
   fi
   # only the default profile publishes: its notebooks write results/ and figures/ (a changed parameter
-  # or an interactive run writes build/exercise/ instead: acmtl.experiments.start_notebook)
-  publish=()
-  [ "$profile" = default ] && publish=(-p publish True)
+  # or a run by hand writes build/exercise/ instead: acmtl.experiments.start_notebook). The switch is the
+  # kernel's environment, never a parameter the executed notebook would store and replay when rerun by hand.
+  publish=0
+  [ "$profile" = default ] && publish=1
   for nb in "${executed[@]}"; do
     name=$(basename "$nb")
     echo "run_all: $name (profile $profile)"
     start=$(date +%s)
-    .venv/bin/papermill --log-level WARNING --no-progress-bar -k "$kernel" -p profile "$profile" "${publish[@]}" "notebooks/$name" "$nb"
+    ACMTL_PUBLISH=$publish .venv/bin/papermill --log-level WARNING --no-progress-bar -k "$kernel" -p profile "$profile" "notebooks/$name" "$nb"
     echo "run_all: $name done in $(( $(date +%s) - start )) s"
   done
   # the README's Table 2 summary is rendered from results/ (default profile only: it owns results/)

@@ -1,8 +1,8 @@
 """What the notebooks share: where results go, the training grid, tables with provenance, figures.
 
 Every notebook runs under one profile (``acmtl.config``). Only a *published* run writes the committed
-``results/`` and ``figures/``: the ``default`` profile, started by ``./run_all.sh`` (which passes the
-notebook parameter ``publish=True``), with every parameter as committed (:func:`start_notebook`). Any
+``results/`` and ``figures/``: the ``default`` profile, started by ``./run_all.sh`` (which sets
+``ACMTL_PUBLISH=1`` in the kernel's environment), with every parameter as committed (:func:`start_notebook`). Any
 other run writes ``build/<profile>/...`` (``build/exercise/`` for an unpublished default run), so an
 exercise, a smoke or a paper run never overwrites them. ``ACMTL_OUTPUT_ROOT=DIR`` moves the root (the
 repository by default) for every profile: the tests point it at a temporary folder.
@@ -135,22 +135,26 @@ def committed_parameters(notebook: str) -> dict:
     return values
 
 
+PUBLISH_ENV = "ACMTL_PUBLISH"  # "1" in the environment ./run_all.sh starts its notebooks' kernels with
+
+
 def start_notebook(notebook: str, namespace: Mapping) -> Path:
     """Decide where a notebook run writes, say so as its first output, and return that folder (relative).
 
     ``namespace``: the notebook's ``globals()``, holding its parameters. The run is *published* (it writes
-    results/ and figures/) only under the default profile with ``publish`` true (``./run_all.sh`` passes it) and
-    every other parameter equal to the committed parameters cell; otherwise its default-profile tables and
-    figures go to build/exercise/, and the committed ones stay as they are.
+    results/ and figures/) only under the default profile, started by ``./run_all.sh`` (``$ACMTL_PUBLISH`` is 1)
+    with every parameter equal to the committed parameters cell; otherwise its default-profile tables and
+    figures go to build/exercise/, and the committed ones stay as they are. The switch lives in the environment,
+    not in a notebook parameter: an executed notebook stores the parameters papermill injected, so a stored
+    ``publish = True`` would publish again whenever the committed notebook is rerun by hand.
     """
     global _exercise_reason
     committed = committed_parameters(notebook)
-    profile, publish = namespace["profile"], bool(namespace.get("publish"))
-    changed = [name for name, value in committed.items()
-               if name not in ("profile", "publish") and namespace.get(name) != value]
+    profile = namespace["profile"]
+    changed = [name for name, value in committed.items() if name != "profile" and namespace.get(name) != value]
     _exercise_reason = None
-    if profile == "default" and not publish:
-        _exercise_reason = "not started by ./run_all.sh (publish=False)"
+    if profile == "default" and os.environ.get(PUBLISH_ENV) != "1":
+        _exercise_reason = f"not started by ./run_all.sh (no {PUBLISH_ENV}=1)"
     elif profile == "default" and changed:
         _exercise_reason = "parameters changed from the committed ones: " + ", ".join(changed)
     results, _ = target_dirs(profile)
@@ -163,6 +167,21 @@ def start_notebook(notebook: str, namespace: Mapping) -> Path:
     else:
         print(f"Profile {profile!r}: tables and figures go to {where}/results and {where}/figures.")
     return results.parent
+
+
+def kernel_config():
+    """The traitlets configuration to start notebook kernels with (``config=`` of nbclient's NotebookClient or
+    papermill's execute_notebook): IPC transport where the platform has it (POSIX), so the kernel's code and
+    outputs pass through sockets only this user can open, not unencrypted local TCP ports. The sockets live in
+    Jupyter's runtime folder: their default path is relative, and the kernel runs in the notebook's folder."""
+    from jupyter_core.paths import jupyter_runtime_dir
+    from traitlets.config import Config
+
+    if os.name != "posix":
+        return Config()
+    runtime = Path(jupyter_runtime_dir())
+    runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return Config({"KernelManager": {"transport": "ipc", "ip": str(runtime / f"acmtl-kernel-{os.getpid()}")}})
 
 
 def _shown(path: Path) -> str:
@@ -493,7 +512,7 @@ GENERATED = ("results", "figures")  # written by run_all.sh itself: never a chan
 NOTEBOOKS = "notebooks"  # executed in place by run_all.sh: only a change to a cell's source is one
 
 
-RUN_ALL_PARAMETERS = ("profile", "publish")  # what run_all.sh passes: provenance records them in its own fields
+RUN_ALL_PARAMETERS = ("profile",)  # what run_all.sh passes: provenance records it in its own field
 
 
 def _run_all_parameters_only(cell: dict, source: str) -> bool:
@@ -510,7 +529,7 @@ def _run_all_parameters_only(cell: dict, source: str) -> bool:
 
 def _cell_sources(notebook_json: str) -> list[tuple[str, str]]:
     """(cell type, source) of every cell: what a notebook asks for, without what running it wrote (outputs, and
-    the cell papermill injects with run_all.sh's profile and publish flag; any other injected value counts)."""
+    the cell papermill injects with run_all.sh's profile; any other injected value counts)."""
     cells = json.loads(notebook_json).get("cells", [])
     sources = [(cell, "".join(cell.get("source", ""))) for cell in cells]
     return [(cell.get("cell_type", ""), source) for cell, source in sources

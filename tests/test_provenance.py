@@ -64,8 +64,8 @@ def _inject(path: Path, source: str) -> None:
     nbformat.write(nb, path)
 
 
-def test_the_profile_and_publish_run_all_injects_are_not_dirty(repo):
-    _inject(repo / "notebooks" / "01.ipynb", '# Parameters\nprofile = "default"\npublish = True\n')
+def test_the_profile_run_all_injects_is_not_dirty(repo):
+    _inject(repo / "notebooks" / "01.ipynb", '# Parameters\nprofile = "default"\n')
     assert experiments._git()["dirty"] is False
 
 
