@@ -47,6 +47,8 @@ SEED = 0  # the subset and the training seed of every trial: trials differ only 
 # Optuna's percentile is the share of trials to keep (for a maximised value): 75 keeps the top three quarters, so a
 # trial whose best dev F1 so far is below the lower quartile of the complete trials at the same epoch is pruned
 PRUNE_PERCENTILE = 75.0
+# A failed trial whose worker recorded no reason: it died (its heartbeat stopped) and a retry took its settings
+LOST = "its worker stopped without a word (heartbeat lost); a retry ran its settings"
 
 
 def _space() -> dict[str, dict]:
@@ -152,7 +154,7 @@ def trials_table(study) -> pd.DataFrame:
                      **{f"params_{k}": v for k, v in sorted(t.params.items())},
                      "epochs": t.user_attrs.get("epochs"), "steps": t.user_attrs.get("steps"),
                      "seconds": t.user_attrs.get("seconds"), "run_id": t.user_attrs.get("run_id"),
-                     "reason": t.user_attrs.get("reason", ""),
+                     "reason": t.user_attrs.get("reason", LOST if t.state.name == "FAIL" else ""),
                      "intermediate": json.dumps({str(k): v for k, v in sorted(t.intermediate_values.items())})})
     return pd.DataFrame(rows)
 
@@ -349,6 +351,11 @@ def tune(arch: str, *, corpus: str = "msra", size: int = 1000, trials: int = DEF
             metrics = load_metrics(run_dir)
             epochs = metrics["epochs_run"]
             return metrics["corpus_dev"]["entity_f1"]
+        except optuna.TrialPruned:
+            raise
+        except Exception as err:  # a failed trial's row says why
+            trial.set_user_attr("reason", f"{type(err).__name__}: {err}"[:300])
+            raise
         finally:  # pruned trials keep their cost too
             trial.set_user_attr("epochs", epochs)
             trial.set_user_attr("steps", epochs * steps_per_epoch)

@@ -217,3 +217,23 @@ def test_the_pruner_stops_only_trials_below_the_lower_quartile(best, pruned):
     trial = study.ask()
     trial.report(best, 6)
     assert bool(trial.should_prune()) is pruned
+
+
+def test_a_failed_trial_says_why(tmp_path, corpus, tiny_encoder_dir, monkeypatch):
+    """The exception that failed a trial is its row's reason; a failure with none recorded says its worker died."""
+    import acmtl.runs
+    from acmtl.tune import LOST, tune
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(acmtl.runs, "ensure_run", broken)
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    with pytest.raises(RuntimeError, match="disk full"):
+        tune("encoder_crf", corpus=corpus, size=20, trials=1, profile="smoke", storage=storage, results=False,
+             progress=False, root=tmp_path, encoder=str(tiny_encoder_dir), epochs=1)
+    study = _study(storage, study_name(corpus, 20, "encoder_crf"))
+    assert trials_table(study)["reason"].tolist() == ["RuntimeError: disk full"]
+    trial = study.ask()
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)  # as the heartbeat marks a trial whose worker died
+    assert trials_table(study)["reason"].tolist()[-1] == LOST
