@@ -372,6 +372,7 @@ def _final_scores(run: _Run, train_sentences: int) -> dict:
     best.to(run.device)
     metrics = {"best_epoch": state.best_epoch, "epochs_run": state.epoch, "device": str(run.device),
                "precision": "bf16" if run.bf16 else "fp32",  # of training and scoring: what "auto" resolved to here
+               "threads": torch.get_num_threads(),  # float sums, so the numbers, depend on it: bit-identical only alike
                "train_seconds": sum(r["seconds"] for r in state.curve),
                "train_sentences": train_sentences}
     predictions = {}  # the best model's tags on every scored split: paired comparisons need them
