@@ -162,6 +162,11 @@ def start_notebook(notebook: str, namespace: Mapping) -> Path:
     if _exercise_reason:
         print(f"EXERCISE RUN, {_exercise_reason}: tables and figures go to {where}/results and {where}/figures; "
               "the committed results/ and figures/ are left as they are.")
+        # what to expect of this rerun; never in a published run's output, which would keep the time of the run
+        # it replaces beside its own (the notebook's metadata)
+        from acmtl.findings import time_note
+
+        print(time_note(notebook))
     elif profile == "default":
         print("Published run (default profile, committed parameters, ./run_all.sh): writes results/ and figures/.")
     else:
@@ -294,9 +299,19 @@ def _run_dirs(specs: Iterable[RunSpec], root: Path) -> list[Path]:
     return [root / run_id(prepare(spec)[0]) for spec in specs]
 
 
-def _ensure_runs(specs: Sequence[RunSpec], run_dirs: Sequence[Path], workers: int, bar: tqdm) -> None:
+def _trained(bar: tqdm, spec: RunSpec, lines: bool) -> None:
+    """One more run trained: the bar says so, and with ``lines`` (the bar is off) a line of its own does."""
+    if lines:
+        print(f"trained {_label(spec)}", flush=True)
+    bar.set_postfix_str(f"trained {_label(spec)}")
+    bar.update()
+
+
+def _ensure_runs(specs: Sequence[RunSpec], run_dirs: Sequence[Path], workers: int, bar: tqdm, *,
+                 lines: bool = False) -> None:
     """Train every spec whose run directory (``run_dirs``, in the same order) is not finished yet: in this
     process one after another when ``workers`` is 1, else in ``workers`` processes, one run each at a time.
+    ``lines``: also print a line for each run trained.
 
     Processes are spawned, not forked (a forked OpenMP runtime can hang); a run's file lock keeps two
     workers, or two notebooks, from training the same run."""
@@ -311,7 +326,7 @@ def _ensure_runs(specs: Sequence[RunSpec], run_dirs: Sequence[Path], workers: in
         for spec, run_dir in missing:
             bar.set_postfix_str(_label(spec))
             ensure_run(spec, progress=False, root=run_dir.parent)
-            bar.update()
+            _trained(bar, spec, lines)
     elif missing:
         workers = min(workers, len(missing))  # one missing run gets every core, not a worker's share
         threads = max(1, (os.cpu_count() or 1) // workers)
@@ -320,8 +335,7 @@ def _ensure_runs(specs: Sequence[RunSpec], run_dirs: Sequence[Path], workers: in
             futures = {pool.submit(_train_in_worker, spec, run_dir.parent, threads): spec for spec, run_dir in missing}
             for future in as_completed(futures):
                 future.result()  # a worker's exception surfaces here, with the run that raised it
-                bar.set_postfix_str(f"trained {_label(futures[future])}")
-                bar.update()
+                _trained(bar, futures[future], lines)
 
 
 def run_spec(profile: str, corpus: str, arch: str, size: int | None, seed: int, *, encoder: str | None = None,
@@ -434,11 +448,15 @@ def train_grid(profile: str, corpus: str, archs: Iterable[str], sizes: Iterable[
     specs = [run_spec(profile, spec_used, arch, size, seed, model_overrides=model_overrides, **train_overrides)
              for size in sizes for arch in archs for seed in seeds]
     started = time.time()
-    # tqdm.std, not tqdm.auto: no ipywidgets needed, and one line that says runs done / to do, elapsed, estimate
-    bar = tqdm(total=len(specs), desc=f"{corpus} runs", unit="run", disable=not progress, file=sys.stdout,
+    # On a terminal, a bar (tqdm.std, not tqdm.auto: no ipywidgets needed) that says runs done / to do, elapsed,
+    # estimate. A notebook stores every redraw of a bar in its output (dozens of fragments in the HTML): there,
+    # one line per run trained instead.
+    live = progress and sys.stdout.isatty()
+    bar = tqdm(total=len(specs), desc=f"{corpus} runs", unit="run", disable=not live, file=sys.stdout,
                mininterval=0)
     run_dirs = _run_dirs(specs, root)
-    _ensure_runs(specs, run_dirs, training_workers() if workers is None else workers, bar)
+    _ensure_runs(specs, run_dirs, training_workers() if workers is None else workers, bar,
+                 lines=progress and not live)
     rows = []
     for spec, run_dir in zip(specs, run_dirs):
         metrics = load_metrics(run_dir)

@@ -244,6 +244,9 @@ def test_committed_outputs_carry_no_warning_or_machine_path(notebook: Path) -> N
             texts += ["".join(v) for k, v in out.get("data", {}).items() if k.startswith("text/")]
     text = "\n".join(texts)
     assert "Warning" not in text, f"{notebook.name}: a warning in the committed output"
+    assert "\r" not in text, f"{notebook.name}: a progress bar's redraws in the committed output"
+    # a published run's time is its metadata's; the time of the run it replaced contradicts it
+    assert "The run that wrote results/ took" not in text, f"{notebook.name}: another run's time in its output"
     for root in (str(REPO), str(Path.home()), "/tmp/"):
         assert root not in text, f"{notebook.name}: the machine path {root} in the committed output"
 
@@ -269,7 +272,9 @@ def test_only_run_all_with_committed_parameters_publishes(fresh_start, tmp_path,
     monkeypatch.setenv(ex.PUBLISH_ENV, "1")  # what ./run_all.sh sets for the default profile's kernels
     assert ex.start_notebook("03_ablation", committed) == tmp_path
     assert ex.target_dirs("default") == ex.output_dirs("default") == (tmp_path / "results", tmp_path / "figures")
-    assert "writes results/ and figures/" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    # one line: no time but its own (its metadata's), no other run's
+    assert "writes results/ and figures/" in out and len(out.splitlines()) == 1
 
     exercise = tmp_path / "build" / "exercise"
     for namespace, why, publish in (
@@ -283,6 +288,7 @@ def test_only_run_all_with_committed_parameters_publishes(fresh_start, tmp_path,
         assert ex.start_notebook("03_ablation", namespace) == exercise
         out = capsys.readouterr().out
         assert out.startswith("EXERCISE RUN") and why in out and str(tmp_path) not in out
+        assert "no run recorded in results/ yet" in out  # what to expect: the published run's time, here none
         assert ex.target_dirs("default") == (exercise / "results", exercise / "figures")
         assert ex.output_dirs("default")[0] == tmp_path / "results"  # reading still finds the committed tables
     ex.write_table(__import__("pandas").DataFrame({"a": [1]}), "t", "default", started=0.0)
@@ -320,6 +326,19 @@ def test_a_committed_notebook_run_by_hand_leaves_results_and_figures_alone(tmp_p
     assert _git_in(root, "status", "--porcelain", "results", "figures") == "", "a run by hand rewrote them"
     assert (root / "build" / "exercise" / "results" / "tuning_summary.csv").is_file()
     assert "EXERCISE RUN" in "".join(out.get("text", "") for out in notebook.cells[3].outputs)
+
+
+def test_a_grid_in_a_notebook_prints_a_line_per_run_trained_not_a_bar(monkeypatch, capsys) -> None:
+    from acmtl import experiments as ex
+    from acmtl import runs
+
+    trained = []
+    monkeypatch.setattr(runs, "is_complete", lambda run_dir: run_dir.name == "cached")
+    monkeypatch.setattr(runs, "ensure_run", lambda spec, **kwargs: trained.append(spec))
+    specs = [ex.run_spec("smoke", "msra", "acmtl", 200, seed) for seed in (0, 1)]
+    bar = ex.tqdm(total=2, disable=True)
+    ex._ensure_runs(specs, [Path("cached"), Path("missing")], 1, bar, lines=True)
+    assert trained == specs[1:] and capsys.readouterr().out == "trained acmtl size=200 seed=1\n"
 
 
 def test_every_notebook_starts_by_deciding_where_it_writes() -> None:
