@@ -13,7 +13,7 @@ import pandas as pd
 
 from acmtl.evaluate import paired_bootstrap, seed_paired_bootstrap
 from acmtl.experiments import corpus_label
-from acmtl.runs import load_predictions, run_splits
+from acmtl.records import load_counts
 
 MODEL_NAMES = {"acmtl": "AC-MTL", "encoder_crf": "encoder+CRF"}
 COLUMNS = ("corpus", "corpus_label", "size", "a", "b", "split", "seeds", "f1_a_mean", "f1_b_mean", "diff", "ci_low",
@@ -23,7 +23,8 @@ COLUMNS = ("corpus", "corpus_label", "size", "a", "b", "split", "seeds", "f1_a_m
 def head_to_head(runs: pd.DataFrame, a: str = "acmtl", b: str = "encoder_crf", *, split: str = "full_test",
                  n_resamples: int = 1000) -> pd.DataFrame:
     """One row per (corpus, size) where both ``a`` and ``b`` have runs with the same seeds (``runs``: rows of
-    :func:`acmtl.experiments.train_grid`): mean F1 of each, the mean paired difference with its interval,
+    :func:`acmtl.experiments.train_grid`, whose records hold each run's per-sentence counts on ``split``): mean F1
+    of each, the mean paired difference with its interval,
     the per-seed differences with theirs, and the verdict."""
     rows = []
     for (corpus, size), group in runs.groupby(["corpus", "size"], sort=False):
@@ -31,12 +32,10 @@ def head_to_head(runs: pd.DataFrame, a: str = "acmtl", b: str = "encoder_crf", *
         seeds = sorted(set(by_seed.get(a, {})) & set(by_seed.get(b, {})))
         if not seeds:
             continue
-        spec = by_seed[a][seeds[0]].corpus_spec
-        gold = [list(s.tags) for s in run_splits(spec, int(size), seeds[0])[1][split]]  # the same for every seed
-        preds = {arch: [load_predictions(by_seed[arch][s].run_dir, split) for s in seeds] for arch in (a, b)}
-        per_seed = [paired_bootstrap(gold, pa, pb, n_resamples=n_resamples, seed=s)
-                    for s, pa, pb in zip(seeds, preds[a], preds[b])]
-        pooled = seed_paired_bootstrap(gold, preds[a], preds[b], n_resamples=n_resamples)
+        counts = {arch: [load_counts(by_seed[arch][s].record, split) for s in seeds] for arch in (a, b)}
+        per_seed = [paired_bootstrap(ca, cb, n_resamples=n_resamples, seed=s)
+                    for s, ca, cb in zip(seeds, counts[a], counts[b])]
+        pooled = seed_paired_bootstrap(counts[a], counts[b], n_resamples=n_resamples)
         rows.append({
             "corpus": corpus, "corpus_label": corpus_label(corpus), "size": int(size), "a": a, "b": b,
             "split": split, "seeds": len(seeds),

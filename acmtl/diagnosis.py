@@ -104,9 +104,9 @@ def diagnosis_runs(profile: str, grid: dict[str, tuple[int, ...]], *, size: int 
 
 def paired_table(runs: pd.DataFrame, *, split: str = "full_test", n_resamples: int = 1000) -> pd.DataFrame:
     """One row per variant and seed: its F1 and its reference's on ``split``, and the paired difference with a
-    bootstrap interval."""
+    bootstrap interval, from the runs' records (``runs``: :func:`diagnosis_runs`' rows)."""
     from acmtl.evaluate import paired_bootstrap
-    from acmtl.runs import load_predictions, run_splits
+    from acmtl.records import load_counts
 
     rows = []
     by_key = {(r.variant, r.seed): r for r in runs.itertuples()}
@@ -114,10 +114,7 @@ def paired_table(runs: pd.DataFrame, *, split: str = "full_test", n_resamples: i
         reference = REFERENCES.get(variant)
         if reference is None or (reference, seed) not in by_key:
             continue
-        gold_sentences = run_splits(run.corpus_spec, run.size, seed)[1][split]  # every variant of a seed shares them
-        gold = [list(s.tags) for s in gold_sentences]  # BIOES, as the runs predict
-        pair = paired_bootstrap(gold, load_predictions(run.run_dir, split),
-                                load_predictions(by_key[(reference, seed)].run_dir, split),
+        pair = paired_bootstrap(load_counts(run.record, split), load_counts(by_key[(reference, seed)].record, split),
                                 n_resamples=n_resamples, seed=seed)
         rows.append({"variant": variant, "reference": reference, "seed": seed,
                      "f1": getattr(run, f"{split}_f1"),
@@ -126,34 +123,23 @@ def paired_table(runs: pd.DataFrame, *, split: str = "full_test", n_resamples: i
     return pd.DataFrame(rows)
 
 
-def _corpus_dev(runs: pd.DataFrame) -> tuple[list[list[str]], dict[tuple[str, int], list[list[str]]]]:
-    """The corpus' own dev split (gold BIOES tags; the same sentences for every subset and seed) and each run's
-    predictions on it, by (variant, seed); computed once per run and kept in its folder."""
-    from acmtl.runs import run_predictions, run_splits
-
-    preds, gold = {}, None
-    for run in runs.itertuples():
-        dev = run_splits(run.corpus_spec, run.size, run.seed)[1]["corpus_dev"]
-        gold = [list(s.tags) for s in dev]
-        preds[(run.variant, run.seed)] = run_predictions(run.run_dir, [s.chars for s in dev])[0]
-    return gold, preds
-
-
 def wiring_comparisons(runs: pd.DataFrame, current: str, *, n_resamples: int = 1000) -> pd.DataFrame:
     """Every AC-MTL variant against the ``current`` default wiring on the corpus' own dev split, paired by seed:
     the seeds both have (``dev_seeds``), the mean difference of F1 (``dev_diff``) and its 95 % interval
     (``dev_ci_low``, ``dev_ci_high``), which resamples seeds and dev sentences together
-    (:func:`acmtl.evaluate.seed_paired_bootstrap`). What :func:`chosen_wiring` decides on."""
+    (:func:`acmtl.evaluate.seed_paired_bootstrap`), from the runs' records. What :func:`chosen_wiring` decides on."""
     from acmtl.evaluate import seed_paired_bootstrap
+    from acmtl.records import load_counts
 
     wirings = runs[[VARIANTS[v].arch == "acmtl" for v in runs["variant"]]]
-    gold, preds = _corpus_dev(wirings)
+    records = {(r.variant, r.seed): r.record for r in wirings.itertuples()}
     rows = []
     for variant in wirings["variant"].unique():
-        seeds = sorted({s for v, s in preds if v == variant} & {s for v, s in preds if v == current})
+        seeds = sorted({s for v, s in records if v == variant} & {s for v, s in records if v == current})
         if variant == current or not seeds:
             continue
-        pair = seed_paired_bootstrap(gold, [preds[(variant, s)] for s in seeds], [preds[(current, s)] for s in seeds],
+        pair = seed_paired_bootstrap([load_counts(records[(variant, s)], "corpus_dev") for s in seeds],
+                                     [load_counts(records[(current, s)], "corpus_dev") for s in seeds],
                                      n_resamples=n_resamples)
         rows.append({"variant": variant, "dev_seeds": len(seeds), "dev_diff": pair["diff"],
                      "dev_ci_low": pair["low"], "dev_ci_high": pair["high"]})
@@ -164,13 +150,8 @@ def selection_scores(runs: pd.DataFrame) -> pd.DataFrame:
     """Per variant, the mean over its seeds of F1 on the corpus' own dev split (kept out of every subset, as
     in tuning) and on the subset's dev split: a description; the default wiring is chosen by :func:`chosen_wiring`
     on paired seeds. A test set never takes part."""
-    from acmtl.evaluate import score
-
-    gold, preds = _corpus_dev(runs)
-    rows = [{"variant": run.variant, "corpus_dev_f1": score(gold, preds[(run.variant, run.seed)]).f1,
-             "subset_dev_f1": run.dev_f1} for run in runs.itertuples()]
-    means = pd.DataFrame(rows).groupby("variant", sort=False).mean()
-    return means.add_suffix("_mean").reset_index()
+    means = runs.groupby("variant", sort=False)[["corpus_dev_f1", "dev_f1"]].mean()
+    return means.rename(columns={"dev_f1": "subset_dev_f1"}).add_suffix("_mean").reset_index()
 
 
 def summarize_pairs(pairs: pd.DataFrame) -> pd.DataFrame:

@@ -140,51 +140,53 @@ def bootstrap_ci(
     return _interval(np.concatenate([_resampled_f1(counts, idx[i : i + 100]) for i in chunks]), level)
 
 
+def counts_f1(counts: np.ndarray) -> float:
+    """Micro F1 from per-sentence (tp, predicted, gold) counts (:func:`sentence_counts`): seqeval's, to rounding."""
+    return float(_resampled_f1(counts, np.arange(len(counts))[None, :])[0])
+
+
 def paired_bootstrap(
-    gold: list[list[str]],
-    pred_a: list[list[str]],
-    pred_b: list[list[str]],
+    counts_a: np.ndarray,
+    counts_b: np.ndarray,
     *,
     n_resamples: int = 1000,
     seed: int = 0,
     level: float = 0.95,
 ) -> dict[str, float]:
-    """F1(a) - F1(b) on the same test sentences, with a paired percentile interval: every resample
-    draws one set of sentences and scores both models on it, so sentence difficulty cancels out.
-    Returns {"diff", "low", "high"} as fractions."""
-    _check_level(level)
-    counts_a, counts_b = sentence_counts(gold, pred_a), sentence_counts(gold, pred_b)
-    idx = _resample(len(counts_a), n_resamples, seed)
-    low, high = _interval(_resampled_f1(counts_a, idx) - _resampled_f1(counts_b, idx), level)
-    return {"diff": score(gold, pred_a).f1 - score(gold, pred_b).f1, "low": low, "high": high}
+    """F1(a) - F1(b) on the same test sentences, from each model's :func:`sentence_counts` on them, with a paired
+    percentile interval: every resample draws one set of sentences and scores both models on it, so sentence
+    difficulty cancels out. Returns {"diff", "low", "high"} as fractions."""
+    return seed_paired_bootstrap([counts_a], [counts_b], n_resamples=n_resamples, seed=seed, level=level)
 
 
 def seed_paired_bootstrap(
-    gold: list[list[str]],
-    preds_a: Sequence[list[list[str]]],
-    preds_b: Sequence[list[list[str]]],
+    counts_a: Sequence[np.ndarray],
+    counts_b: Sequence[np.ndarray],
     *,
     n_resamples: int = 1000,
     seed: int = 0,
     level: float = 0.95,
 ) -> dict[str, float]:
-    """Mean over seeds of F1(a) - F1(b), where ``preds_a[k]`` and ``preds_b[k]`` come from runs with the same
-    seed (same training subset), scored on the same test sentences.
+    """Mean over seeds of F1(a) - F1(b), where ``counts_a[k]`` and ``counts_b[k]`` (:func:`sentence_counts`) come
+    from runs with the same seed (same training subset), scored on the same test sentences.
 
     The interval resamples both sources of doubt: each resample draws the seeds with replacement (training
     randomness) and one set of test sentences shared by every seed (test sampling), then averages the
     drawn seeds' paired differences. With one seed it is :func:`paired_bootstrap`'s interval.
     Returns {"diff", "low", "high"} as fractions."""
     _check_level(level)
-    if not preds_a or len(preds_a) != len(preds_b):
-        raise ValueError(f"need the same number (> 0) of runs per model, got {len(preds_a)} and {len(preds_b)}")
-    idx = _resample(len(gold), n_resamples, seed)
-    per_seed = np.stack([_resampled_f1(sentence_counts(gold, a), idx) - _resampled_f1(sentence_counts(gold, b), idx)
-                         for a, b in zip(preds_a, preds_b)])  # [seeds, n_resamples]
-    seeds = len(preds_a)
+    if not counts_a or len(counts_a) != len(counts_b):
+        raise ValueError(f"need the same number (> 0) of runs per model, got {len(counts_a)} and {len(counts_b)}")
+    sentences = {len(c) for c in (*counts_a, *counts_b)}
+    if len(sentences) != 1:
+        raise ValueError(f"paired runs must be scored on the same sentences, got {sorted(sentences)} sentences")
+    idx = _resample(sentences.pop(), n_resamples, seed)
+    per_seed = np.stack([_resampled_f1(a, idx) - _resampled_f1(b, idx)
+                         for a, b in zip(counts_a, counts_b)])  # [seeds, n_resamples]
+    seeds = len(counts_a)
     picks = np.random.default_rng([seed, 1]).integers(0, seeds, size=(n_resamples, seeds))
     low, high = _interval(per_seed[picks, np.arange(n_resamples)[:, None]].mean(axis=1), level)
-    diff = np.mean([score(gold, a).f1 - score(gold, b).f1 for a, b in zip(preds_a, preds_b)])
+    diff = np.mean([counts_f1(a) - counts_f1(b) for a, b in zip(counts_a, counts_b)])
     return {"diff": float(diff), "low": low, "high": high}
 
 

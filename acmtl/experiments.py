@@ -19,7 +19,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, wait
+from contextlib import contextmanager
 from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -241,27 +243,29 @@ def corpus_spec(profile: str, corpus: str) -> str:
     return f"{name}={directory}"
 
 
-def _split_columns(metrics: dict) -> dict:
-    row = {}
-    for split, scores in metrics.items():
-        if isinstance(scores, dict) and "entity_f1" in scores:
-            for key in (*METRICS, "support"):
-                row[f"{split}_{key}"] = scores[f"entity_{key}"]
-    return row
-
-
 WORKERS_ENV = "ACMTL_WORKERS"
 
 
 def training_workers() -> int:
-    """How many processes train a grid's missing runs side by side: ``$ACMTL_WORKERS``, default 1.
-
-    On a 2-core CPU two 1-thread workers train 1.27x the characters per second of one 2-thread process
-    (measured); each holds its own model, so memory grows with the count."""
-    value = os.environ.get(WORKERS_ENV, "1")
+    """How many processes train a plan's missing runs side by side: ``$ACMTL_WORKERS``, default
+    :func:`default_workers`."""
+    value = os.environ.get(WORKERS_ENV, str(default_workers()))
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"${WORKERS_ENV} must be a whole number of processes >= 1, not {value!r}")
     return int(value)
+
+
+GIB_PER_WORKER = 4  # a training worker peaked near 3 GiB (MSRA-3000, m3e-small): 4 leaves room for the rest
+
+
+def default_workers(cores: int | None = None, memory_gib: float | None = None) -> int:
+    """One 1-thread worker per core, as many as memory allows (:data:`GIB_PER_WORKER` each): on 2 cores two
+    1-thread workers train 1.27x the characters per second of one 2-thread process (measured); each worker
+    holds its own model. Threads per worker are then cores // workers (:func:`_ensure_records`)."""
+    cores = cores or os.cpu_count() or 1
+    if memory_gib is None:
+        memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30 if hasattr(os, "sysconf") else 8
+    return max(1, min(cores, int(memory_gib // GIB_PER_WORKER)))
 
 
 def _die_with_parent(parent: int) -> None:
@@ -277,15 +281,30 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _train_in_worker(spec, root: Path, threads: int) -> str:
+def record_of(spec: RunSpec, run_dir: Path) -> dict:
+    """The record (:mod:`acmtl.records`) of the finished run of ``spec`` in ``run_dir``: its scores, per-sentence
+    counts, curve and times, and the machine and commit it ran at."""
+    from acmtl.records import build_record
+    from acmtl.runs import run_splits
+
+    splits = run_splits(spec.corpus, spec.size, spec.train.seed)[1]
+    git = _git()
+    return build_record(run_dir, {name: [s.tags for s in part] for name, part in splits.items()},
+                        where={**device_info(), "commit": git["commit"], "dirty": git["dirty"]})
+
+
+def _train_and_record(spec: RunSpec, root: str, threads: int | None) -> dict:
+    """A worker's task: train (or resume, or find) the run of ``spec`` under ``root``; its record, which the
+    process that plans writes (a Dask worker may share no disk with it)."""
     import torch
     import transformers
 
     from acmtl.runs import ensure_run
 
     transformers.utils.logging.disable_progress_bar()  # a new process: the parent's setting does not reach it
-    torch.set_num_threads(threads)
-    return str(ensure_run(spec, progress=False, root=root))
+    if threads:
+        torch.set_num_threads(threads)
+    return record_of(spec, ensure_run(spec, progress=False, root=Path(root)))
 
 
 def _label(spec: RunSpec) -> str:
@@ -307,35 +326,80 @@ def _trained(bar: tqdm, spec: RunSpec, lines: bool) -> None:
     bar.update()
 
 
-def _ensure_runs(specs: Sequence[RunSpec], run_dirs: Sequence[Path], workers: int, bar: tqdm, *,
-                 lines: bool = False) -> None:
-    """Train every spec whose run directory (``run_dirs``, in the same order) is not finished yet: in this
-    process one after another when ``workers`` is 1, else in ``workers`` processes, one run each at a time.
-    ``lines``: also print a line for each run trained.
+@contextmanager
+def _executor(workers: int, scheduler: str | None) -> Iterator[tuple[Executor, int]]:
+    """(an executor, how many runs it trains at once): ``workers`` spawned processes (not forked: a forked OpenMP
+    runtime can hang), each exiting with its parent; or the Dask cluster at ``scheduler``, one run per worker."""
+    if scheduler:
+        from distributed import Client  # the [cluster] extra
 
-    Processes are spawned, not forked (a forked OpenMP runtime can hang); a run's file lock keeps two
-    workers, or two notebooks, from training the same run."""
+        with Client(scheduler) as client:
+            yield client.get_executor(pure=False), max(1, len(client.scheduler_info()["workers"]))
+        return
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import ProcessPoolExecutor
 
-    from acmtl.runs import ensure_run, is_complete
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
+        yield pool, workers
 
-    missing = [(spec, run_dir) for spec, run_dir in zip(specs, run_dirs, strict=True) if not is_complete(run_dir)]
-    bar.update(len(specs) - len(missing))  # found in the cache
-    if workers <= 1:
-        for spec, run_dir in missing:
-            bar.set_postfix_str(_label(spec))
-            ensure_run(spec, progress=False, root=run_dir.parent)
-            _trained(bar, spec, lines)
-    elif missing:
-        workers = min(workers, len(missing))  # one missing run gets every core, not a worker's share
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
-            futures = {pool.submit(_train_in_worker, spec, run_dir.parent, threads): spec for spec, run_dir in missing}
-            for future in as_completed(futures):
-                future.result()  # a worker's exception surfaces here, with the run that raised it
-                _trained(bar, futures[future], lines)
+
+def _ensure_records(specs: Sequence[RunSpec], run_dirs: Sequence[Path], results: Path, workers: int, bar: tqdm, *,
+                    lines: bool = False, hours: float | None = None, retrain: bool = False, weights: bool = False,
+                    scheduler: str | None = None) -> dict[str, dict]:
+    """Every spec's record (:mod:`acmtl.records`) by run folder (``run_dirs``, in the same order): read from
+    ``results``' records; else written from the run cache; else trained and written the moment the run finishes,
+    one after another in this process (``workers`` 1), by ``workers`` processes, or on a Dask cluster
+    (``scheduler``). ``hours``: no run starts after that budget (a run under way finishes; rerun to go on).
+    ``retrain``: ignore the records (the run cache still answers: a cached run is the same run). ``weights``: an
+    analysis needs the trained models, so a recorded run missing from the run cache is trained again (its record,
+    from the machine that made the tables, is kept). ``lines``: also print a line for each run trained. A run's
+    file lock keeps two processes, or machines that share the run cache, from training it twice."""
+    from acmtl.records import read_records, write_record
+    from acmtl.runs import is_complete
+
+    folders = [run_dir.name for run_dir in run_dirs]
+    found = {} if retrain else read_records(results, folders)
+    kept = set(found)  # records that stay as they are
+    todo = {run_dir.name: (spec, run_dir) for spec, run_dir in zip(specs, run_dirs, strict=True)
+            if run_dir.name not in found or (weights and not is_complete(run_dir))}
+    for folder, (spec, run_dir) in list(todo.items()):
+        if folder not in found and is_complete(run_dir):  # trained before, here: its record needs no training
+            found[folder] = record_of(spec, run_dir)
+            write_record(results, found[folder])
+            del todo[folder]
+    bar.update(len(specs) - len(todo))
+    deadline = None if hours is None else time.monotonic() + 3600 * hours
+    queue = iter(todo.values())
+
+    def finished(spec: RunSpec, record: dict) -> None:
+        if record["folder"] not in kept:
+            write_record(results, record)
+            found[record["folder"]] = record
+        _trained(bar, spec, lines)
+
+    def next_run() -> tuple[RunSpec, Path] | None:
+        return next(queue, None) if deadline is None or time.monotonic() < deadline else None
+
+    if todo and workers <= 1 and not scheduler:
+        while (item := next_run()) is not None:
+            bar.set_postfix_str(_label(item[0]))
+            finished(item[0], _train_and_record(item[0], str(item[1].parent), None))
+    elif todo:
+        with _executor(min(workers, len(todo)), scheduler) as (pool, slots):
+            # one missing run gets every core, not a worker's share; a Dask worker keeps its own threads
+            threads = None if scheduler else max(1, (os.cpu_count() or 1) // slots)
+            running = {}
+            for _ in range(slots):
+                if (item := next_run()) is not None:
+                    running[pool.submit(_train_and_record, item[0], str(item[1].parent), threads)] = item[0]
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    finished(running.pop(future), future.result())  # a worker's exception surfaces here
+                    if (item := next_run()) is not None:
+                        running[pool.submit(_train_and_record, item[0], str(item[1].parent), threads)] = item[0]
+    return found
 
 
 def run_spec(profile: str, corpus: str, arch: str, size: int | None, seed: int, *, encoder: str | None = None,
@@ -350,9 +414,11 @@ def run_spec(profile: str, corpus: str, arch: str, size: int | None, seed: int, 
     tuned_train, tuned_model = prof.tuned_settings(arch)
     usual = usual_model(profile, arch)
     curve = arch in TABLE2_ARCHS and (size, seed) == prof.curves and {**usual, **(model_overrides or {})} == usual
+    # at the diagnosis' size every run also scores the corpus' dev split: the wiring rule reads it from the records
+    scored = ("test", "full_test", *(("corpus_dev",) if size == prof.ablation_size else ()))
     return RunSpec(corpus=corpus, arch=arch, size=size, encoder=encoder or prof.encoder,
                    train=prof.train_config(seed, **{"test_curve": curve, **tuned_train, **train_overrides}),
-                   model_overrides={**tuned_model, **(model_overrides or {})})
+                   model_overrides={**tuned_model, **(model_overrides or {})}, evaluate_on=scored)
 
 
 TABLE2_ARCHS = ("acmtl", "encoder_crf", "bilstm_crf")  # notebook 01's models
@@ -396,10 +462,18 @@ def usual_model(profile: str, arch: str) -> dict:
     return {**{f.name: f.default for f in fields(ModelConfig)}, **get_profile(profile).tuned_settings(arch)[1]}
 
 
+def records_root(profile: str) -> Path:
+    """Where ``profile``'s run records live (:mod:`acmtl.records`): ``results/runs/`` for default (in git)."""
+    from acmtl.records import records_dir
+
+    return records_dir(output_dirs(profile)[0])
+
+
 def plan_table(profile: str, plan: Mapping[str, RunSpec] | None = None) -> pd.DataFrame:
     """One row per planned run (``plan``, default :func:`planned_runs`): its folder in the run cache, corpus, size,
-    model, seed, how its model differs from the architecture's usual one (a diagnosis variant) and whether the
-    cache has it finished."""
+    model, seed, how its model differs from the architecture's usual one (a diagnosis variant), whether its record
+    is in ``results/runs/`` (then it is done, at this code: the folder is the key) and whether the run cache has
+    it finished (then its weights are here)."""
     from acmtl.runs import is_complete
 
     root = runs_root(profile)
@@ -409,45 +483,61 @@ def plan_table(profile: str, plan: Mapping[str, RunSpec] | None = None) -> pd.Da
         rows.append({"folder": folder, "corpus": spec.corpus.split("=")[0], "size": spec.size, "model": spec.arch,
                      "seed": spec.train.seed,
                      "variant": ",".join(f"{k}={v}" for k, v in spec.model_overrides.items() if usual.get(k) != v),
+                     "recorded": (records_root(profile) / f"{folder}.json").is_file(),
                      "cached": is_complete(root / folder)})
     return pd.DataFrame(rows).astype({"size": "Int64"})  # integers, blank for a corpus' own splits
 
 
 def train_plan(profile: str, plan: Mapping[str, RunSpec] | None = None, *, workers: int | None = None,
-               progress: bool = True) -> list[Path]:
-    """Train the planned runs (``plan``, default :func:`planned_runs`) of ``profile`` not yet in its run cache,
-    ``workers`` at a time (default :func:`training_workers`); their run directories."""
+               progress: bool = True, hours: float | None = None, retrain: bool = False,
+               scheduler: str | None = None) -> dict[str, dict]:
+    """Record every planned run (``plan``, default :func:`planned_runs`) of ``profile``: training those with no
+    record in ``results/runs/`` and none in the run cache, ``workers`` at a time (default
+    :func:`training_workers`) or on the Dask cluster at ``scheduler``, starting none after ``hours``; the records
+    by folder (fewer than planned when the budget ran out)."""
     import transformers
 
     transformers.utils.logging.disable_progress_bar()
     plan = planned_runs(profile) if plan is None else plan
     run_dirs = [runs_root(profile) / folder for folder in plan]
     bar = tqdm(total=len(plan), desc=f"{profile} runs", unit="run", disable=not progress, mininterval=0)
-    _ensure_runs(list(plan.values()), run_dirs, training_workers() if workers is None else workers, bar)
+    found = _ensure_records(list(plan.values()), run_dirs, records_root(profile).parent,
+                            training_workers() if workers is None else workers, bar, hours=hours, retrain=retrain,
+                            scheduler=scheduler)
     bar.close()
-    return run_dirs
+    return found
+
+
+def record_row(record: dict) -> dict:
+    """A run's record as a row of scores: what a table is computed from (no weights needed)."""
+    spec, times = record["spec"], record["times"]
+    return {"arch": spec["arch"], "size": spec["size"], "seed": spec["seed"], "folder": record["folder"],
+            "best_epoch": times["best_epoch"], "epochs_run": times["epochs_run"],
+            "train_seconds": times["train_seconds"], "score_seconds": times["score_seconds"],
+            **{f"{split}_{key}": scores[key] for split, scores in record["scores"].items()
+               for key in (*METRICS, "support")}}
 
 
 def train_grid(profile: str, corpus: str, archs: Iterable[str], sizes: Iterable[int | None],
                seeds: Iterable[int], *, progress: bool = True, model_overrides: dict | None = None,
-               workers: int | None = None, **train_overrides) -> pd.DataFrame:
-    """Train (or reuse from the run cache) every (arch, size, seed); one row of scores per run.
+               workers: int | None = None, weights: bool = False, **train_overrides) -> pd.DataFrame:
+    """Every (arch, size, seed)'s run, one row of scores each, from its record (:func:`record_row`), training the
+    runs that have none (see :func:`_ensure_records`).
 
     A run is :func:`run_spec`'s, the spec ``python -m acmtl train`` builds, so runs trained from the command line
     are reused. Under a profile with a stand-in corpus (smoke) ``corpus`` is replaced by :func:`corpus_spec`'s
-    stand-in; the ``corpus`` column keeps the name asked for, ``corpus_spec`` says what was trained on. Missing
-    runs are trained by ``workers`` processes (default :func:`training_workers`); one process trains them in turn.
+    stand-in; the ``corpus`` column keeps the name asked for, ``corpus_spec`` says what was trained on. The
+    ``run_dir`` column is the run's folder in the run cache, ``record`` its record's file. ``weights``: the
+    caller needs the trained models (an analysis), so they are trained where the run cache lacks them; else the
+    records suffice and the weights may not be on this machine.
     """
     import transformers
-
-    from acmtl.runs import load_metrics
 
     transformers.utils.logging.disable_progress_bar()  # "Loading weights" bars, one per run
     root = runs_root(profile)
     spec_used = corpus_spec(profile, corpus)
     specs = [run_spec(profile, spec_used, arch, size, seed, model_overrides=model_overrides, **train_overrides)
              for size in sizes for arch in archs for seed in seeds]
-    started = time.time()
     # On a terminal, a bar (tqdm.std, not tqdm.auto: no ipywidgets needed) that says runs done / to do, elapsed,
     # estimate. A notebook stores every redraw of a bar in its output (dozens of fragments in the HTML): there,
     # one line per run trained instead.
@@ -455,27 +545,23 @@ def train_grid(profile: str, corpus: str, archs: Iterable[str], sizes: Iterable[
     bar = tqdm(total=len(specs), desc=f"{corpus} runs", unit="run", disable=not live, file=sys.stdout,
                mininterval=0)
     run_dirs = _run_dirs(specs, root)
-    _ensure_runs(specs, run_dirs, training_workers() if workers is None else workers, bar,
-                 lines=progress and not live)
-    rows = []
-    for spec, run_dir in zip(specs, run_dirs):
-        metrics = load_metrics(run_dir)
-        fresh = (run_dir / "metrics.json").stat().st_mtime >= started
-        rows.append({"corpus": corpus, "corpus_spec": spec_used, "arch": spec.arch, "size": spec.size,
-                     "seed": spec.train.seed, "run_dir": str(run_dir), "best_epoch": metrics["best_epoch"],
-                     "epochs_run": metrics["epochs_run"], "train_seconds": metrics["train_seconds"],
-                     "score_seconds": metrics.get("score_seconds"),  # None: trained before runs recorded it
-                     "trained_now": fresh, **_split_columns(metrics)})
+    before = set((records_root(profile)).glob("*.json"))
+    found = _ensure_records(specs, run_dirs, records_root(profile).parent,
+                            training_workers() if workers is None else workers, bar, lines=progress and not live,
+                            weights=weights)
     bar.close()
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"corpus": corpus, "corpus_spec": spec_used, **record_row(found[run_dir.name]),
+                          "run_dir": str(run_dir), "record": str(records_root(profile) / f"{run_dir.name}.json"),
+                          "trained_now": records_root(profile) / f"{run_dir.name}.json" not in before}
+                         for run_dir in run_dirs])
 
 
 def run_curves(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (run, epoch) from each run's ``curve.json`` (``runs``: :func:`train_grid` rows): dev and test
-    F1 per epoch, whether that epoch's model is the one selected, and the training loss with its parts."""
+    """One row per (run, epoch) from each run's record (``runs``: :func:`train_grid` rows): dev and test F1 per
+    epoch, whether that epoch's model is the one selected, and the training loss with its parts."""
     rows = []
     for run in runs.itertuples():
-        for point in json.loads((Path(run.run_dir) / "curve.json").read_text(encoding="utf-8")):
+        for point in json.loads(Path(run.record).read_text(encoding="utf-8"))["curve"]:
             rows.append({"corpus": run.corpus, "arch": run.arch, "size": run.size, "seed": run.seed,
                          "epoch": point["epoch"], "dev_f1": point["dev_f1"], "test_f1": point.get("test_f1"),
                          "selected": point["epoch"] == run.best_epoch,
@@ -633,9 +719,37 @@ def resources(profile: str) -> dict:
                          "runs": _mib(runs_root(profile))}}
 
 
+def _portable(value):
+    """``value`` (nested dicts and lists) with every absolute path made relative to the output root, the
+    repository or the run cache (else cut to its name): a provenance record names no machine's folders."""
+    if isinstance(value, dict):
+        return {k: _portable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_portable(v) for v in value]
+    if not (isinstance(value, str) and value.startswith("/")):
+        return value
+    path = Path(value)
+    for root, shown in ((output_root(), ""), (REPO_ROOT, ""), (runs_root("default"), "runs")):
+        if path.is_relative_to(root):
+            return str(Path(shown) / path.relative_to(root))
+    return path.name
+
+
+def records_summary(extra: dict) -> dict:
+    """How many run records a table was computed from (``extra["runs"]``: rows with a ``record`` file) and the
+    code digests they were trained with: one digest, the current one, when the table is at this code."""
+    from acmtl.runs import code_digest
+
+    files = {row["record"] for row in extra.get("runs", []) if isinstance(row, dict) and row.get("record")}
+    digests = [json.loads(Path(f).read_text(encoding="utf-8"))["code_sha256"] for f in sorted(files)]
+    return {"runs": len(digests), "at_this_code": digests.count(code_digest()),
+            "code_sha256": sorted(set(digests))}
+
+
 def provenance(profile: str, *, corpora: Iterable[str] = (), seeds: Iterable[int] = (), started: float,
                extra: dict | None = None) -> dict:
     prof = get_profile(profile)
+    extra = extra or {}
     return {
         "git": _git(),
         "profile": profile,
@@ -648,7 +762,8 @@ def provenance(profile: str, *, corpora: Iterable[str] = (), seeds: Iterable[int
         "resources": resources(profile),
         "acmtl_version": acmtl.__version__,
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-        "extra": extra or {},
+        "records": records_summary(extra),
+        "extra": _portable(extra),
     }
 
 

@@ -115,3 +115,11 @@ def read_records(results: str | Path, folders: Iterable[str]) -> dict[str, dict]
 def code_digests(records: Iterable[dict]) -> set[str]:
     """The code digests a set of records was trained with: one, when a table is computed at one code."""
     return {record["code_sha256"] for record in records}
+
+
+def load_counts(path: str | Path, split: str) -> np.ndarray:
+    """The per-sentence entity counts a record (its file, ``path``) holds for ``split``: [n, 3]."""
+    counts = json.loads(Path(path).read_text(encoding="utf-8"))["counts"]
+    if split not in counts:
+        raise KeyError(f"{path} holds no counts for {split!r}; it has {sorted(counts)}")
+    return unpack_counts(counts[split])

@@ -12,12 +12,14 @@ from acmtl.diagnosis import REFERENCES, VARIANTS, chosen_wiring, paired_table, s
 from acmtl.evaluate import score
 
 
-def _fake_run(folder, tags: list[list[str]], gold: list[list[str]]) -> dict:
-    """A finished run folder holding ``tags`` as its full-test predictions."""
-    folder.mkdir()
-    (folder / "predictions.json").write_text(json.dumps({"full_test": [" ".join(t) for t in tags]}))
-    (folder / "metrics.json").write_text(json.dumps({"full_test": {"entity_f1": score(gold, tags).f1}}))
-    return {"run_dir": str(folder), "full_test_f1": score(gold, tags).f1}
+def _fake_run(folder, tags: list[list[str]], gold: list[list[str]], split: str = "full_test") -> dict:
+    """A run's record holding ``tags``' per-sentence counts on ``split``."""
+    from acmtl.evaluate import sentence_counts
+    from acmtl.records import pack_counts
+
+    record = folder.with_suffix(".json")
+    record.write_text(json.dumps({"counts": {split: pack_counts(sentence_counts(gold, tags))}}))
+    return {"record": str(record), f"{split}_f1": score(gold, tags).f1}
 
 
 def test_variants_change_one_thing_of_their_reference():
@@ -54,27 +56,15 @@ def test_pairs_are_matched_by_seed_and_judged(tmp_path, tiny_corpus_dir):
     assert verdicts.loc["pool_1", "diff_mean"] == pytest.approx(pool["diff"].mean())
 
 
-def test_selection_uses_the_corpus_dev_split(tmp_path, tiny_corpus_dir, monkeypatch):
-    """The wiring is chosen on the corpus' own dev split (every run's predictions on it), never on a test set."""
-    import acmtl.runs
+def test_selection_scores_describe_the_corpus_dev_split():
+    """The dev scores of the diagnosis table are the corpus' own dev split and the subset's, never a test set."""
     from acmtl.diagnosis import selection_scores
 
-    spec = f"tiny={tiny_corpus_dir}"
-    dev = load_corpus(spec).splits["dev"]
-    seen = []
-
-    def fake_predictions(run_dir, texts, **kwargs):
-        seen.append([tuple(t) for t in texts])
-        right = str(run_dir).endswith("good")
-        return [list(s.tags) if right else ["O"] * len(s.chars) for s in dev], 0.0
-
-    monkeypatch.setattr(acmtl.runs, "run_predictions", fake_predictions)
-    runs = pd.DataFrame([{"variant": v, "seed": seed, "corpus_spec": spec, "size": None, "dev_f1": 0.5,
-                          "run_dir": str(tmp_path / f"{v}-{seed}-{'good' if v == 'pool_1' else 'bad'}")}
-                         for v in ("paper", "pool_1") for seed in (0, 1)])
+    runs = pd.DataFrame([{"variant": v, "seed": seed, "corpus_dev_f1": dev, "dev_f1": 0.5, "full_test_f1": 1 - dev}
+                         for v, dev in (("paper", 0.0), ("pool_1", 1.0)) for seed in (0, 1)])
     scores = selection_scores(runs).set_index("variant")
     assert scores.loc["pool_1", "corpus_dev_f1_mean"] == 1.0 and scores.loc["paper", "corpus_dev_f1_mean"] == 0.0
-    assert all(texts == [s.chars for s in dev] for texts in seen)  # the dev split, not test
+    assert scores.loc["pool_1", "subset_dev_f1_mean"] == 0.5 and "full_test_f1_mean" not in scores
 
 
 def _rule_table(**rows) -> pd.DataFrame:
@@ -110,23 +100,16 @@ def test_the_wiring_is_chosen_among_acmtl_variants_on_dev_alone():
         chosen_wiring(table, "max_over_kernels")
 
 
-def test_wiring_comparisons_pair_each_variant_with_the_default_by_seed(tmp_path, tiny_corpus_dir, monkeypatch):
+def test_wiring_comparisons_pair_each_variant_with_the_default_by_seed(tmp_path, tiny_corpus_dir):
     """dev_seeds counts the seeds both have, and the interval is on the corpus' own dev split."""
-    import acmtl.runs
     from acmtl.diagnosis import wiring_comparisons
 
-    spec = f"tiny={tiny_corpus_dir}"
-    dev = load_corpus(spec).splits["dev"]
-
-    def fake_predictions(run_dir, texts, **kwargs):
-        assert [tuple(t) for t in texts] == [tuple(s.chars) for s in dev]
-        right = str(run_dir).endswith("good")
-        return [list(s.tags) if right else ["O"] * len(s.chars) for s in dev], 0.0
-
-    monkeypatch.setattr(acmtl.runs, "run_predictions", fake_predictions)
+    dev = [list(s.tags) for s in load_corpus(f"tiny={tiny_corpus_dir}").splits["dev"]]
+    blind = [["O"] * len(tags) for tags in dev]
     grid = {"residual_block": (0, 1, 2), "identity_start": (0, 1, 2), "pool_1": (1,), "encoder_crf": (0, 1, 2)}
-    runs = pd.DataFrame([{"variant": v, "seed": seed, "corpus_spec": spec, "size": None, "dev_f1": 0.5,
-                          "run_dir": str(tmp_path / f"{v}-{seed}-{'good' if v == 'identity_start' else 'bad'}")}
+    runs = pd.DataFrame([{"variant": v, "seed": seed,
+                          **_fake_run(tmp_path / f"{v}-{seed}", dev if v == "identity_start" else blind, dev,
+                                      "corpus_dev")}
                          for v, seeds in grid.items() for seed in seeds])
     table = wiring_comparisons(runs, "residual_block", n_resamples=200).set_index("variant")
     assert set(table.index) == {"identity_start", "pool_1"}  # AC-MTL variants only, the default not with itself

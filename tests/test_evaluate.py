@@ -11,6 +11,7 @@ from seqeval.scheme import IOBES
 from acmtl.evaluate import (
     Scores,
     bootstrap_ci,
+    counts_f1,
     entity_sets,
     format_mean_std,
     is_missing,
@@ -191,10 +192,18 @@ def test_paired_bootstrap_difference_and_interval() -> None:
     gold = [["B-PER", "E-PER", "O", "S-LOC"] for _ in range(300)]
     good = [list(g) for g in gold]
     worse = [["O", "O", "O", "S-LOC"] if rng.random() < 0.3 else list(g) for g in gold]
-    pair = paired_bootstrap(gold, good, worse, n_resamples=500, seed=1)
+    good_counts, worse_counts = sentence_counts(gold, good), sentence_counts(gold, worse)
+    pair = paired_bootstrap(good_counts, worse_counts, n_resamples=500, seed=1)
     assert pair["diff"] == pytest.approx(score(gold, good).f1 - score(gold, worse).f1)
     assert 0 < pair["low"] <= pair["diff"] <= pair["high"]
-    same = paired_bootstrap(gold, worse, worse, n_resamples=200)
+    same = paired_bootstrap(worse_counts, worse_counts, n_resamples=200)
     assert same == {"diff": 0.0, "low": 0.0, "high": 0.0}  # paired: identical models differ by exactly 0
     with pytest.raises(ValueError, match="level"):
-        paired_bootstrap(gold, good, worse, level=1.5)
+        paired_bootstrap(good_counts, worse_counts, level=1.5)
+
+
+def test_counts_give_seqevals_f1() -> None:
+    rng = random.Random(1)
+    gold = [["B-PER", "E-PER", "O", "S-LOC", "B-ORG", "I-ORG", "E-ORG"] for _ in range(50)]
+    pred = [[rng.choice(["O", "S-LOC", "S-PER"]) if rng.random() < 0.2 else t for t in g] for g in gold]
+    assert counts_f1(sentence_counts(gold, pred)) == pytest.approx(score(gold, pred).f1, abs=1e-12)

@@ -328,16 +328,17 @@ def test_a_committed_notebook_run_by_hand_leaves_results_and_figures_alone(tmp_p
     assert "EXERCISE RUN" in "".join(out.get("text", "") for out in notebook.cells[3].outputs)
 
 
-def test_a_grid_in_a_notebook_prints_a_line_per_run_trained_not_a_bar(monkeypatch, capsys) -> None:
+def test_a_grid_in_a_notebook_prints_a_line_per_run_trained_not_a_bar(monkeypatch, capsys, tmp_path) -> None:
     from acmtl import experiments as ex
     from acmtl import runs
 
     trained = []
     monkeypatch.setattr(runs, "is_complete", lambda run_dir: run_dir.name == "cached")
-    monkeypatch.setattr(runs, "ensure_run", lambda spec, **kwargs: trained.append(spec))
+    monkeypatch.setattr(runs, "ensure_run", lambda spec, **kwargs: trained.append(spec) or Path("missing"))
+    monkeypatch.setattr(ex, "record_of", lambda spec, run_dir: {"folder": run_dir.name})
     specs = [ex.run_spec("smoke", "msra", "acmtl", 200, seed) for seed in (0, 1)]
     bar = ex.tqdm(total=2, disable=True)
-    ex._ensure_runs(specs, [Path("cached"), Path("missing")], 1, bar, lines=True)
+    ex._ensure_records(specs, [Path("cached"), Path("missing")], tmp_path, 1, bar, lines=True)
     assert trained == specs[1:] and capsys.readouterr().out == "trained acmtl size=200 seed=1\n"
 
 

@@ -1,0 +1,141 @@
+"""A regeneration that resumes anywhere: records written as runs finish, a time budget, a kill between runs,
+two machines on one plan, and a Dask cluster. Runs are real (tiny): a 2-layer encoder on a tiny corpus."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from acmtl import experiments as ex
+from acmtl.runs import RunSpec
+from acmtl.train import TrainConfig
+
+
+def _specs(corpus_dir: Path, encoder_dir: Path, n: int = 3) -> list[RunSpec]:
+    return [RunSpec(corpus=f"tiny={corpus_dir}", arch="encoder_crf", size=None, encoder=str(encoder_dir),
+                    train=TrainConfig(epochs=1, patience=1, seed=seed)) for seed in range(n)]
+
+
+def _run_dirs(specs: list[RunSpec], cache: Path) -> list[Path]:
+    return ex._run_dirs(specs, cache)
+
+
+def _records(results: Path) -> set[str]:
+    return {p.stem for p in (results / "runs").glob("*.json")}
+
+
+def _machine(specs_code: str, cache: Path, results: Path, log: Path) -> subprocess.Popen:
+    """Another process (another machine: its own run cache) training the plan in turn, one run at a time, and
+    logging each run it trains (not the ones it finds) to ``log``."""
+    code = f"""
+import acmtl.runs as runs
+from acmtl import experiments as ex
+from acmtl.runs import RunSpec
+from acmtl.train import TrainConfig
+from pathlib import Path
+
+real = runs.train
+def logged(model_cfg, train_cfg, data, out_dir, **kwargs):
+    with open({str(log)!r}, "a") as f:
+        f.write(Path(out_dir).name + "\\n")
+    return real(model_cfg, train_cfg, data, out_dir, **kwargs)
+runs.train = logged
+specs = {specs_code}
+dirs = ex._run_dirs(specs, Path({str(cache)!r}))
+ex._ensure_records(specs, dirs, Path({str(results)!r}), 1, ex.tqdm(disable=True))
+"""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+    return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _specs_code(corpus_dir: Path, encoder_dir: Path, n: int = 3) -> str:
+    return (f"[RunSpec(corpus='tiny={corpus_dir}', arch='encoder_crf', size=None, encoder={str(encoder_dir)!r}, "
+            f"train=TrainConfig(epochs=1, patience=1, seed=seed)) for seed in range({n})]")
+
+
+def test_a_budget_of_zero_starts_no_run_and_a_cached_run_needs_only_its_record(tmp_path, tiny_corpus_dir,
+                                                                                tiny_encoder_dir):
+    specs = _specs(tiny_corpus_dir, tiny_encoder_dir, 2)
+    dirs = _run_dirs(specs, tmp_path / "cache")
+    assert ex._ensure_records(specs, dirs, tmp_path, 1, ex.tqdm(disable=True), hours=0) == {}
+    assert not any(d.exists() for d in dirs) and _records(tmp_path) == set()
+    found = ex._ensure_records(specs[:1], dirs[:1], tmp_path, 1, ex.tqdm(disable=True))
+    assert set(found) == _records(tmp_path) == {dirs[0].name}
+    (tmp_path / "runs" / f"{dirs[0].name}.json").unlink()  # the record lost, the run still cached
+    stamp = (dirs[0] / "metrics.json").stat().st_mtime_ns
+    again = ex._ensure_records(specs[:1], dirs[:1], tmp_path, 1, ex.tqdm(disable=True))
+    assert again[dirs[0].name]["scores"] == found[dirs[0].name]["scores"]
+    assert (dirs[0] / "metrics.json").stat().st_mtime_ns == stamp  # rewritten from the cache, not retrained
+
+
+def test_a_plan_killed_between_runs_is_finished_by_another_machine(tmp_path, tiny_corpus_dir, tiny_encoder_dir):
+    """Machine A is killed after its first record; machine B (a fresh run cache, the records A left, as git
+    would carry them) trains only what is missing: every record present, no run trained twice."""
+    specs = _specs(tiny_corpus_dir, tiny_encoder_dir)
+    code = _specs_code(tiny_corpus_dir, tiny_encoder_dir)
+    log = tmp_path / "trained.log"
+    a = _machine(code, tmp_path / "cache-a", tmp_path, log)
+    deadline = time.monotonic() + 300
+    while not _records(tmp_path) and a.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    a.kill()
+    a.communicate()
+    first = _records(tmp_path)
+    assert len(first) >= 1, "machine A recorded nothing before it was killed"
+    b = _machine(code, tmp_path / "cache-b", tmp_path, log)
+    out, _ = b.communicate(timeout=600)
+    assert b.returncode == 0, out[-3000:]
+    folders = {d.name for d in _run_dirs(specs, tmp_path / "cache-b")}
+    assert _records(tmp_path) == folders
+    assert not any((tmp_path / "cache-b" / f).exists() for f in first)  # B never retrained what A recorded
+    trained_by_b = log.read_text().split()[-(len(folders) - len(first)):]
+    assert set(trained_by_b) == folders - first
+
+
+def test_two_machines_sharing_a_run_cache_train_each_run_once(tmp_path, tiny_corpus_dir, tiny_encoder_dir):
+    specs = _specs(tiny_corpus_dir, tiny_encoder_dir)
+    code = _specs_code(tiny_corpus_dir, tiny_encoder_dir)
+    log = tmp_path / "trained.log"
+    machines = [_machine(code, tmp_path / "cache", tmp_path, log) for _ in range(2)]
+    for m in machines:
+        out, _ = m.communicate(timeout=600)
+        assert m.returncode == 0, out[-3000:]
+    trained = log.read_text().split()
+    assert sorted(trained) == sorted({d.name for d in _run_dirs(specs, tmp_path / "cache")})  # once each
+    assert _records(tmp_path) == set(trained)
+
+
+def test_a_dask_cluster_trains_the_plan(tmp_path, tiny_corpus_dir, tiny_encoder_dir):
+    """``--scheduler``: each run a task on a (here local) Dask cluster of two workers; the records come back."""
+    distributed = pytest.importorskip("distributed")
+    specs = _specs(tiny_corpus_dir, tiny_encoder_dir, 2)
+    dirs = _run_dirs(specs, tmp_path / "cache")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  worker_dashboard_address=None) as cluster:
+        found = ex._ensure_records(specs, dirs, tmp_path, 1, ex.tqdm(disable=True),
+                                   scheduler=cluster.scheduler_address)
+    assert set(found) == _records(tmp_path) == {d.name for d in dirs}
+    record = json.loads((tmp_path / "runs" / f"{dirs[0].name}.json").read_text())
+    assert record["where"]["threads"] >= 1 and all((d / "metrics.json").is_file() for d in dirs)
+
+
+def test_an_analysis_that_needs_weights_trains_a_recorded_run_missing_here(tmp_path, tiny_corpus_dir,
+                                                                           tiny_encoder_dir):
+    """Records from another machine make the tables; an analysis (weights=True) retrains only what it needs,
+    keeping the committed record as it is."""
+    specs = _specs(tiny_corpus_dir, tiny_encoder_dir, 1)
+    elsewhere, here = _run_dirs(specs, tmp_path / "elsewhere"), _run_dirs(specs, tmp_path / "here")
+    ex._ensure_records(specs, elsewhere, tmp_path, 1, ex.tqdm(disable=True))
+    record = tmp_path / "runs" / f"{here[0].name}.json"
+    committed = record.read_bytes()
+    ex._ensure_records(specs, here, tmp_path, 1, ex.tqdm(disable=True))
+    assert not here[0].exists()  # the record suffices
+    ex._ensure_records(specs, here, tmp_path, 1, ex.tqdm(disable=True), weights=True)
+    assert (here[0] / "model").is_dir() and record.read_bytes() == committed
