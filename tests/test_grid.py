@@ -90,3 +90,15 @@ def test_early_stopping_is_protocol_the_same_for_every_run(profile) -> None:
                for arch in ex.TABLE2_ARCHS for size in (200, 1000, 3000) for seed in (0, 1))]
     assert len({(spec.train.patience, spec.train.epochs) for spec in specs}) == 1
     assert not any({"patience", "epochs"} & set(search_space(arch)) for arch in ex.TABLE2_ARCHS)
+
+
+@pytest.mark.parametrize(("cores", "memory_gib", "workers"), [(2, 24, 2), (16, 128, 16), (16, 24, 6), (1, 64, 1),
+                                                              (4, 2, 1)])
+def test_workers_default_to_the_cores_memory_allows(monkeypatch, cores, memory_gib, workers) -> None:
+    """One 1-thread worker per core, as many as memory holds; ACMTL_WORKERS overrides it."""
+    assert ex.default_workers(cores, memory_gib) == workers
+    monkeypatch.delenv(ex.WORKERS_ENV, raising=False)
+    monkeypatch.setattr(ex, "default_workers", lambda: workers)
+    assert ex.training_workers() == workers
+    monkeypatch.setenv(ex.WORKERS_ENV, "3")
+    assert ex.training_workers() == 3
