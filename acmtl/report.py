@@ -72,6 +72,26 @@ def render_block(results_dir: Path) -> str:
     return f"{BEGIN}\n{body}\n{END}"
 
 
+def records_line(results_dir: Path) -> str:
+    """How many run records (``results/runs/``) carry this code's digest, and how many tables were computed from
+    records of this code alone (their provenance's ``records``): computed, never typed."""
+    import json
+    from collections import Counter
+
+    from acmtl.records import records_dir
+    from acmtl.runs import code_digest
+
+    current = code_digest()
+    digests = Counter(json.loads(f.read_text(encoding="utf-8"))["code_sha256"]
+                      for f in records_dir(results_dir).glob("*.json"))
+    tables = [json.loads(f.read_text(encoding="utf-8")).get("records") for f in results_dir.glob("*.provenance.json")]
+    from_records = [t for t in tables if t and t["runs"]]
+    at_code = sum(t["code_sha256"] == [current] for t in from_records)
+    return (f"Run records: {digests[current]} of {sum(digests.values())} in `results/runs/` at this code "
+            f"(run-defining code {current[:12]}); {at_code} of {len(from_records)} tables computed from run records "
+            f"use only records of this code.")
+
+
 def render_glance(results_dir: Path) -> str:
     """Markdown: one finding each for Table 3 and Figures 6-10, and how long each notebook took
     (:mod:`acmtl.findings`, from the tables and their provenance)."""
@@ -81,7 +101,7 @@ def render_glance(results_dir: Path) -> str:
         return "*Not generated yet: `./run_all.sh` writes the tables in `results/`, then these lines.*"
     times = timings(results_dir)
     rows = [f"| `{r.notebook}` | {r.wall} | {r.profile}, {r.date}, {r.machine} |" for r in times.itertuples()]
-    return "\n".join([at_a_glance(results_dir), "", training_line(results_dir), "",
+    return "\n".join([at_a_glance(results_dir), "", records_line(results_dir), "", training_line(results_dir), "",
                       "| notebook | wall time of its last run | profile, day, machine |", "|---|---:|---|", *rows,
                       f"| all | {duration(times['wall_seconds'].sum())} | |", "", resources_line(results_dir)])
 

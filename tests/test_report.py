@@ -274,3 +274,22 @@ def test_training_line_counts_each_run_once(tmp_path):
     (tmp_path / "table3_ablation.provenance.json").write_text(json.dumps({"extra": {"runs": untimed}}))
     assert "1 of them were trained before acmtl recorded the time spent scoring" in training_line(tmp_path)
     assert duration(7199) == "2 h 0 min" and duration(5195) == "1 h 27 min"  # never "1 h 60 min"
+
+
+def test_the_records_line_counts_records_and_tables_at_this_code(tmp_path, monkeypatch):
+    """'N of M at this code' is computed from the records and the tables' provenance, never typed."""
+    import json
+
+    import acmtl.runs
+    from acmtl.report import records_line
+
+    monkeypatch.setattr(acmtl.runs, "code_digest", lambda: "a" * 64)
+    (tmp_path / "runs").mkdir()
+    for name, digest in (("one", "a" * 64), ("two", "a" * 64), ("old", "b" * 64)):
+        (tmp_path / "runs" / f"{name}.json").write_text(json.dumps({"code_sha256": digest}))
+    for name, digests in (("fresh", ["a" * 64]), ("mixed", ["a" * 64, "b" * 64]), ("stale", ["b" * 64])):
+        record = {"records": {"runs": 2, "at_this_code": 1, "code_sha256": digests}}
+        (tmp_path / f"{name}.provenance.json").write_text(json.dumps(record))
+    line = records_line(tmp_path)
+    assert line.startswith("Run records: 2 of 3 in `results/runs/` at this code (run-defining code aaaaaaaaaaaa)")
+    assert "1 of 3 tables computed from run records use only records of this code" in line
