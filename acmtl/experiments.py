@@ -508,6 +508,35 @@ def train_plan(profile: str, plan: Mapping[str, RunSpec] | None = None, *, worke
     return found
 
 
+VERIFY_TOLERANCE = 2.0  # F1 points: runs on another device, precision or thread count differ by float order
+
+
+def verify_records(profile: str, n: int, *, seed: int = 0) -> pd.DataFrame:
+    """Retrain ``n`` randomly chosen recorded runs of ``profile``'s plan from scratch (a temporary run cache, the
+    thread count of the record) and put each score beside its record: identical where device, CPU, precision and
+    threads match (``same_setting``), else expected within :data:`VERIFY_TOLERANCE` F1 points."""
+    import random
+    import tempfile
+
+    from acmtl.records import read_records
+
+    plan = planned_runs(profile)
+    recorded = read_records(records_root(profile).parent, plan)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="acmtl-verify-") as cache:
+        for folder in random.Random(seed).sample(sorted(recorded), min(n, len(recorded))):
+            old = recorded[folder]
+            new = _train_and_record(plan[folder], cache, old["where"].get("threads"))
+            same = all(old["where"].get(k) == new["where"].get(k) for k in ("device", "cpu", "precision", "threads"))
+            for split, scores in old["scores"].items():
+                now = new["scores"][split]["f1"]
+                rows.append({"folder": folder, "model": old["spec"]["arch"], "size": old["spec"]["size"],
+                             "seed": old["spec"]["seed"], "split": split, "recorded_f1": scores["f1"], "now_f1": now,
+                             "same_setting": same, "identical": now == scores["f1"],
+                             "within_tolerance": abs(now - scores["f1"]) * 100 <= VERIFY_TOLERANCE})
+    return pd.DataFrame(rows)
+
+
 def record_row(record: dict) -> dict:
     """A run's record as a row of scores: what a table is computed from (no weights needed)."""
     spec, times = record["spec"], record["times"]

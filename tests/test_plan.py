@@ -139,3 +139,23 @@ def test_an_analysis_that_needs_weights_trains_a_recorded_run_missing_here(tmp_p
     assert not here[0].exists()  # the record suffices
     ex._ensure_records(specs, here, tmp_path, 1, ex.tqdm(disable=True), weights=True)
     assert (here[0] / "model").is_dir() and record.read_bytes() == committed
+
+
+def test_verify_retrains_recorded_runs_and_matches_them_on_the_same_setting(tmp_path, monkeypatch, tiny_corpus_dir,
+                                                                             tiny_encoder_dir):
+    """``runs --verify``: a recorded run trained again from scratch gives identical scores on the same machine,
+    precision and thread count."""
+    specs = _specs(tiny_corpus_dir, tiny_encoder_dir, 2)
+    dirs = _run_dirs(specs, tmp_path / "cache")
+    plan = {d.name: spec for d, spec in zip(dirs, specs)}
+    monkeypatch.setattr(ex, "planned_runs", lambda profile: plan)
+    monkeypatch.setattr(ex, "records_root", lambda profile: tmp_path / "runs")
+    ex._ensure_records(specs, dirs, tmp_path, 1, ex.tqdm(disable=True))
+    import acmtl.runs
+
+    trained, real = [], acmtl.runs.train
+    monkeypatch.setattr(acmtl.runs, "train", lambda *args, **kwargs: trained.append(1) or real(*args, **kwargs))
+    table = ex.verify_records("smoke", 1, seed=3)
+    assert trained == [1]  # trained again, not found in the run cache
+    assert table["folder"].nunique() == 1 and set(table["split"]) == {"dev", "test", "full_test"}
+    assert table["same_setting"].all() and table["identical"].all(), table
