@@ -1,6 +1,7 @@
 """``python -m acmtl``: fetch and inspect corpora, train, evaluate and predict.
 
-Heavy imports (torch, transformers) happen inside the commands, so ``--help`` is instant.
+Heavy imports (torch, transformers) happen inside the commands, after each has checked its arguments (files
+and folders that must exist, numbers that must be positive), so ``--help`` and a mistyped path are instant.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import logging
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 import acmtl
@@ -77,7 +79,8 @@ def _add_train(sub) -> None:
                         "--set model.use_pinyin=false --set model.cnn_block=paper (repeatable; JSON-style "
                         "true/false/null; applied last, over the profile and the flags above; "
                         "model.encoder overrides --encoder)")
-    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.add_argument("--quiet", action="store_true", help="print only the run's folder: no progress bars, no epoch "
+                   "lines (warnings still go to stderr)")
 
 
 # acmtl.backends.BACKENDS, spelled out so that --help imports no torch (tests/test_backends.py keeps them equal)
@@ -94,7 +97,8 @@ def _add_evaluate(sub) -> None:
                                    "split recorded in the run's run.json, or on --data (any character-per-line "
                                    "CoNLL file, BIO, BIOES or BMES, read by acmtl.data.conll).")
     e.add_argument("run_dir", type=Path, metavar="RUN",
-                   help="a run folder (runs/<hash>: `python -m acmtl runs` lists them) or, with --data, a saved model")
+                   help="a run folder (runs/<hash>, or its hash alone: `python -m acmtl runs` lists them) or, "
+                        "with --data, a saved model")
     e.add_argument("--split", default="test", help="dev | test | full_test (the official test set, for subsets)")
     e.add_argument("--data", type=Path, metavar="FILE_OR_DIR", help="score this CoNLL file (or every file of this "
                    "folder) instead of a split: one character and its tag per line, a blank line between sentences")
@@ -108,12 +112,16 @@ def _add_evaluate(sub) -> None:
 
 def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="tag raw text (arguments, files, folders or stdin) -> JSON lines, CoNLL, BIO",
-                       description="One text per line (UTF-8). --format jsonl (default) gives one JSON line per text: "
+                       description="One text per line (UTF-8); typed at a terminal, each line is tagged as it is "
+                                   "entered (Ctrl-D ends). Control characters (NUL, BEL, ESC, a lone carriage "
+                                   "return, ...) are removed before tagging, with a warning. "
+                                   "--format jsonl (default) gives one JSON line per text: "
                                    "{\"text\", \"entities\": [{type, start, end, text, score}]}, score being the "
                                    "CRF's probability of the entity; conll/bio give one character and its tag per "
                                    "line, a blank line after each text (whitespace characters left out). Texts "
                                    "longer than 510 characters are tagged in overlapping windows.")
-    p.add_argument("--model", required=True, type=Path, help="a run directory or a saved model directory")
+    p.add_argument("--model", required=True, type=Path, help="a run folder (runs/<hash>, or its hash alone: "
+                   "`python -m acmtl runs` lists them) or a saved model folder")
     p.add_argument("texts", nargs="*", help="texts to tag (default: the --input files, else lines from stdin)")
     p.add_argument("--input", "-i", nargs="+", type=Path, default=[], metavar="PATH",
                    help="text files, or folders (every file in them), one text per line")
@@ -222,13 +230,22 @@ def cmd_data(args) -> int:
     return 0
 
 
-def cmd_train(args) -> int:
-    from acmtl.experiments import run_spec
+def _check_train(args):
+    """The corpus read (a process parses a corpus once, so the run reuses it), before torch is imported: a mistyped
+    corpus or folder is reported at once. Then --set, checked against TrainConfig / ModelConfig (which need torch)."""
+    from acmtl.data.corpora import load_corpus
     from acmtl.overrides import parse_overrides
+
+    load_corpus(args.corpus)
+    return parse_overrides(args.set)
+
+
+def cmd_train(args) -> int:
+    settings = _check_train(args)
+    from acmtl.experiments import run_spec
     from acmtl.runs import ensure_run, prepare
     from acmtl.train import train
 
-    settings = parse_overrides(args.set)  # --set: checked against TrainConfig / ModelConfig
     overrides = {k: v for k, v in {"epochs": args.epochs, "encoder_lr": args.encoder_lr,
                                    "head_lr": args.head_lr, "batch_size": args.batch_size,
                                    "precision": args.precision}.items() if v is not None}
@@ -291,13 +308,25 @@ def _device(name: str) -> str | None:
     return None if name == "auto" else name
 
 
+def _check_evaluate(args) -> None:
+    """The run folder (a hash names a run of the run cache), --data and the run's record checked before any import
+    of torch."""
+    from acmtl.formats import input_files
+    from acmtl.paths import run_folder
+
+    args.run_dir = run_folder(args.run_dir)
+    if args.data is not None:
+        args.data_files = input_files([args.data])
+    elif not (args.run_dir / "run.json").is_file():
+        raise FileNotFoundError(f"{args.run_dir} has no run.json: a saved model is scored on --data FILE")
+
+
 def _labelled_sentences(args) -> tuple[list, dict]:
     """The sentences ``evaluate`` scores (a run's split, or --data) and what to report about where they came from."""
     if args.data is not None:
         from acmtl.data.conll import read_conll_file
-        from acmtl.formats import input_files
 
-        read = [read_conll_file(path, scheme=args.scheme) for path in input_files([args.data])]
+        read = [read_conll_file(path, scheme=args.scheme) for path in args.data_files]
         return [s for f in read for s in f.sentences], {"data": {f.path: f.scheme for f in read}}
     from acmtl.runs import RunSpec, prepare
     from acmtl.train import TrainConfig
@@ -313,6 +342,7 @@ def _labelled_sentences(args) -> tuple[list, dict]:
 
 
 def cmd_evaluate(args) -> int:
+    _check_evaluate(args)
     from tqdm.auto import tqdm
 
     from acmtl.data.conll import tags_to_entities
@@ -355,12 +385,14 @@ def _predict_sources(args):
         return [(None, args.texts)]
     if files:
         return [(path, read_lines(path)) for path in files]  # every file read (and checked) before any tagging
+    if sys.stdin.isatty():  # a person typing: say what is expected, rather than wait in silence
+        print("acmtl predict: type a text and press Enter to tag it; Ctrl-D ends", file=sys.stderr)
     return [(None, _stdin_lines())]
 
 
 def _stdin_lines():
     """stdin as text lines; bytes that are not UTF-8 become U+FFFD (with a warning) rather than stop a stream."""
-    for number, raw in enumerate(sys.stdin.buffer, start=1):
+    for number, raw in enumerate(iter(sys.stdin.buffer.readline, b""), start=1):  # a line as soon as it is typed
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as err:
@@ -386,14 +418,14 @@ def _output(path: Path | None):
         partial.unlink(missing_ok=True)
 
 
-def cmd_predict(args) -> int:
-    from tqdm.auto import tqdm
-
-    from acmtl.formats import render
-    from acmtl.predict import NERPredictor
+def _check_predict(args) -> tuple[Path | None, bool, list]:
+    """The model folder (a hash names a run of the run cache), the output (a file or, per input file, a folder)
+    and the inputs, checked before the model loads: (output, per_file, sources)."""
+    from acmtl.paths import run_folder
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    args.model = run_folder(args.model)
     output = None if args.output is None else Path(args.output)
     per_file = output is not None and (args.output.endswith(("/", os.sep)) or output.is_dir())
     if per_file and not args.input:
@@ -403,9 +435,22 @@ def cmd_predict(args) -> int:
     clash = sorted({name for name in names if names.count(name) > 1})
     if clash:
         raise ValueError(f"several input files would write {clash[0]} in {output}: tag them one folder at a time")
+    return output, per_file, sources
+
+
+def cmd_predict(args) -> int:
+    output, per_file, sources = _check_predict(args)
+    from tqdm.auto import tqdm
+
+    from acmtl.formats import render, without_controls
+    from acmtl.predict import NERPredictor
+
     predictor = NERPredictor.from_pretrained(args.model, batch_size=args.batch_size, device=_device(args.device),
                                              backend=args.backend)
     bar = tqdm(desc="tagging", unit="text", disable=None, delay=1)  # only on a terminal, only when it takes a while
+    # typed at a terminal: each line tagged as it is entered, not once batch_size lines have come
+    batch_size = 1 if not (args.texts or args.input) and sys.stdin.isatty() else args.batch_size
+    removed: Counter = Counter()  # control characters taken out of the texts, by name
 
     def tag(path: Path | None, lines, out) -> None:
         extra = {} if path is None else {"file": str(path)}
@@ -423,8 +468,10 @@ def cmd_predict(args) -> int:
 
         number = 0
         for number, text in enumerate(lines, start=1):  # streams: tags every `batch_size` lines as they arrive
+            text, found = without_controls(text)
+            removed.update(found)
             chunk.append(text)
-            if len(chunk) == args.batch_size:
+            if len(chunk) == batch_size:
                 flush(number - len(chunk) + 1)
         flush(number - len(chunk) + 1)
 
@@ -437,6 +484,10 @@ def cmd_predict(args) -> int:
             with _output(output) as out:
                 for path, lines in sources:
                     tag(path, lines, out)
+    if removed:
+        counts = ", ".join(f"{n} {name}" for name, n in removed.most_common())
+        print(f"acmtl predict: control characters removed before tagging ({counts}): CoNLL cannot show them and "
+              "the model would take them into entities; offsets count the text as printed", file=sys.stderr)
     return 0
 
 
@@ -490,7 +541,12 @@ def main(argv: list[str] | None = None) -> int:
                 "bench": cmd_bench, "report": cmd_report, "tune": cmd_tune,
                 "runs": cmd_runs}
     try:
-        return commands[args.command](args)
+        code = commands[args.command](args)
+        sys.stdout.flush()  # here, not at exit, so that a reader gone away is handled below
+        return code
+    except BrokenPipeError:  # the reader left (`... | head`): nothing more to say, and no one to say it to
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's final flush must not fail again
+        return 1
     except (ValueError, OSError, RuntimeError) as err:  # bad input, missing files, corrupt downloads
         if os.environ.get("ACMTL_TRACEBACK"):
             raise

@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import json
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -55,6 +56,20 @@ def read_lines(path: Path) -> list[str]:
     if lines[-1] == "":
         lines.pop()  # the line end of the last line
     return [line.removesuffix("\r") for line in lines]
+
+
+CONTROL_NAMES = {"\x00": "NUL", "\x07": "BEL", "\x08": "BS", "\x1b": "ESC", "\r": "CR", "\x7f": "DEL"}
+
+
+def without_controls(text: str) -> tuple[str, Counter]:
+    """``text`` without its control characters (NUL, BEL, ESC, a carriage return, ...; a tab is kept, as a space
+    would be) and how many of each were removed, by name. Tagged as they are, the model takes them into entities
+    ("张三\\r"), and CoNLL cannot show them."""
+    removed = Counter(CONTROL_NAMES.get(c, f"U+{ord(c):04X}") for c in text
+                      if c != "\t" and unicodedata.category(c) == "Cc")
+    if not removed:
+        return text, removed
+    return "".join(c for c in text if c == "\t" or unicodedata.category(c) != "Cc"), removed
 
 
 def _writable(char: str) -> bool:

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
+from tqdm.std import tqdm
 
 from acmtl.backends import acmtl_emissions
 from acmtl.card import read_run_records
@@ -41,6 +42,7 @@ from acmtl.data.conll import tags_to_entities
 from acmtl.encoders import CharTokenizer
 from acmtl.features import Encoded, collate, encode
 from acmtl.model import ACMTL
+from acmtl.paths import run_folder
 
 MAX_LEN = 510  # 512 encoder positions minus [CLS] and [SEP]
 OVERLAP = 128
@@ -109,10 +111,10 @@ def _decode_with_lattices(model: ACMTL, network: Callable | None = None) -> Call
 
 
 def _decode_windows(model: ACMTL, windows: list[Encoded], batch_size: int, device: torch.device,
-                    decode: Callable | None = None) -> list:
+                    decode: Callable | None = None, bar: tqdm | None = None) -> list:
     """Decode longest first; a batch that runs out of memory is retried at half the batch size, down to 1.
 
-    ``decode`` (default ``model.decode``) maps a batch's inputs to one result per window."""
+    ``decode`` (default ``model.decode``) maps a batch's inputs to one result per window; ``bar`` counts them."""
     order = sorted(range(len(windows)), key=lambda i: -len(windows[i]))
     decoded: list = [[] for _ in windows]
     done = 0
@@ -133,6 +135,8 @@ def _decode_windows(model: ACMTL, windows: list[Encoded], batch_size: int, devic
         for row, path in zip(rows, paths):
             decoded[row] = path
         done += len(rows)
+        if bar is not None:
+            bar.update(len(rows))
     return decoded
 
 
@@ -188,17 +192,20 @@ def fast_linear(device: torch.device):
 
 
 @torch.inference_mode()
-def tag_encoded(model: ACMTL, items: Sequence[Encoded], *, batch_size: int = 32,
-                max_len: int = MAX_LEN, overlap: int = OVERLAP, network: Callable | None = None) -> list[list[int]]:
+def tag_encoded(model: ACMTL, items: Sequence[Encoded], *, batch_size: int = 32, max_len: int = MAX_LEN,
+                overlap: int = OVERLAP, network: Callable | None = None,
+                progress: str | None = None) -> list[list[int]]:
     """Best tag ids for each item (empty items give empty lists); long items are windowed. ``network``, if
-    given, computes the emission scores in place of ``model.emissions`` (:mod:`acmtl.backends`)."""
+    given, computes the emission scores in place of ``model.emissions`` (:mod:`acmtl.backends`); ``progress``,
+    if given, labels a progress bar (on stderr) over the windows."""
     decode = None if network is None else (
         lambda *inputs: [(path, None) for path in model.crf.viterbi(network(*inputs), inputs[-1])])
-    return [path for path, _, _ in _tag_windows(model, items, batch_size, max_len, overlap, decode)]
+    return [path for path, _, _ in _tag_windows(model, items, batch_size, max_len, overlap, decode, progress)]
 
 
 def _tag_windows(model: ACMTL, items: Sequence[Encoded], batch_size: int, max_len: int, overlap: int,
-                 decode: Callable | None = None) -> list[tuple[list[int], list[int], list[tuple[int, object]]]]:
+                 decode: Callable | None = None,
+                 progress: str | None = None) -> list[tuple[list[int], list[int], list[tuple[int, object]]]]:
     """For each item: its stitched path, the window each position's tag comes from, and the windows as
     ``(start, decode's result)``."""
     device = next(model.parameters()).device
@@ -212,8 +219,9 @@ def _tag_windows(model: ACMTL, items: Sequence[Encoded], batch_size: int, max_le
     was_training = model.training
     model.eval()
     try:
-        with fast_linear(device):
-            decoded = _decode_windows(model, windows, batch_size, device, decode)
+        with fast_linear(device), tqdm(total=len(windows), desc=progress, unit="window", disable=progress is None,
+                                       leave=False) as bar:
+            decoded = _decode_windows(model, windows, batch_size, device, decode, bar)
     finally:
         model.train(was_training)
     pieces: list[list[tuple[int, object]]] = [[] for _ in items]
@@ -256,6 +264,14 @@ def predict_tags(model: ACMTL, tokenizer: CharTokenizer, texts: Sequence[Sequenc
     return [[model.cfg.tags[i] for i in path] for path in paths]
 
 
+def _described(texts) -> str:
+    """What ``texts`` is, for an error message: its type, or the type of the first item that is not a str."""
+    if isinstance(texts, Sequence) and not isinstance(texts, bytes):
+        wrong = next(text for text in texts if not isinstance(text, str))
+        return f"a {type(texts).__name__} holding a {type(wrong).__name__} ({wrong!r:.40})"
+    return f"a {type(texts).__name__}" if texts is not None else "None"
+
+
 class NERPredictor:
     """Raw text in, entities out, in the shape of a Hugging Face pipeline::
 
@@ -281,9 +297,9 @@ class NERPredictor:
     @classmethod
     def from_pretrained(cls, directory: str | Path, *, device: str | torch.device | None = None,
                         **kwargs) -> NERPredictor:
-        """Load a run directory (``runs/<hash>/``) or any directory written by ``save_pretrained``;
-        ``device`` None picks CUDA when present, else the CPU."""
-        directory = Path(directory)
+        """Load a run directory (``runs/<hash>/``, or the hash alone for a run of the run cache) or any directory
+        written by ``save_pretrained``; ``device`` None picks CUDA when present, else the CPU."""
+        directory = run_folder(directory)
         if (directory / "model").is_dir():  # a run directory keeps its best model under model/
             directory = directory / "model"
         model, tokenizer = load_pretrained(directory)
@@ -309,6 +325,8 @@ class NERPredictor:
         """Entities of one text, or of each text of a list (see the class docstring for their keys)."""
         if isinstance(texts, str):
             return self.predict([texts])[0]
+        if not isinstance(texts, Sequence) or not all(isinstance(text, str) for text in texts):
+            raise TypeError(f"ner() takes a text (a str) or a list of texts, not {_described(texts)}")
         items = [encode(list(text), self.tokenizer) if text.strip() else encode([], self.tokenizer)
                  for text in texts]
         with torch.inference_mode():

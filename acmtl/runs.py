@@ -212,7 +212,7 @@ def run_predictions(run_dir: str | Path, texts: Sequence[Sequence[str]], *,
 
 
 # `python -m acmtl runs`: what the run cache holds
-RUN_COLUMNS = ("folder", "corpus", "size", "model", "seed", "encoder_lr", "head_lr",
+RUN_COLUMNS = ("folder", "corpus", "size", "model", "seed", "encoder_lr", "head_lr", "epochs",
                "dev_f1", "test_f1", "full_test_f1", "finished", "date")
 
 
@@ -238,6 +238,18 @@ def _f1(metrics: dict, split: str) -> float | None:
     return scores.get("entity_f1") if isinstance(scores, dict) else None
 
 
+def _epochs(run_dir: Path, metrics: dict) -> int | None:
+    """Epochs trained: a finished run's ``epochs_run``, else the rows of its curve so far (None: unreadable)."""
+    if "epochs_run" in metrics:
+        return metrics["epochs_run"]
+    try:
+        return len(json.loads((run_dir / "curve.json").read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return 0  # no epoch finished yet
+    except (OSError, ValueError, TypeError):
+        return None
+
+
 def _warn_stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -246,12 +258,13 @@ def list_runs(root: str | Path | None = None, *, warn: Callable[[str], None] = _
               **filters) -> list[dict]:
     """One dict per run folder under ``root`` (default: :func:`acmtl.paths.runs_dir`), oldest first.
 
-    Keys are :data:`RUN_COLUMNS`: ``folder`` (the run hash), ``corpus`` (its name), ``size`` (None: the
-    corpus' own splits), ``model`` (the architecture), ``seed``, ``encoder_lr``, ``head_lr``, the entity F1
-    on dev, test and full_test (None where not scored or not finished), ``finished`` (metrics.json
-    exists) and ``date`` (the modification time of metrics.json, else run.json, as local
-    ``YYYY-MM-DD HH:MM``). ``filters`` are exact matches on these keys, a None filter matching everything;
-    ``corpus=`` also matches the corpus spec the run was trained with (``tiny=/some/dir``). Folders without
+    Keys are :data:`RUN_COLUMNS`: ``folder`` (``root/<run hash>``: what ``predict --model`` and ``evaluate``
+    take, as does the hash alone for a run of the default run cache), ``corpus`` (its name), ``size`` (None: the
+    corpus' own splits), ``model`` (the architecture), ``seed``, ``encoder_lr``, ``head_lr``, ``epochs`` (epochs
+    trained, so far for an unfinished run), the entity F1 on dev, test and full_test (None where not scored or
+    not finished), ``finished`` (metrics.json exists) and ``date`` (the modification time of metrics.json, else
+    run.json, as local ``YYYY-MM-DD HH:MM``). ``filters`` are exact matches on these keys, a None filter matching
+    everything; ``corpus=`` also matches the corpus spec the run was trained with (``tiny=/some/dir``). Folders without
     run.json and ``*.lock`` files are ignored; a run.json that is not valid JSON is reported through
     ``warn`` (default: a line on stderr) and skipped.
     """
@@ -277,9 +290,10 @@ def list_runs(root: str | Path | None = None, *, warn: Callable[[str], None] = _
             stamp = (run_dir / "metrics.json" if finished else run_json).stat().st_mtime
         except OSError:  # removed while we looked
             continue
-        row = {"folder": run_dir.name, "corpus": corpus.get("name"), "size": corpus.get("size"),
+        row = {"folder": str(run_dir), "corpus": corpus.get("name"), "size": corpus.get("size"),
                "model": record.get("arch"), "seed": train_cfg.get("seed"),
                "encoder_lr": train_cfg.get("encoder_lr"), "head_lr": train_cfg.get("head_lr"),
+               "epochs": _epochs(run_dir, metrics),
                "dev_f1": _f1(metrics, "dev"), "test_f1": _f1(metrics, "test"),
                "full_test_f1": _f1(metrics, "full_test"),
                "finished": finished, "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))}

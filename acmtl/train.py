@@ -144,12 +144,13 @@ def split_long(items: list[Encoded], tags: list[str], max_len: int) -> list[Enco
 
 
 def gold_and_predicted(model: ACMTL, items: list[Encoded], batch_size: int = 64, *,
-                       bf16: bool = False) -> tuple[list, list]:
-    """Gold and predicted tag strings of labelled ``items``; ``bf16``: the forward pass under bf16 autocast."""
+                       bf16: bool = False, progress: str | None = None) -> tuple[list, list]:
+    """Gold and predicted tag strings of labelled ``items``; ``bf16``: the forward pass under bf16 autocast;
+    ``progress``: the label of a progress bar, if one is wanted."""
     tags = model.cfg.tags
     device = next(model.parameters()).device
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-        paths = tag_encoded(model, items, batch_size=batch_size)
+        paths = tag_encoded(model, items, batch_size=batch_size, progress=progress)
     return [[tags[i] for i in item.tag_ids] for item in items], [[tags[i] for i in p] for p in paths]
 
 
@@ -362,8 +363,16 @@ def _record_epoch(run: _Run, row: dict, checkpoint_every: float, progress: bool)
 # -- final scoring ------------------------------------------------------------------------------
 
 
-def _final_scores(run: _Run, train_sentences: int) -> dict:
-    """Process 0: score the best model on every split but train; write predictions.json, then metrics.json."""
+def _warn_if_nothing_learned(state: TrainerState) -> None:
+    """A model that never found a dev entity tags nothing: say why, rather than hand over an F1 of 0 in silence."""
+    if state.best_f1 == 0:
+        log.warning("dev F1 stayed 0 in all %d epochs: the model has learned no entity yet and will tag nothing; "
+                    "train for more epochs or on more sentences", state.epoch)
+
+
+def _final_scores(run: _Run, train_sentences: int, progress: bool) -> dict:
+    """Process 0: score the best model on every split but train; write predictions.json, then metrics.json.
+    ``progress``: a bar per split (scoring a 4,620-sentence test set takes minutes on a CPU)."""
     state = run.state
     if run.best_state is not None:
         save_pretrained(run.model, run.tokenizer, run.out_dir / "model", run.best_state)
@@ -378,7 +387,9 @@ def _final_scores(run: _Run, train_sentences: int) -> dict:
     predictions = {}  # the best model's tags on every scored split: paired comparisons need them
     for name, items in run.encoded.items():
         if name != "train":
-            gold, predicted = gold_and_predicted(best, items, run.cfg.eval_batch_size, bf16=run.bf16)
+            gold, predicted = gold_and_predicted(best, items, run.cfg.eval_batch_size, bf16=run.bf16,
+                                                 progress=f"scoring epoch {state.best_epoch} on {name}" if progress
+                                                 else None)
             metrics[name] = score(gold, predicted).to_dict()
             predictions[name] = [" ".join(tags) for tags in predicted]
     # what the run cost besides the training loop: scoring after every epoch, then the best model on every split
@@ -413,7 +424,9 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, data: dict[str, list[Sentenc
         if run.world > 1:  # every process follows process 0's bookkeeping
             dist.broadcast(stop, 0)
             run.state.epoch, run.state.bad_epochs = row["epoch"], int(stop.item()) * cfg.patience
-    metrics = _final_scores(run, len(data["train"])) if run.rank == 0 else {}
+    if run.rank == 0:
+        _warn_if_nothing_learned(run.state)
+    metrics = _final_scores(run, len(data["train"]), progress) if run.rank == 0 else {}
     if run.world > 1:
         dist.barrier()
     return metrics

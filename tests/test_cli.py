@@ -230,3 +230,124 @@ def test_run_all_rejects_an_unknown_notebook_before_any_set_up():
     assert result.returncode == 2, result.stderr[-500:]
     assert "no notebook notebooks/99_nope.ipynb" in result.stderr
     assert "03_ablation.ipynb" in result.stderr and "Traceback" not in result.stderr
+
+
+# -- issue 32: no silent waits, run folders by name, pipes and control characters ----------------------------
+
+
+def _main_then_torch_imported(*args: str) -> tuple[str, bool]:
+    """Run ``acmtl.cli.main(args)`` in a fresh interpreter: its stderr, and whether it had imported torch."""
+    code = ("import sys; from acmtl.cli import main; rc = main(sys.argv[1:]); "
+            "print(rc, 'torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
+    rc, torch_imported = result.stdout.split()
+    assert rc == "2", result.stderr
+    return result.stderr, torch_imported == "True"
+
+
+@pytest.mark.parametrize("args, said", [
+    (["predict", "--model", "no/such/run", "北京"], "no/such/run: no such folder"),
+    (["predict", "--model", ".", "--input", "no_such.txt"], "no_such.txt: no such file or folder"),
+    (["evaluate", "no/such/run"], "no/such/run: no such folder"),
+    (["evaluate", ".", "--data", "no_such.conll"], "no_such.conll: no such file or folder"),
+    (["train", "--corpus", "tiny=no/such/folder", "--set", "train.epochs=1"], "no/such/folder"),
+])
+def test_arguments_are_checked_before_torch_is_imported(args, said, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    err, torch_imported = _main_then_torch_imported(*args)
+    assert said in err and not torch_imported, err
+
+
+def test_predict_takes_a_run_hash_and_evaluate_too(run_dir, tmp_path):
+    import shutil
+
+    cache = tmp_path / "elsewhere"
+    shutil.copytree(run_dir, cache / "5ca7eff995137790")
+    env = {**__import__("os").environ, "ACMTL_RUNS": str(cache)}
+    result = subprocess.run([sys.executable, "-m", "acmtl", "predict", "--model", "5ca7eff995137790", "北京"],
+                            capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert result.returncode == 0 and json.loads(result.stdout)["text"] == "北京", result.stderr[-2000:]
+    err = acmtl_error("predict", "--model", "runs/5ca7eff995137790", "北京", env=env, cwd=tmp_path)
+    assert f"runs/5ca7eff995137790: no such folder; the run cache has {cache / '5ca7eff995137790'}" in err
+    assert "config.json is missing" not in err
+
+
+def test_a_reader_that_leaves_early_ends_the_output_quietly(run_dir):
+    """``acmtl ... | head``: the reader closes the pipe; no "Broken pipe" error, no traceback."""
+    import os
+
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone before anything is written
+    result = subprocess.run([sys.executable, "-m", "acmtl", "predict", "--model", str(run_dir), "北京"],
+                            stdout=write, stderr=subprocess.PIPE, text=True, timeout=300)
+    os.close(write)
+    assert result.returncode == 1 and "Broken pipe" not in result.stderr and "Traceback" not in result.stderr, \
+        result.stderr[-2000:]
+
+
+def test_predict_at_a_terminal_prompts_and_tags_each_line_as_it_is_typed(run_dir):
+    import os
+    import pty
+    import select
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "acmtl", "predict", "--model", str(run_dir)], stdin=follower,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    os.close(follower)
+    try:
+        os.write(leader, "他毕业于北京交通大学。\n".encode())
+        ready, _, _ = select.select([process.stdout], [], [], 120)
+        assert ready, "nothing tagged while the terminal stays open"
+        assert json.loads(process.stdout.readline())["text"] == "他毕业于北京交通大学。"
+        os.write(leader, b"\x04")  # Ctrl-D
+        assert process.wait(timeout=60) == 0
+        assert "type a text and press Enter" in process.stderr.read().decode()
+    finally:
+        process.kill()
+        os.close(leader)
+
+
+def test_control_characters_are_removed_before_tagging_in_every_format(run_dir, tmp_path):
+    from acmtl.data.conll import read_conll
+
+    texts = "张三\r\n北\x00京\x07大\x1b学\n"  # a lone CR before the line end, NUL, BEL and ESC inside
+    source = tmp_path / "in.txt"
+    source.write_bytes(texts.replace("\r\n", "\r\r\n").encode())
+    outputs = {}
+    for fmt in ("jsonl", "conll"):
+        result = subprocess.run([sys.executable, "-m", "acmtl", "predict", "--model", str(run_dir), "--input",
+                                 str(source), "--format", fmt, "--output", str(tmp_path / f"out.{fmt}")],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "control characters removed before tagging (1 CR, 1 NUL, 1 BEL, 1 ESC)" in result.stderr
+        outputs[fmt] = tmp_path / f"out.{fmt}"
+    rows = [json.loads(line) for line in outputs["jsonl"].read_text(encoding="utf-8").splitlines()]
+    assert [r["text"] for r in rows] == ["张三", "北京大学"]
+    entities = [[(e["type"], e["text"]) for e in r["entities"]] for r in rows]
+    assert all(e["text"].isprintable() for r in rows for e in r["entities"])
+    sentences = read_conll(outputs["conll"])
+    assert [[(e.type, "".join(s.chars[e.start:e.end])) for e in s.entities()] for s in sentences] == entities
+
+
+def test_train_says_what_it_does_and_quiet_prints_only_the_folder(tiny_corpus_dir, tmp_path):
+    """Scoring the best model shows a bar; a model that learned nothing says so; --quiet keeps stdout to the
+    folder and stderr to warnings."""
+    base = [sys.executable, "-m", "acmtl", "train", "--corpus", f"tiny={tiny_corpus_dir}", "--model", "bilstm_crf",
+            "--epochs", "1", "--batch-size", "8"]
+    loud = subprocess.run([*base, "--out", str(tmp_path / "loud")], capture_output=True, text=True, timeout=600)
+    assert loud.returncode == 0, loud.stderr[-3000:]
+    assert json.loads((tmp_path / "loud" / "metrics.json").read_text())["dev"]["entity_f1"] == 0
+    assert "epoch 1: loss" in loud.stdout and "scoring epoch 1 on test" in loud.stderr
+    assert "dev F1 stayed 0 in all 1 epochs: the model has learned no entity yet" in loud.stderr
+    quiet = subprocess.run([*base, "--out", str(tmp_path / "quiet"), "--quiet"], capture_output=True, text=True,
+                           timeout=600)
+    assert quiet.returncode == 0 and quiet.stdout == f"{tmp_path / 'quiet'}\n", quiet.stderr[-3000:]
+    assert "epoch 1/1" not in quiet.stderr and "scoring" not in quiet.stderr and "dev F1 stayed 0" in quiet.stderr
+    assert "no progress bars, no epoch lines" in " ".join(acmtl("train", "--help").stdout.split())
+
+
+def test_the_licence_the_package_and_its_cards_name_is_in_the_repository():
+    assert 'license = { text = "MIT" }' in (ROOT / "pyproject.toml").read_text()
+    licence = (ROOT / "LICENSE").read_text()
+    assert licence.startswith("MIT License\n\nCopyright (c) the acmtl authors\n")
+    assert "THE SOFTWARE IS PROVIDED \"AS IS\", WITHOUT WARRANTY OF ANY KIND" in licence

@@ -45,21 +45,21 @@ def cache(tmp_path) -> Path:
 
 def test_lists_every_run_oldest_first(cache, capsys):
     rows = list_runs(cache)
-    assert [row["folder"] for row in rows] == ["bbbbbbbbbbbbbbbb", "aaaaaaaaaaaaaaaa"]
+    assert [row["folder"] for row in rows] == [str(cache / "bbbbbbbbbbbbbbbb"), str(cache / "aaaaaaaaaaaaaaaa")]
     assert all(tuple(row) == RUN_COLUMNS for row in rows)
     unfinished, finished = rows
     assert finished == {**finished, "corpus": "msra", "size": 1000, "model": "acmtl", "seed": 0,
-                        "encoder_lr": 2e-4, "head_lr": 1e-3, "dev_f1": 0.75, "test_f1": 0.5, "full_test_f1": 0.625,
-                        "finished": True}
+                        "encoder_lr": 2e-4, "head_lr": 1e-3, "epochs": 9, "dev_f1": 0.75, "test_f1": 0.5,
+                        "full_test_f1": 0.625, "finished": True}
     assert unfinished == {**unfinished, "corpus": "tiny", "size": None, "model": "bilstm_crf", "seed": 1,
-                          "dev_f1": None, "test_f1": None, "full_test_f1": None, "finished": False}
+                          "epochs": 0, "dev_f1": None, "test_f1": None, "full_test_f1": None, "finished": False}
     assert capsys.readouterr().err == ""
 
 
 def test_date_is_the_mtime_of_metrics_json_else_run_json(cache):
     import time
 
-    rows = {row["folder"]: row for row in list_runs(cache)}
+    rows = {Path(row["folder"]).name: row for row in list_runs(cache)}
     assert rows["aaaaaaaaaaaaaaaa"]["date"] == time.strftime("%Y-%m-%d %H:%M", time.localtime(1.7e9 + 60))
     assert rows["bbbbbbbbbbbbbbbb"]["date"] == time.strftime("%Y-%m-%d %H:%M", time.localtime(1.6e9))
 
@@ -75,7 +75,7 @@ def test_date_is_the_mtime_of_metrics_json_else_run_json(cache):
     ({"corpus": None, "model": None, "size": None}, ["bbbbbbbbbbbbbbbb", "aaaaaaaaaaaaaaaa"]),
 ])
 def test_filters_are_exact_matches(cache, filters, expected):
-    assert [row["folder"] for row in list_runs(cache, **filters)] == expected
+    assert [Path(row["folder"]).name for row in list_runs(cache, **filters)] == expected
 
 
 def test_unknown_filter_is_an_error(cache):
@@ -92,7 +92,7 @@ def test_corrupt_run_json_is_reported_and_skipped(cache, capsys):
     broken.parent.mkdir()
     broken.write_text('{"arch": "acmtl", ')
     rows = list_runs(cache)
-    assert "cccccccccccccccc" not in [row["folder"] for row in rows] and len(rows) == 2
+    assert "cccccccccccccccc" not in [Path(row["folder"]).name for row in rows] and len(rows) == 2
     err = capsys.readouterr().err
     assert str(broken) in err and "not valid JSON" in err and err.count("\n") == 1
 
@@ -101,10 +101,11 @@ def test_table_shows_blanks_and_yes_no(cache):
     lines = format_runs(list_runs(cache)).splitlines()
     assert lines[0].split() == list(RUN_COLUMNS)
     unfinished, finished = (line.split() for line in lines[1:])
-    assert finished[:11] == ["aaaaaaaaaaaaaaaa", "msra", "1000", "acmtl", "0", "0.0002", "0.001",
-                             "0.7500", "0.5000", "0.6250", "yes"]
+    assert finished[:12] == [str(cache / "aaaaaaaaaaaaaaaa"), "msra", "1000", "acmtl", "0", "0.0002", "0.001",
+                             "9", "0.7500", "0.5000", "0.6250", "yes"]
     # size (the corpus' own splits) and the three F1 are blank
-    assert unfinished[:7] == ["bbbbbbbbbbbbbbbb", "tiny", "bilstm_crf", "1", "0.0002", "0.001", "no"]
+    assert unfinished[:8] == [str(cache / "bbbbbbbbbbbbbbbb"), "tiny", "bilstm_crf", "1", "0.0002", "0.001", "0",
+                              "no"]
     assert len(unfinished) == len(finished) - 4
 
 
@@ -117,11 +118,11 @@ def test_cli_json_output_and_filters(cache):
     result = acmtl_cli("runs", "--root", str(cache), "--json", "--model", "acmtl")
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert [row["folder"] for row in rows] == ["aaaaaaaaaaaaaaaa"] and rows[0]["finished"] is True
+    assert [row["folder"] for row in rows] == [str(cache / "aaaaaaaaaaaaaaaa")] and rows[0]["finished"] is True
     assert rows[0]["full_test_f1"] == 0.625
 
     result = acmtl_cli("runs", "--json", env={"ACMTL_RUNS": str(cache)})  # the run cache by default
-    assert [(row["folder"], row["finished"]) for row in json.loads(result.stdout)] == [
+    assert [(Path(row["folder"]).name, row["finished"]) for row in json.loads(result.stdout)] == [
         ("bbbbbbbbbbbbbbbb", False), ("aaaaaaaaaaaaaaaa", True)]
 
 
@@ -145,3 +146,8 @@ def test_cli_plan_options_are_checked():
     assert result.returncode != 0 and "--plan lists the profile's whole plan" in result.stderr
     result = acmtl_cli("runs", "--plan", "fast")
     assert result.returncode != 0 and "unknown profile" in result.stderr
+
+
+def test_an_unfinished_run_counts_the_epochs_of_its_curve(cache):
+    (cache / "bbbbbbbbbbbbbbbb" / "curve.json").write_text(json.dumps([{"epoch": 1}, {"epoch": 2}]))
+    assert [row["epochs"] for row in list_runs(cache)] == [2, 9]
