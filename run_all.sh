@@ -70,8 +70,13 @@ fi
 if [ "$execute" = 1 ]; then .venv/bin/python -m acmtl data fetch; fi
 
 # JupyterLab is the [notebooks] extra; requirements.lock holds every extra, so step 1 installed it.
+# As root (a container), Jupyter refuses to start without --allow-root; kernels talk over IPC sockets, not
+# unencrypted local TCP ports (Jupyter warns at every kernel start), where the platform has them.
 if [ "$lab" = 1 ]; then
-  exec .venv/bin/jupyter lab --ServerApp.root_dir=notebooks --MappingKernelManager.default_kernel_name="$kernel" "$@"
+  lab_args=(--ServerApp.root_dir=notebooks --MappingKernelManager.default_kernel_name="$kernel")
+  [ "$(id -u)" = 0 ] && lab_args+=(--allow-root)
+  case "$(uname -s)" in Linux|Darwin) lab_args+=(--KernelManager.transport=ipc) ;; esac
+  exec .venv/bin/jupyter lab "${lab_args[@]}" "$@"
 fi
 
 if [ "$tests" = 1 ]; then

@@ -10,7 +10,7 @@ score of a word occupying character positions ``K`` is
 i.e. the share of attention that the word's characters *receive*, averaged over heads and over
 query positions. It lies in [0, 1]; uniform attention gives ``|K| / n`` (:func:`uniform_attention_score`),
 the baseline a score must be read against. A word occurring more than once is scored at one
-occurrence (the first by default).
+occurrence (the first by default; a sentence where it occurs fewer times, at its last).
 
 **Spelling noise** (Figure 8b). Each finished run tags the clean evaluation sentences and each
 misspelt copy (:mod:`acmtl.data.noise`) through one path, :func:`acmtl.runs.run_predictions` at one
@@ -101,12 +101,16 @@ def uniform_attention_score(text: str, token: str) -> float:
 
 def attention_scores(model: ACMTL, tokenizer: CharTokenizer, texts: Sequence[str], token: str,
                      occurrence: int = 0) -> list[float]:
-    """The attention score of ``token`` in each text, from the model's (NER) MHSA layer."""
+    """The attention score of ``token`` in each text, from the model's (NER) MHSA layer, at its ``occurrence``-th
+    occurrence (0-based), or at its last in a text where it occurs fewer times."""
+    if occurrence < 0:
+        raise ValueError(f"occurrence counts from 0 (the first), got {occurrence}")
     items = [encode(list(text), tokenizer) for text in texts]
     batch = collate(items, list(range(len(items))))
     model.eval()
     weights = model.attention_weights(*batch.inputs)  # [B, heads, T, T]
-    return [attention_score(weights[i, :, : len(text), : len(text)], token_positions(text, token, occurrence))
+    return [attention_score(weights[i, :, : len(text), : len(text)],
+                            token_positions(text, token, min(occurrence, max(0, text.count(token) - 1))))
             for i, text in enumerate(texts)]
 
 

@@ -59,6 +59,27 @@ def _terms(encoder: str) -> tuple[str | None, str, str]:
                           "before you use or share this model")
 
 
+# Settings that only a part of the model reads: a card lists them only where that part is built.
+PART_SETTINGS = {
+    "use_pinyin": ("syllable_dim", "tone_dim"),
+    "use_attention": ("attention_heads", "attention_residual", "positions"),
+    "use_cnn": ("cnn_kernels", "cnn_channels", "cnn_merge", "cnn_block", "pool_size"),
+}
+
+
+def _unused_settings(cfg: ModelConfig) -> set[str]:
+    """The settings ``cfg``'s model never reads (a baseline has no attention, CNN or auxiliary tasks)."""
+    unused = {"tags", "encoder_config"} | ({"char_dim", "lstm_hidden"} if cfg.encoder != "bilstm" else set())
+    unused |= {name for switch, names in PART_SETTINGS.items() if not getattr(cfg, switch) for name in names}
+    if not (cfg.use_attention or cfg.use_cnn):
+        unused.add("identity_start")  # it sets how the attention and the CNN start
+    if cfg.mtl == "none":
+        unused.add("main_task_weight")
+    if cfg.mtl != "soft" or not (cfg.use_attention or cfg.use_cnn):
+        unused.add("soft_sharing_l2")  # only soft sharing has per-task blocks to pull together
+    return unused
+
+
 def _encoder_line(cfg: ModelConfig) -> str:
     if cfg.encoder == "bilstm":
         return f"character embeddings ({cfg.char_dim}) and a BiLSTM ({cfg.lstm_hidden} per direction), from scratch"
@@ -93,7 +114,7 @@ def model_card(cfg: ModelConfig, run: dict | None = None, metrics: dict | None =
     if hub:
         header.append(f"base_model: {hub}")
     header.append("---")
-    unused = ("tags", "encoder_config") + (() if cfg.encoder == "bilstm" else ("char_dim", "lstm_hidden"))
+    unused = _unused_settings(cfg)
     settings = {k: v for k, v in cfg.to_dict().items() if k not in unused}
     lines = [*header, "", f"# acmtl `{arch}`: Chinese named entity recognition", "",
              f"Entity types: {', '.join(cfg.entity_types)} (BIOES tags, {len(cfg.tags)} in all). "

@@ -81,8 +81,11 @@ def save_pretrained(model: ACMTL, tokenizer: CharTokenizer, directory: str | Pat
     state = {k: v.detach().contiguous().cpu() for k, v in (state or model.state_dict()).items()}
     metadata = {"format": FORMAT, "model_version": str(MODEL_VERSION)}
     atomic_write_bytes(directory / WEIGHTS_FILE, save(state, metadata=metadata))
+    settings = model.cfg.to_dict()
+    # transformers records where the encoder was loaded from: a path of this machine's cache, meaningless elsewhere
+    settings["encoder_config"].pop("_name_or_path", None)
     config = {"model_type": MODEL_TYPE, "format": FORMAT, "model_version": MODEL_VERSION,
-              "acmtl_version": acmtl.__version__, "model": model.cfg.to_dict()}
+              "acmtl_version": acmtl.__version__, "model": settings}
     atomic_write_bytes(directory / CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False).encode())
     tokenizer.save_pretrained(directory / TOKENIZER_DIR)
     write_model_card(directory, model.cfg, run, metrics)

@@ -217,3 +217,48 @@ def test_readme_python_example_runs(model_dir, capsys, tmp_path, monkeypatch):
     printed = capsys.readouterr().out
     assert "'score':" in printed and "'start':" in printed
     assert acmtl.from_pretrained(tmp_path / "my-ner-model").predict("北京") is not None
+
+
+def test_a_saved_config_keeps_no_cache_path_of_this_machine(model_dir):
+    """transformers' ``_name_or_path`` is where the encoder was loaded from (for the default encoder, a folder of
+    this machine's cache); the encoder's name is ``model.encoder``, what the model was asked for."""
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    assert config["model"]["encoder_config"] and "_name_or_path" not in config["model"]["encoder_config"]
+
+
+def test_a_baseline_card_lists_only_the_settings_its_model_reads(tiny_encoder_dir, tmp_path):
+    from acmtl.card import model_card
+
+    types = tag_names(["LOC", "ORG", "PER"])
+    baseline = model_card(ModelConfig.for_architecture("encoder_crf", types, encoder=str(tiny_encoder_dir)))
+    for setting in ("attention_heads", "cnn_kernels", "main_task_weight", "syllable_dim", "soft_sharing_l2",
+                    "identity_start", "pool_size", "char_dim"):
+        assert f'"{setting}"' not in baseline, setting
+    assert '"dropout"' in baseline and '"constrained_decoding"' in baseline
+    full = model_card(ModelConfig.for_architecture("acmtl", types, encoder=str(tiny_encoder_dir)))
+    assert all(f'"{s}"' in full for s in ("attention_heads", "cnn_kernels", "main_task_weight", "syllable_dim"))
+    assert '"soft_sharing_l2"' not in full  # hard sharing: one block, nothing to pull together
+
+
+@pytest.mark.parametrize("texts, said", [(None, "not None"), (42, "not a int"), (b"x", "not a bytes"),
+                                         (["北京", None], "not a list holding a NoneType")])
+def test_the_predictor_says_what_it_takes(model_dir, texts, said):
+    ner = acmtl.from_pretrained(model_dir, device="cpu")
+    with pytest.raises(TypeError, match=rf"takes a text \(a str\) or a list of texts, {said}"):
+        ner(texts)
+
+
+def test_a_run_is_named_by_its_hash_and_a_missing_folder_says_so(model_dir, tmp_path, monkeypatch):
+    import shutil
+
+    cache = tmp_path / "elsewhere"
+    shutil.copytree(model_dir, cache / "5ca7eff995137790" / "model")
+    monkeypatch.setenv("ACMTL_RUNS", str(cache))
+    monkeypatch.chdir(tmp_path)
+    assert acmtl.from_pretrained("5ca7eff995137790", device="cpu").predict(TEXTS) == \
+        acmtl.from_pretrained(model_dir, device="cpu").predict(TEXTS)
+    with pytest.raises(FileNotFoundError, match=rf"runs/5ca7eff995137790: no such folder; the run cache has "
+                                                rf"{re.escape(str(cache))}/5ca7eff995137790"):
+        acmtl.from_pretrained("runs/5ca7eff995137790")
+    with pytest.raises(FileNotFoundError, match="0000000000000000: no such folder, nor a run of that name"):
+        acmtl.from_pretrained("0000000000000000")

@@ -379,3 +379,46 @@ def test_run_curves_mark_the_selected_epoch(tmp_path) -> None:
                           "best_epoch": 2}])
     curves = ex.run_curves(runs)
     assert curves["selected"].tolist() == [False, True] and pd.isna(curves["test_f1"].iloc[1])
+
+
+def test_lab_starts_as_root_and_its_kernels_talk_over_ipc(tmp_path) -> None:
+    """``./run_all.sh --lab``: JupyterLab starts where Jupyter would otherwise refuse root, and a kernel it starts
+    binds IPC sockets (no "running over TCP without encryption" warning)."""
+    import os
+    import signal
+    import socket
+    import tempfile
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "lab.log"
+    runtime = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # a socket's path holds ~107 bytes at most
+    with log.open("w") as sink:
+        lab = subprocess.Popen(["bash", str(REPO / "run_all.sh"), "--lab", "--no-browser", f"--port={port}",
+                                "--IdentityProvider.token=t"], cwd=REPO, stdout=sink, stderr=subprocess.STDOUT,
+                               start_new_session=True, env={**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime)})
+    try:
+        url = f"http://127.0.0.1:{port}/api/kernels?token=t"
+        for _ in range(240):
+            time.sleep(1)
+            assert lab.poll() is None, log.read_text()[-3000:]
+            try:
+                urllib.request.urlopen(url, timeout=5)
+                break
+            except OSError:
+                continue
+        kernel = json.load(urllib.request.urlopen(urllib.request.Request(url, data=b"{}", method="POST"), timeout=60))
+        for _ in range(60):  # the kernel's start-up log lands in the server's
+            time.sleep(1)
+            if list(runtime.glob(f"kernel-{kernel['id']}*-ipc-*")):
+                break
+        time.sleep(3)  # the kernel's start-up warnings, if any, reach the log
+        assert list(runtime.glob(f"kernel-{kernel['id']}*-ipc-*")), log.read_text()[-3000:]
+        assert "without encryption" not in log.read_text()
+    finally:
+        os.killpg(lab.pid, signal.SIGTERM)
+        lab.wait(timeout=60)
+        shutil.rmtree(runtime, ignore_errors=True)
