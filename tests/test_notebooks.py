@@ -297,6 +297,16 @@ def test_only_run_all_with_committed_parameters_publishes(fresh_start, tmp_path,
     assert ex.start_notebook("03_ablation", {**committed, "profile": "smoke"}) == tmp_path / "build" / "smoke"
 
 
+def test_run_all_publishes_the_default_profile_only() -> None:
+    """The one switch that publishes: ./run_all.sh sets it for the default profile's papermill runs, nowhere else."""
+    from acmtl.experiments import PUBLISH_ENV
+
+    script = (REPO / "run_all.sh").read_text()
+    assert '[ "$profile" = default ] && publish=1' in script
+    (line,) = [line for line in script.splitlines() if "papermill " in line and not line.lstrip().startswith("#")]
+    assert line.strip().startswith(f"{PUBLISH_ENV}=$publish .venv/bin/papermill") and "-p publish" not in line
+
+
 def _git_in(folder: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@t", *args],
                           capture_output=True, text=True, check=True).stdout
