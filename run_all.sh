@@ -2,6 +2,7 @@
 # One command for everything: set up .venv, fetch corpora + encoder, run the numbered notebooks.
 #
 #   ./run_all.sh [--profile smoke|default|paper] [--html] [NOTEBOOK...]   regenerate results/ and figures/
+#   ./run_all.sh --retrain [--profile ...]                                 the same, every run trained again
 #   ./run_all.sh --html-only [--profile smoke|default|paper] [NOTEBOOK...] export the executed notebooks, no rerun
 #   ./run_all.sh --lab [JUPYTER LAB ARGS...]                               open notebooks/ in JupyterLab
 #   ./run_all.sh --tests [PYTEST ARGS...]                                  set up, then run the test suite
@@ -10,8 +11,10 @@
 # profiles write their executed copies to build/notebooks-<profile>/ and leave notebooks/ alone.
 # --html / --html-only write build/html-<profile>/, readable offline (MathJax is copied next to the pages).
 # --lab opens JupyterLab (the [notebooks] extra) on notebooks/; their kernel, "acmtl", is this .venv.
-# ACMTL_WORKERS=N trains up to N missing runs at once (default 2 where there are 2 cores or more); with no
-# NOTEBOOK named, every run the notebooks need is trained first, in one pool (acmtl runs --plan PROFILE --train).
+# Tables come from the run records committed in results/runs/ (one per run, at this code): with no NOTEBOOK
+# named, the runs that have none are trained first, in one pool (acmtl runs --plan PROFILE --train), and the
+# notebooks train only the models their analyses need; --retrain ignores the records and trains every run.
+# ACMTL_WORKERS=N trains up to N runs at once (default: one per core, as many as memory allows).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -21,15 +24,17 @@ execute=1
 lab=0
 tests=0
 notebooks=()
+retrain=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) profile="$2"; shift 2 ;;
     --profile=*) profile="${1#*=}"; shift ;;
     --html) html=1; shift ;;
+    --retrain) retrain=(--retrain); shift ;;
     --html-only) html=1; execute=0; shift ;;
     --lab) lab=1; shift; break ;;
     --tests) tests=1; shift; break ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) notebooks+=("$1"); shift ;;
   esac
 done
@@ -83,12 +88,8 @@ if [ "$tests" = 1 ]; then
   exec .venv/bin/python -m pytest "$@"
 fi
 
-# 3. notebooks, in order, with papermill. Runs missing from the cache train in parallel worker processes
-# (acmtl.experiments.train_grid): two 1-thread workers train 1.27x faster than one 2-thread process on 2 cores.
-if [ -z "${ACMTL_WORKERS:-}" ]; then
-  ACMTL_WORKERS=$(( $(nproc) >= 2 ? 2 : 1 ))
-  export ACMTL_WORKERS
-fi
+# 3. notebooks, in order, with papermill. Runs without a record train in parallel worker processes
+# (acmtl.experiments.train_plan; ACMTL_WORKERS, default acmtl.experiments.default_workers).
 plan=0
 if [ ${#notebooks[@]} -eq 0 ]; then
   shopt -s nullglob
@@ -108,9 +109,9 @@ if [ "$execute" = 1 ]; then
   # every run the notebooks need, trained first in one pool (acmtl.experiments.planned_runs): no core idles at
   # the end of a notebook's grid, and the notebooks, the benchmark among them, then run on a quiet machine
   if [ "$plan" = 1 ] && [ ${#notebooks[@]} -gt 1 ]; then
-    echo "run_all: training the runs the notebooks need (profile $profile, $ACMTL_WORKERS at a time)"
+    echo "run_all: training the runs the notebooks need that have no record (profile $profile)"
     start=$(date +%s)
-    .venv/bin/python -m acmtl runs --plan "$profile" --train | tail -n 1
+    .venv/bin/python -m acmtl runs --plan "$profile" --train "${retrain[@]}" | tail -n 1
     echo "run_all: training done in $(( $(date +%s) - start )) s"
   fi
   # only the default profile publishes: its notebooks write results/ and figures/ (a changed parameter

@@ -24,6 +24,8 @@ EPILOG = """examples:
   python -m acmtl train --corpus msra --size 200 --set train.patience=10 --set model.cnn_kernels=[3,9]
   python -m acmtl runs --corpus msra --size 1000   # cached runs: corpus, model, seed, F1, finished
   python -m acmtl runs --plan default --train      # train every run the default notebooks need, then list them
+  python -m acmtl runs --plan default --train --hours 2   # stop starting runs after 2 h; commit results/runs/
+  python -m acmtl runs --plan default --verify 2   # retrain 2 recorded runs, each score beside its record
   python -m acmtl evaluate runs/<hash> --split full_test --bootstrap 1000   # <hash>: a folder `runs` lists
   python -m acmtl evaluate runs/<hash> --data my_gold.conll --write-predictions compared.conll
   echo "他毕业于北京交通大学" | python -m acmtl predict --model runs/<hash>
@@ -190,9 +192,20 @@ def _add_runs(sub) -> None:
     r.add_argument("--size", type=int, help="only runs on subsets of this size")
     r.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     r.add_argument("--plan", metavar="PROFILE", help="instead: every run the notebooks of PROFILE (smoke | default | "
-                   "paper) train, longest first, with its folder and whether the run cache has it")
-    r.add_argument("--train", action="store_true", help="with --plan: first train the planned runs the cache lacks, "
-                   "$ACMTL_WORKERS at a time (./run_all.sh does this before the notebooks)")
+                   "paper) train, longest first, with its folder, whether its record is in results/runs/ (then it "
+                   "is done at this code) and whether the run cache has it")
+    r.add_argument("--train", action="store_true", help="with --plan: first train the planned runs that have no "
+                   "record, $ACMTL_WORKERS at a time (default: one per core within memory), writing each record "
+                   "to results/runs/ as its run finishes (./run_all.sh does this before the notebooks)")
+    r.add_argument("--hours", type=float, metavar="H", help="with --train: start no run after H hours (a run under "
+                   "way finishes); commit results/runs/ and run it again, here or on another machine, to go on")
+    r.add_argument("--retrain", action="store_true", help="with --train: ignore the committed records and train "
+                   "every run again (the run cache still answers for a run it holds)")
+    r.add_argument("--scheduler", metavar="ADDRESS", help="with --train: hand the runs to the Dask cluster at "
+                   "ADDRESS (tcp://HOST:8786; the [cluster] extra), one run per worker; records come back here")
+    r.add_argument("--verify", type=int, metavar="N", help="with --plan: train N randomly chosen recorded runs "
+                   "again from scratch and print each score beside its record (identical on the same device, CPU, "
+                   "precision and thread count)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -267,29 +280,49 @@ def cmd_train(args) -> int:
 
 
 def _runs_plan(args) -> int:
-    from acmtl.experiments import plan_table, planned_runs, runs_root, train_plan
+    from acmtl.experiments import plan_table, planned_runs, records_root, runs_root, train_plan
 
     if args.corpus is not None or args.model is not None or args.size is not None or args.root is not None:
         raise SystemExit("acmtl runs: --plan lists the profile's whole plan in its own run cache; "
                          "--corpus, --model, --size and --root filter the cache listing only")
+    if args.verify is not None:
+        return _runs_verify(args)
     plan = planned_runs(args.plan)
     if args.train:
-        train_plan(args.plan, plan)
+        train_plan(args.plan, plan, hours=args.hours, retrain=args.retrain, scheduler=args.scheduler)
     table = plan_table(args.plan, plan)
     if args.json:
         _print_json(table.to_dict("records"))
     else:
-        print(table.replace({"cached": {True: "yes", False: "no"}}).to_string(index=False))
-        print(f"{int(table['cached'].sum())} of {len(table)} planned runs in {runs_root(args.plan)}")
+        print(table.replace({column: {True: "yes", False: "no"} for column in ("recorded", "cached")})
+              .to_string(index=False))
+        print(f"{int(table['recorded'].sum())} of {len(table)} planned runs recorded in {records_root(args.plan)}; "
+              f"{int(table['cached'].sum())} in the run cache {runs_root(args.plan)}")
     return 0
+
+
+def _runs_verify(args) -> int:
+    from acmtl.experiments import VERIFY_TOLERANCE, verify_records
+
+    table = verify_records(args.plan, args.verify)
+    if args.json:
+        _print_json(table.to_dict("records"))
+        return 0
+    print(table.to_string(index=False))
+    same, other = table[table["same_setting"]], table[~table["same_setting"]]
+    print(f"same device, CPU, precision and threads: {int(same['identical'].sum())} of {len(same)} scores identical; "
+          f"elsewhere: {int(other['within_tolerance'].sum())} of {len(other)} within {VERIFY_TOLERANCE:g} F1 points")
+    return 0 if same["identical"].all() and other["within_tolerance"].all() else 1
 
 
 def cmd_runs(args) -> int:
     from acmtl.paths import runs_dir
     from acmtl.runs import format_runs, list_runs
 
-    if args.train and args.plan is None:
-        raise SystemExit("acmtl runs: --train trains a profile's plan: add --plan PROFILE")
+    if (args.train or args.verify is not None) and args.plan is None:
+        raise SystemExit("acmtl runs: --train and --verify work on a profile's plan: add --plan PROFILE")
+    if (args.hours is not None or args.retrain or args.scheduler) and not args.train:
+        raise SystemExit("acmtl runs: --hours, --retrain and --scheduler go with --plan PROFILE --train")
     if args.plan is not None:
         return _runs_plan(args)
     root = args.root or runs_dir()

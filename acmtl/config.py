@@ -61,8 +61,8 @@ class Profile:
         source = arch if arch in self.tuned else TUNED_FROM.get(arch, "")
         settings = self.tuned.get(source, {})
         # the wiring wherever AC-MTL's settings go into a model with a block to wire (attention or CNN)
-        switches = ARCHITECTURES[arch]
-        if source == "acmtl" and self.wiring and (switches["use_attention"] or switches["use_cnn"]):
+        switches = ARCHITECTURES.get(arch, {})  # an unknown name fails where the model is built, with the list
+        if source == "acmtl" and self.wiring and (switches.get("use_attention") or switches.get("use_cnn")):
             from acmtl.diagnosis import VARIANTS
 
             settings = {**settings, **VARIANTS[self.wiring].overrides}

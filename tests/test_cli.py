@@ -351,3 +351,23 @@ def test_the_licence_the_package_and_its_cards_name_is_in_the_repository():
     licence = (ROOT / "LICENSE").read_text()
     assert licence.startswith("MIT License\n\nCopyright (c) the acmtl authors\n")
     assert "THE SOFTWARE IS PROVIDED \"AS IS\", WITHOUT WARRANTY OF ANY KIND" in licence
+
+
+def test_runs_plan_train_takes_a_budget_and_lists_what_is_recorded(tmp_path, monkeypatch):
+    """`runs --plan smoke --train --hours 0` starts no run and says how many planned runs are recorded; the plan's
+    options are refused without --train / --plan."""
+    monkeypatch.setenv("ACMTL_OUTPUT_ROOT", str(tmp_path))
+    result = acmtl("runs", "--plan", "smoke", "--train", "--hours", "0")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert re.search(r"^0 of \d+ planned runs recorded in", result.stdout, re.M)
+    assert not (tmp_path / "build" / "smoke" / "runs").exists()  # nothing trained
+    for args in (["runs", "--hours", "1"], ["runs", "--plan", "smoke", "--retrain"], ["runs", "--verify", "1"]):
+        refused = acmtl(*args)
+        assert refused.returncode != 0 and "acmtl runs: --" in refused.stderr, args
+
+
+def test_run_all_retrain_reaches_the_plan():
+    """./run_all.sh --retrain hands --retrain to the plan step (the records are ignored there, and only there)."""
+    script = (ROOT / "run_all.sh").read_text()
+    assert "--retrain) retrain=(--retrain)" in script
+    assert 'acmtl runs --plan "$profile" --train "${retrain[@]}"' in script
