@@ -89,7 +89,7 @@ if [ "$tests" = 1 ]; then
 fi
 
 # 3. notebooks, in order, with papermill. Runs without a record train in parallel worker processes
-# (acmtl.experiments.train_plan; ACMTL_WORKERS, default acmtl.experiments.default_workers).
+# (acmtl.companion.experiments.train_plan; ACMTL_WORKERS, default acmtl.companion.experiments.default_workers).
 plan=0
 if [ ${#notebooks[@]} -eq 0 ]; then
   shopt -s nullglob
@@ -106,7 +106,7 @@ executed=()
 for nb in "${notebooks[@]}"; do executed+=("$out/$(basename "$nb")"); done
 if [ "$execute" = 1 ]; then
   mkdir -p "$out"
-  # every run the notebooks need, trained first in one pool (acmtl.experiments.planned_runs): no core idles at
+  # every run the notebooks need, trained first in one pool (acmtl.companion.experiments.planned_runs): no core idles at
   # the end of a notebook's grid, and the notebooks, the benchmark among them, then run on a quiet machine
   if [ "$plan" = 1 ] && [ ${#notebooks[@]} -gt 1 ]; then
     echo "run_all: training the runs the notebooks need that have no record (profile $profile)"
@@ -115,7 +115,7 @@ if [ "$execute" = 1 ]; then
     echo "run_all: training done in $(( $(date +%s) - start )) s"
   fi
   # only the default profile publishes: its notebooks write results/ and figures/ (a changed parameter
-  # or a run by hand writes build/exercise/ instead: acmtl.experiments.start_notebook). The switch is the
+  # or a run by hand writes build/exercise/ instead: acmtl.companion.experiments.start_notebook). The switch is the
   # kernel's environment, never a parameter the executed notebook would store and replay when rerun by hand.
   publish=0
   [ "$profile" = default ] && publish=1
@@ -131,6 +131,6 @@ if [ "$execute" = 1 ]; then
 fi
 # 4. HTML of the executed notebooks, readable offline (MathJax in build/html-<profile>/mathjax/).
 if [ "$html" = 1 ]; then
-  .venv/bin/python -m acmtl.export "build/html-$profile" "${executed[@]}"
+  .venv/bin/python -m acmtl.companion.export "build/html-$profile" "${executed[@]}"
   echo "run_all: HTML in build/html-$profile/ (open it in a browser; no network needed)"
 fi

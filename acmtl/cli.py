@@ -15,7 +15,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import acmtl
+from acmtl.version import __version__
 
 EPILOG = """examples:
   python -m acmtl data fetch                      # corpora + encoder into $ACMTL_CACHE (~/.cache/acmtl)
@@ -76,8 +76,8 @@ def _add_train(sub) -> None:
                    help="write the resume checkpoint after an epoch once this many seconds have passed "
                         "(default 60; 0: after every epoch)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set",
-                   help="any setting: train.<field> of acmtl.train.TrainConfig or model.<field> of "
-                        "acmtl.model.ModelConfig, e.g. --set train.patience=10 --set model.cnn_kernels=[3,9] "
+                   help="any setting: train.<field> of acmtl.core.train.TrainConfig or model.<field> of "
+                        "acmtl.core.model.ModelConfig, e.g. --set train.patience=10 --set model.cnn_kernels=[3,9] "
                         "--set model.use_pinyin=false --set model.cnn_block=paper (repeatable; JSON-style "
                         "true/false/null; applied last, over the profile and the flags above; "
                         "model.encoder overrides --encoder)")
@@ -85,7 +85,7 @@ def _add_train(sub) -> None:
                    "lines (warnings still go to stderr)")
 
 
-# acmtl.backends.BACKENDS, spelled out so that --help imports no torch (tests/test_backends.py keeps them equal)
+# acmtl.serving.backends.BACKENDS, spelled out so that --help imports no torch (tests/test_backends.py keeps them equal)
 BACKENDS = ("eager", "onnx", "onnx-int8")
 
 
@@ -138,7 +138,8 @@ def _add_predict(sub) -> None:
 
 def _add_bench(sub) -> None:
     b = sub.add_parser("bench", help="speed of AC-MTL and its baselines beside a plain transformers tagger",
-                       description="Times every model on this machine under one fixed protocol (see acmtl/bench.py): "
+                       description="Times every model on this machine under one fixed protocol "
+                                   "(see acmtl/companion/bench.py): "
                                    "inference tokens/s per precision, training characters/s, single-sentence "
                                    "latency, FLOPs per token and matmul GFLOP/s; prints a table and the ratios.")
     b.add_argument("--json", nargs="?", const="-", metavar="PATH",
@@ -153,7 +154,8 @@ def _add_bench(sub) -> None:
 def _add_report(sub) -> None:
     r = sub.add_parser("report", help="judge every paper claim and write the README's tables from results/",
                        description="Writes results/claims_verdict.csv (a verdict per claim of the paper, see "
-                                   "acmtl/verdicts.py) and rewrites the table2-summary and claims-verdict blocks "
+                                   "acmtl/companion/verdicts.py) and rewrites the table2-summary and claims-verdict "
+                                   "blocks "
                                    "of README.md from results/ (./run_all.sh does this after the notebooks).")
     r.add_argument("--readme", type=Path, default=Path("README.md"))
     r.add_argument("--results", type=Path, default=Path("results"))
@@ -170,7 +172,7 @@ def _add_tune(sub) -> None:
                                    "at the same epoch is pruned. Interrupt it at any time: the study "
                                    "resumes from --storage, or from results/tuning_<study>.csv on a fresh machine. "
                                    "Start it in several processes (or machines sharing a database) to work on one "
-                                   "study together. See acmtl/tune.py.")
+                                   "study together. See acmtl/companion/tune.py.")
     t.add_argument("--model", nargs="+", default=["acmtl", "encoder_crf", "bilstm_crf"],
                    help="architectures to tune, one study each, in turn (default: acmtl encoder_crf bilstm_crf)")
     t.add_argument("--corpus", default="msra", help="msra | resume | NAME=DIR (it needs a dev split)")
@@ -212,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="acmtl", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="AC-MTL (Attention-CNN with Multi-Task Learning) for Chinese NER: a reproduction.")
-    parser.add_argument("--version", action="version", version=f"acmtl {acmtl.__version__}")
+    parser.add_argument("--version", action="version", version=f"acmtl {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_data(sub)
     _add_train(sub)
@@ -235,7 +237,7 @@ def cmd_data(args) -> int:
     if args.data_command == "fetch":
         fetch_corpora(args.corpora)
         if not args.no_encoder:
-            from acmtl.encoders import DEFAULT_ENCODER, resolve_encoder
+            from acmtl.core.encoders import DEFAULT_ENCODER, resolve_encoder
 
             print(f"encoder {DEFAULT_ENCODER}: {resolve_encoder(DEFAULT_ENCODER)}", file=sys.stderr)
         return 0
@@ -255,9 +257,9 @@ def _check_train(args):
 
 def cmd_train(args) -> int:
     settings = _check_train(args)
-    from acmtl.experiments import run_spec
-    from acmtl.runs import ensure_run, prepare
-    from acmtl.train import train
+    from acmtl.companion.experiments import run_spec
+    from acmtl.companion.runs import ensure_run, prepare, write_run_card
+    from acmtl.core.train import train
 
     overrides = {k: v for k, v in {"epochs": args.epochs, "encoder_lr": args.encoder_lr,
                                    "head_lr": args.head_lr, "batch_size": args.batch_size,
@@ -274,13 +276,15 @@ def cmd_train(args) -> int:
         _, model_cfg, data = prepare(spec)
         train(model_cfg, spec.train, data, args.out, resume=args.resume, progress=not args.quiet,
               checkpoint_every=args.checkpoint_every)
+        write_run_card(args.out)  # the model card beside the weights, with the run's scores
         run_dir = args.out
     print(run_dir)
     return 0
 
 
 def _runs_plan(args) -> int:
-    from acmtl.experiments import plan_table, planned_runs, records_root, runs_root, train_plan
+    from acmtl.companion.experiments import plan_table, planned_runs, records_root, train_plan
+    from acmtl.companion.publish import runs_root
 
     if args.corpus is not None or args.model is not None or args.size is not None or args.root is not None:
         raise SystemExit("acmtl runs: --plan lists the profile's whole plan in its own run cache; "
@@ -302,7 +306,7 @@ def _runs_plan(args) -> int:
 
 
 def _runs_verify(args) -> int:
-    from acmtl.experiments import VERIFY_TOLERANCE, verify_records
+    from acmtl.companion.experiments import VERIFY_TOLERANCE, verify_records
 
     table = verify_records(args.plan, args.verify)
     if args.json:
@@ -316,8 +320,8 @@ def _runs_verify(args) -> int:
 
 
 def cmd_runs(args) -> int:
+    from acmtl.companion.runs import format_runs, list_runs
     from acmtl.paths import runs_dir
-    from acmtl.runs import format_runs, list_runs
 
     if (args.train or args.verify is not None) and args.plan is None:
         raise SystemExit("acmtl runs: --train and --verify work on a profile's plan: add --plan PROFILE")
@@ -344,8 +348,8 @@ def _device(name: str) -> str | None:
 def _check_evaluate(args) -> None:
     """The run folder (a hash names a run of the run cache), --data and the run's record checked before any import
     of torch."""
-    from acmtl.formats import input_files
     from acmtl.paths import run_folder
+    from acmtl.serving.formats import input_files
 
     args.run_dir = run_folder(args.run_dir)
     if args.data is not None:
@@ -361,8 +365,8 @@ def _labelled_sentences(args) -> tuple[list, dict]:
 
         read = [read_conll_file(path, scheme=args.scheme) for path in args.data_files]
         return [s for f in read for s in f.sentences], {"data": {f.path: f.scheme for f in read}}
-    from acmtl.runs import RunSpec, prepare
-    from acmtl.train import TrainConfig
+    from acmtl.companion.runs import RunSpec, prepare
+    from acmtl.core.train import TrainConfig
 
     record = json.loads((args.run_dir / "run.json").read_text())
     corpus = record["corpus"]
@@ -378,11 +382,12 @@ def cmd_evaluate(args) -> int:
     _check_evaluate(args)
     from tqdm.auto import tqdm
 
+    from acmtl.core.evaluate import bootstrap_ci, score
+    from acmtl.core.features import encode
+    from acmtl.core.predict import tag_encoded
     from acmtl.data.conll import tags_to_entities
     from acmtl.data.fetch import atomic_write_bytes
-    from acmtl.evaluate import bootstrap_ci, score
-    from acmtl.features import encode
-    from acmtl.predict import NERPredictor, tag_encoded
+    from acmtl.serving.predictor import NERPredictor
 
     sentences, source = _labelled_sentences(args)
     ner = NERPredictor.from_pretrained(args.run_dir, device=_device(args.device))
@@ -409,7 +414,7 @@ def cmd_evaluate(args) -> int:
 
 def _predict_sources(args):
     """(input file or None, its lines) for each input: the texts given, the --input files, or stdin."""
-    from acmtl.formats import input_files, read_lines
+    from acmtl.serving.formats import input_files, read_lines
 
     files = input_files(args.input)  # checked before the model loads
     if args.texts and files:
@@ -475,8 +480,8 @@ def cmd_predict(args) -> int:
     output, per_file, sources = _check_predict(args)
     from tqdm.auto import tqdm
 
-    from acmtl.formats import render, without_controls
-    from acmtl.predict import NERPredictor
+    from acmtl.serving.formats import render, without_controls
+    from acmtl.serving.predictor import NERPredictor
 
     predictor = NERPredictor.from_pretrained(args.model, batch_size=args.batch_size, device=_device(args.device),
                                              backend=args.backend)
@@ -525,9 +530,9 @@ def cmd_predict(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from acmtl.bench import format_table, run_benchmark
+    from acmtl.companion.bench import format_table, run_benchmark
+    from acmtl.core.predict import default_device
     from acmtl.data.fetch import atomic_write_bytes
-    from acmtl.predict import default_device
 
     device = args.device or default_device().type
     results = run_benchmark(device, quick=args.quick, threads=args.threads, backends=args.backend,
@@ -542,7 +547,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from acmtl.report import update_readme
+    from acmtl.companion.report import update_readme
 
     if update_readme(args.readme, args.results, check=args.check):
         return 0
@@ -556,7 +561,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_tune(args) -> int:
-    from acmtl.tune import best_settings, trials_table, tune
+    from acmtl.companion.tune import best_settings, trials_table, tune
 
     if args.trials < 1:
         raise ValueError(f"--trials must be at least 1, got {args.trials}")

@@ -2,8 +2,8 @@
 
 ``python -m acmtl train ... --set train.patience=10 --set model.cnn_kernels=[3,9] --set model.use_pinyin=false``
 
-* ``train.<field>`` is a field of :class:`acmtl.train.TrainConfig`;
-* ``model.<field>`` is a field of :class:`acmtl.model.ModelConfig`, except those the code fills in
+* ``train.<field>`` is a field of :class:`acmtl.core.train.TrainConfig`;
+* ``model.<field>`` is a field of :class:`acmtl.core.model.ModelConfig`, except those the code fills in
   (:data:`MODEL_FILLED_IN`: ``tags``, ``vocab_size``, ``encoder_config``).
 
 A value is read without ``eval``: JSON's ``true``/``false``/``null`` become Python's
@@ -160,15 +160,15 @@ def parse_overrides(items: Iterable[str], *, train_cls: type | None = None,
     """``["train.patience=10", "model.use_pinyin=false"]`` -> ``Overrides(train={"patience": 10}, ...)``.
 
     A key given twice keeps its last value. ``train_cls`` / ``model_cls`` default to
-    :class:`acmtl.train.TrainConfig` / :class:`acmtl.model.ModelConfig` (imported here: they pull in torch).
+    :class:`acmtl.core.train.TrainConfig` / :class:`acmtl.core.model.ModelConfig` (imported here: they pull in torch).
     """
     items = list(items)
     if not items:
         return Overrides()
     if train_cls is None:
-        from acmtl.train import TrainConfig as train_cls
+        from acmtl.core.train import TrainConfig as train_cls
     if model_cls is None:
-        from acmtl.model import ModelConfig as model_cls
+        from acmtl.core.model import ModelConfig as model_cls
     known = {"train": settable_fields(train_cls), "model": settable_fields(model_cls, MODEL_FILLED_IN)}
     result = Overrides()
     for item in items:

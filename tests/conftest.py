@@ -29,7 +29,7 @@ def tiny_encoder_dir(tmp_path_factory):
     """A randomly initialised 2-layer, 64-wide BERT with the real vocabulary, saved as a local folder."""
     from transformers import BertConfig, BertModel
 
-    from acmtl.encoders import CharTokenizer
+    from acmtl.core.encoders import CharTokenizer
 
     folder = tmp_path_factory.mktemp("tiny_encoder")
     tokenizer = CharTokenizer.from_pretrained("m3e-small")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from acmtl.analysis import (
+from acmtl.companion.analysis import (
     CATEGORIES,
     attention_score,
     attention_scores,
@@ -25,10 +25,10 @@ from acmtl.analysis import (
     uniform_attention_score,
     window_counts,
 )
-from acmtl.checkpoint import build_model
+from acmtl.core.checkpoint import build_model
+from acmtl.core.model import ModelConfig
+from acmtl.core.train import tag_names
 from acmtl.data.conll import Entity, Sentence, entities_to_tags
-from acmtl.model import ModelConfig
-from acmtl.train import tag_names
 
 # -- attention ----------------------------------------------------------------------------------
 
@@ -78,7 +78,7 @@ def test_attention_scores_follow_the_model_weights_and_ignore_padding(tiny_model
     batched = attention_scores(model, tokenizer, texts, "北京")
     alone = [attention_scores(model, tokenizer, [t], "北京")[0] for t in texts]
     assert batched == pytest.approx(alone, abs=1e-5)  # padding of the shorter sentence changes nothing
-    from acmtl.features import collate, encode
+    from acmtl.core.features import collate, encode
     batch = collate([encode(list(texts[1]), tokenizer)], [0])
     # the reference, by hand: softmax(Q K^T / sqrt(d_k)) of the MHSA layer's own input (the NER block's), per head
     attention, seen = model.blocks[0].attention, {}
@@ -213,9 +213,9 @@ def noisy_tiny(tiny_corpus_dir):
 def test_noise_scores_tag_clean_and_noisy_text_the_same_way(noisy_tiny, tiny_corpus_dir, tiny_encoder_dir,
                                                             tmp_path, monkeypatch):
     """A real run: clean (rate 0) and misspelt rows come from one path and one batch size, with measured seconds."""
-    from acmtl import analysis
-    from acmtl.runs import RunSpec, ensure_run, load_metrics
-    from acmtl.train import TrainConfig
+    from acmtl.companion import analysis
+    from acmtl.companion.runs import RunSpec, ensure_run, load_metrics
+    from acmtl.core.train import TrainConfig
 
     spec = RunSpec(corpus=f"tiny={tiny_corpus_dir}", arch="bilstm_crf", size=None, encoder=str(tiny_encoder_dir),
                    train=TrainConfig(epochs=1, patience=1))
@@ -241,7 +241,7 @@ def test_noise_scores_tag_clean_and_noisy_text_the_same_way(noisy_tiny, tiny_cor
 
 def test_noise_scores_rows_and_f1_drop(noisy_tiny, monkeypatch):
     """With a tagger that knows the clean sentences only, F1 falls exactly by the entities in changed sentences."""
-    from acmtl import analysis
+    from acmtl.companion import analysis
 
     clean, noisy = noisy_tiny
     gold = {s.chars: list(s.tags) for s in clean}

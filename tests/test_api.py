@@ -14,11 +14,11 @@ import pytest
 import torch
 
 import acmtl
-from acmtl.checkpoint import CheckpointError, build_model, load_pretrained, save_pretrained
-from acmtl.crf import ConstrainedCRF, bioes_allowed, span_probability
-from acmtl.model import MODEL_VERSION, ModelConfig
-from acmtl.predict import NERPredictor
-from acmtl.train import tag_names
+from acmtl.core.checkpoint import CheckpointError, build_model, load_pretrained, save_pretrained
+from acmtl.core.crf import ConstrainedCRF, bioes_allowed, span_probability
+from acmtl.core.model import MODEL_VERSION, ModelConfig
+from acmtl.core.train import tag_names
+from acmtl.serving.predictor import NERPredictor
 
 ROOT = Path(__file__).resolve().parents[1]
 TAGS = ["O", "B-PER", "I-PER", "E-PER", "S-PER", "B-LOC", "I-LOC", "E-LOC", "S-LOC"]
@@ -92,7 +92,7 @@ def model_dir(tiny_encoder_dir, tmp_path_factory) -> Path:
     model, tokenizer = build_model(cfg)
     with torch.no_grad():
         model.ner_head.bias.copy_(torch.tensor([0.0] + [0.8, 0.8, 0.8, 0.3] * 3))
-    return save_pretrained(model, tokenizer, tmp_path_factory.mktemp("api") / "model")
+    return NERPredictor(model, tokenizer).save_pretrained(tmp_path_factory.mktemp("api") / "model")  # as a user saves
 
 
 TEXTS = ["他毕业于北京交通大学。", "", "张三在上海市浦东新区工作，李四在深圳。" * 3]
@@ -103,7 +103,7 @@ def test_confidence_is_the_span_probability_of_the_whole_text(model_dir):
     text = TEXTS[2]
     entities = ner(text)
     assert entities and all(0.0 < e["score"] <= 1.0 for e in entities)
-    from acmtl.features import collate, encode
+    from acmtl.core.features import collate, encode
 
     batch = collate([encode(list(text), ner.tokenizer)], [0])
     with torch.no_grad():
@@ -142,7 +142,7 @@ def test_predictor_api(model_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert acmtl.from_pretrained(copy).device.type == "cpu"  # auto: no GPU here
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    from acmtl.predict import default_device
+    from acmtl.core.predict import default_device
 
     assert default_device().type == "cuda"
 
@@ -178,7 +178,7 @@ def test_every_saved_model_has_a_card_and_a_finished_run_gets_its_scores(model_d
     assert card.startswith("---\nlicense: other\n") and "# acmtl `acmtl`" in card  # the tiny encoder: terms unknown
     assert "read its own model card" in card and "Not scored yet" in card and "@article{fu2025acmtl" in card
 
-    from acmtl.runs import write_run_card
+    from acmtl.companion.runs import write_run_card
 
     run = tmp_path / "run"
     model, tokenizer = load_pretrained(model_dir)
@@ -227,7 +227,7 @@ def test_a_saved_config_keeps_no_cache_path_of_this_machine(model_dir):
 
 
 def test_a_baseline_card_lists_only_the_settings_its_model_reads(tiny_encoder_dir, tmp_path):
-    from acmtl.card import model_card
+    from acmtl.serving.card import model_card
 
     types = tag_names(["LOC", "ORG", "PER"])
     baseline = model_card(ModelConfig.for_architecture("encoder_crf", types, encoder=str(tiny_encoder_dir)))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from acmtl.analysis import attention_scores
-from acmtl.checkpoint import build_model
-from acmtl.model import ModelConfig
-from acmtl.train import tag_names
+from acmtl.companion.analysis import attention_scores
+from acmtl.core.checkpoint import build_model
+from acmtl.core.model import ModelConfig
+from acmtl.core.train import tag_names
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from acmtl import backends, cli
-from acmtl.checkpoint import build_model, save_pretrained
-from acmtl.features import collate, encode
-from acmtl.model import ModelConfig
-from acmtl.predict import NERPredictor, tag_encoded
-from acmtl.train import tag_names
+from acmtl import cli
+from acmtl.core.checkpoint import build_model, save_pretrained
+from acmtl.core.features import collate, encode
+from acmtl.core.model import ModelConfig
+from acmtl.core.predict import tag_encoded
+from acmtl.core.train import tag_names
+from acmtl.serving import backends
+from acmtl.serving.predictor import NERPredictor
 
 needs_onnx = pytest.mark.skipif(bool(backends.missing_packages()),
                                 reason="the ONNX backends need the 'onnx' extra: pip install -e '.[onnx]'")

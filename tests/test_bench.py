@@ -9,11 +9,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from acmtl import backends, bench
-from acmtl.bench import MODELS, PAPER_TOKENS_PER_S, TARGETS, _count_flops, compare, format_table
-from acmtl.claims import paper_speed_params
 from acmtl.cli import main
-from acmtl.predict import _OneDNNLinear
+from acmtl.companion import bench
+from acmtl.companion.bench import MODELS, PAPER_TOKENS_PER_S, TARGETS, _count_flops, compare, format_table
+from acmtl.companion.claims import paper_speed_params
+from acmtl.core.predict import _OneDNNLinear
+from acmtl.serving import backends
 
 
 @pytest.fixture(scope="module")
@@ -186,9 +187,9 @@ def test_gpu_run_is_read_against_the_papers_tokens_per_s_from_claims():
 
 def test_compare_backends_scores_each_backend_against_eager(tiny_encoder_dir, msra, tmp_path):
     """F1 per backend on MSRA's official test (a sample here), its change from eager, the sentences tagged alike."""
-    from acmtl.checkpoint import build_model, save_pretrained
-    from acmtl.model import ModelConfig
-    from acmtl.train import tag_names
+    from acmtl.core.checkpoint import build_model, save_pretrained
+    from acmtl.core.model import ModelConfig
+    from acmtl.core.train import tag_names
 
     torch.manual_seed(0)
     cfg = ModelConfig.for_architecture("acmtl", tag_names(msra.types), encoder=str(tiny_encoder_dir), cnn_channels=16)

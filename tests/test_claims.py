@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from acmtl import claims
+from acmtl.companion import claims
 
 # Table 2 as the paper prints it (sample size, model, P, R, F1), transcribed independently of claims.py.
 TABLE2 = [
@@ -138,7 +138,7 @@ def test_claims_are_frozen() -> None:
 # -- verdicts: each rule on hand-made numbers, and the committed results/claims_verdict.csv ------------------
 
 def test_t_interval_by_hand() -> None:
-    from acmtl.verdicts import t_interval
+    from acmtl.companion.verdicts import t_interval
 
     mean, low, high = t_interval([1.0, 2.0, 3.0])  # sd 1, t(2) = 4.303
     assert (mean, low, high) == pytest.approx((2.0, 2.0 - 4.303 / math.sqrt(3), 2.0 + 4.303 / math.sqrt(3)))
@@ -147,7 +147,7 @@ def test_t_interval_by_hand() -> None:
 
 def test_an_f1_interval_stays_within_0_and_100() -> None:
     """Table 3's BERT+CNN seeds: the t interval reaches 119.19, but no F1 lies beyond 100."""
-    from acmtl.verdicts import f1_interval, judge_value
+    from acmtl.companion.verdicts import f1_interval, judge_value
 
     mean, low, high = f1_interval([70.2356, 77.3784])
     assert (mean, low, high) == pytest.approx((73.807, 28.43, 100.0), abs=0.01)
@@ -164,7 +164,7 @@ def test_an_f1_interval_stays_within_0_and_100() -> None:
     (82.0, [80.0], "not reproduced"),
 ])
 def test_value_rule(paper, ours, verdict) -> None:
-    from acmtl.verdicts import judge_value
+    from acmtl.companion.verdicts import judge_value
 
     assert judge_value(paper, ours).verdict == verdict
 
@@ -178,13 +178,13 @@ def test_value_rule(paper, ours, verdict) -> None:
     ([-1.5], "not reproduced"),
 ])
 def test_direction_rule(differences, verdict) -> None:
-    from acmtl.verdicts import judge_direction
+    from acmtl.companion.verdicts import judge_direction
 
     assert judge_direction(differences).verdict == verdict
 
 
 def test_interval_case_and_count_rules() -> None:
-    from acmtl.verdicts import judge_cases, judge_count, judge_intervals
+    from acmtl.companion.verdicts import judge_cases, judge_count, judge_intervals
 
     assert judge_intervals([(0.5, 2.0), (0.1, 3.0)]) == "reproduced"
     assert judge_intervals([(-2.0, -0.5), (-3.0, -0.1)]) == "not reproduced"
@@ -196,7 +196,7 @@ def test_interval_case_and_count_rules() -> None:
 
 
 def test_a_claim_of_several_parts_takes_its_worst_part() -> None:
-    from acmtl.verdicts import combine
+    from acmtl.companion.verdicts import combine
 
     assert combine(["reproduced", "not testable here"]) == "reproduced"
     assert combine(["reproduced", "partly"]) == "partly"
@@ -214,14 +214,14 @@ def test_a_claim_of_several_parts_takes_its_worst_part() -> None:
     ([0.5, 1.5], "not reproduced"),  # a wide interval, the mean 1.0 nearer no gain than the claimed one
 ])
 def test_a_claimed_gain_is_judged_on_its_size_too(differences, verdict) -> None:
-    from acmtl.verdicts import judge_magnitude
+    from acmtl.companion.verdicts import judge_magnitude
 
     assert judge_magnitude(2.05, differences).verdict == verdict
 
 
 def test_scores_highest_is_judged_against_every_row() -> None:
     """AC-MTL clearly above the three rows the paper's sentence compares, but below encoder+CRF: not the highest."""
-    from acmtl.verdicts import judge_highest
+    from acmtl.companion.verdicts import judge_highest
 
     f1 = {"encoder_crf": [0.80, 0.81, 0.82], "bert_cnn": [0.60, 0.61, 0.62], "bert_mhsa": [0.61, 0.62, 0.63],
           "bert_mhsa_cnn": [0.62, 0.63, 0.64], "acmtl": [0.70, 0.71, 0.72]}
@@ -235,7 +235,7 @@ def test_scores_highest_is_judged_against_every_row() -> None:
 
 def test_the_plateau_claim_needs_both_halves(tmp_path) -> None:
     """AC-MTL plateaus by epoch 10, as the paper says, but so do the baselines: the claim's second half fails."""
-    from acmtl.verdicts import claims_verdict
+    from acmtl.companion.verdicts import claims_verdict
 
     def curve(arch: str, plateau: int) -> list[dict]:
         return [{"corpus": "msra", "arch": arch, "epoch": e, "dev_f1": 0.9 if e >= plateau else 0.1}
@@ -250,7 +250,7 @@ def test_the_plateau_claim_needs_both_halves(tmp_path) -> None:
 
 def test_head_to_head_rule_reads_every_msra_size() -> None:
     """Above 0 at every size reproduces the abstract; the worst size decides; no MSRA row: not testable."""
-    from acmtl.verdicts import judge_head_to_head
+    from acmtl.companion.verdicts import judge_head_to_head
 
     def table(*intervals):
         return pd.DataFrame([{"corpus": "msra", "size": size, "diff": (low + high) / 2, "ci_low": low, "ci_high": high,
@@ -281,7 +281,7 @@ def _write_table2(folder, test_f1: dict[tuple[str, int], list[float]]) -> None:
 def test_table2_verdicts_from_hand_made_results(tmp_path) -> None:
     """Runs at the paper's F1 reproduce it; a baseline above AC-MTL on every seed does not lead;
     no file: not testable."""
-    from acmtl.verdicts import claims_verdict
+    from acmtl.companion.verdicts import claims_verdict
 
     _write_table2(tmp_path, {("acmtl", 200): [0.9836, 0.9830, 0.9842], ("encoder_crf", 200): [0.99, 0.995, 0.999],
                              ("bilstm_crf", 200): [0.50, 0.55, 0.45]})
@@ -300,10 +300,10 @@ def test_table2_verdicts_from_hand_made_results(tmp_path) -> None:
 
 
 def test_the_committed_verdicts_cover_every_claim() -> None:
-    """One row per statement of acmtl.claims, per Table 2 size and model, per Table 3 row; only the four verdicts."""
+    """One row per statement of claims, per Table 2 size and model, per Table 3 row; only the four verdicts."""
     from pathlib import Path
 
-    from acmtl.verdicts import CSV, VERDICTS, claims_verdict
+    from acmtl.companion.verdicts import CSV, VERDICTS, claims_verdict
 
     results = Path(__file__).resolve().parents[1] / "results"
     committed = pd.read_csv(results / CSV, dtype=str, keep_default_na=False)

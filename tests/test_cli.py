@@ -89,9 +89,9 @@ def run_dir(tmp_path_factory) -> Path:
     """A tiny random BiLSTM-CRF (fast enough for a 1 MB text), tilted towards entity tags, saved as run/model."""
     import torch
 
-    from acmtl.checkpoint import build_model, save_pretrained
-    from acmtl.model import ModelConfig
-    from acmtl.train import tag_names
+    from acmtl.core.checkpoint import build_model, save_pretrained
+    from acmtl.core.model import ModelConfig
+    from acmtl.core.train import tag_names
 
     torch.manual_seed(0)
     model, tokenizer = build_model(ModelConfig.for_architecture("bilstm_crf", tag_names(TYPES), char_dim=8,
@@ -192,7 +192,7 @@ def test_bad_input_gets_a_clear_error_and_loses_nothing(run_dir, tmp_path):
 def test_a_run_folder_of_another_version_is_refused_by_name(run_dir, tmp_path):
     import shutil
 
-    from acmtl.model import MODEL_VERSION
+    from acmtl.core.model import MODEL_VERSION
 
     other = tmp_path / "run"
     shutil.copytree(run_dir, other)

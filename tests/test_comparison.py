@@ -5,8 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from acmtl import comparison
-from acmtl.evaluate import paired_bootstrap, seed_paired_bootstrap, sentence_counts
+from acmtl.companion import comparison
+from acmtl.core.evaluate import paired_bootstrap, seed_paired_bootstrap, sentence_counts
 
 GOLD = [["S-PER", "O", "B-LOC", "E-LOC"], ["O", "S-ORG"], ["B-PER", "E-PER", "O"], ["S-LOC"]] * 10
 MISSES = [["S-PER", "O", "O", "O"], ["O", "O"], ["B-PER", "E-PER", "O"], ["O"]] * 10  # drops LOC and ORG
@@ -43,8 +43,8 @@ def test_verdict_rule(low, high, expected):
 
 def _run(tmp_path, arch: str, seed: int, predicted: list[list[str]]) -> dict:
     """A train_grid row whose record holds ``predicted``'s counts on the full test set."""
-    from acmtl.evaluate import score
-    from acmtl.records import pack_counts
+    from acmtl.companion.records import pack_counts
+    from acmtl.core.evaluate import score
 
     record = tmp_path / f"{arch}-{seed}.json"
     record.write_text(json.dumps({"counts": {"full_test": pack_counts(sentence_counts(GOLD, predicted))}}))

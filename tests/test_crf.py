@@ -5,7 +5,7 @@ import itertools
 import pytest
 import torch
 
-from acmtl.crf import ConstrainedCRF, bioes_allowed
+from acmtl.core.crf import ConstrainedCRF, bioes_allowed
 
 TAGS = ["O", "B-PER", "I-PER", "E-PER", "S-PER", "B-LOC", "I-LOC", "E-LOC", "S-LOC"]
 

@@ -7,15 +7,15 @@ import json
 import pandas as pd
 import pytest
 
+from acmtl.companion.diagnosis import REFERENCES, VARIANTS, chosen_wiring, paired_table, summarize_pairs
+from acmtl.core.evaluate import score
 from acmtl.data.corpora import load_corpus
-from acmtl.diagnosis import REFERENCES, VARIANTS, chosen_wiring, paired_table, summarize_pairs
-from acmtl.evaluate import score
 
 
 def _fake_run(folder, tags: list[list[str]], gold: list[list[str]], split: str = "full_test") -> dict:
     """A run's record holding ``tags``' per-sentence counts on ``split``."""
-    from acmtl.evaluate import sentence_counts
-    from acmtl.records import pack_counts
+    from acmtl.companion.records import pack_counts
+    from acmtl.core.evaluate import sentence_counts
 
     record = folder.with_suffix(".json")
     record.write_text(json.dumps({"counts": {split: pack_counts(sentence_counts(gold, tags))}}))
@@ -58,7 +58,7 @@ def test_pairs_are_matched_by_seed_and_judged(tmp_path, tiny_corpus_dir):
 
 def test_selection_scores_describe_the_corpus_dev_split():
     """The dev scores of the diagnosis table are the corpus' own dev split and the subset's, never a test set."""
-    from acmtl.diagnosis import selection_scores
+    from acmtl.companion.diagnosis import selection_scores
 
     runs = pd.DataFrame([{"variant": v, "seed": seed, "corpus_dev_f1": dev, "dev_f1": 0.5, "full_test_f1": 1 - dev}
                          for v, dev in (("paper", 0.0), ("pool_1", 1.0)) for seed in (0, 1)])
@@ -102,7 +102,7 @@ def test_the_wiring_is_chosen_among_acmtl_variants_on_dev_alone():
 
 def test_wiring_comparisons_pair_each_variant_with_the_default_by_seed(tmp_path, tiny_corpus_dir):
     """dev_seeds counts the seeds both have, and the interval is on the corpus' own dev split."""
-    from acmtl.diagnosis import wiring_comparisons
+    from acmtl.companion.diagnosis import wiring_comparisons
 
     dev = [list(s.tags) for s in load_corpus(f"tiny={tiny_corpus_dir}").splits["dev"]]
     blind = [["O"] * len(tags) for tags in dev]
@@ -123,7 +123,7 @@ def test_the_default_wiring_is_the_one_the_rule_keeps():
     AC-MTL's settings and has a block to wire gets it."""
     from pathlib import Path
 
-    from acmtl.config import get_profile
+    from acmtl.companion.config import get_profile
 
     prof = get_profile("default")
     results = Path(__file__).resolve().parents[1] / "results"

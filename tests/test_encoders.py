@@ -10,7 +10,7 @@ from tokenizers import Tokenizer
 from tokenizers.models import WordPiece
 from transformers import AutoModel, BertConfig, BertModel
 
-from acmtl.encoders import (
+from acmtl.core.encoders import (
     DEFAULT_ENCODER,
     CharTokenizer,
     EncoderError,

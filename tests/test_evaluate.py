@@ -8,7 +8,7 @@ import pytest
 from seqeval.metrics import f1_score, precision_score, recall_score
 from seqeval.scheme import IOBES
 
-from acmtl.evaluate import (
+from acmtl.core.evaluate import (
     Scores,
     bootstrap_ci,
     counts_f1,

@@ -25,7 +25,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.text import Annotation, Text
 from matplotlib.transforms import Bbox
 
-from acmtl import figures
+from acmtl.companion import figures
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 SLACK = 1.0  # pixels two boxes may share (antialiasing), at the figure's own dpi
@@ -301,7 +301,7 @@ def test_the_new_checks_catch_planted_faults():
 
 
 def test_every_figure_is_drawn_by_the_package_from_results():
-    """The notebooks save figures only through acmtl.figures.save, so the figures in figures/ are the ones checked."""
+    """The notebooks save figures only through figures.save, so the figures in figures/ are the ones checked."""
     import json
 
     committed = {p.stem for p in (RESULTS.parent / "figures").glob("*.png") if not p.stem.startswith("tuning_")}

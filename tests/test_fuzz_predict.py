@@ -16,10 +16,10 @@ import string
 import pytest
 import torch
 
-from acmtl.checkpoint import build_model, save_pretrained
-from acmtl.model import ModelConfig
-from acmtl.predict import NERPredictor
-from acmtl.train import tag_names
+from acmtl.core.checkpoint import build_model, save_pretrained
+from acmtl.core.model import ModelConfig
+from acmtl.core.train import tag_names
+from acmtl.serving.predictor import NERPredictor
 
 SEED = 20240607
 N_TEXTS = 1_000

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from acmtl import experiments as ex
+from acmtl.companion import experiments as ex
+from acmtl.companion import publish
 
 
 def test_workers_train_each_missing_run_once_then_reuse_it(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv(ex.OUTPUT_ROOT_ENV, str(tmp_path))
+    monkeypatch.setenv(publish.OUTPUT_ROOT_ENV, str(tmp_path))
     first = ex.train_grid("smoke", "msra", ["encoder_crf"], [60], [0, 1], progress=False, workers=2)
     assert first["trained_now"].all() and first["seed"].tolist() == [0, 1]
     assert first["run_dir"].nunique() == 2 and (first["test_f1"] >= 0).all()
@@ -41,7 +42,7 @@ def test_a_worker_stops_when_the_pool_that_started_it_is_killed() -> None:
     parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
         import multiprocessing, os, time
         from concurrent.futures import ProcessPoolExecutor
-        from acmtl.experiments import _die_with_parent
+        from acmtl.companion.experiments import _die_with_parent
         pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_die_with_parent, initargs=(os.getpid(),))
         print(pool.submit(os.getpid).result(), flush=True)
@@ -66,10 +67,10 @@ def test_a_worker_stops_when_the_pool_that_started_it_is_killed() -> None:
 def test_only_figure8s_runs_score_their_test_split_each_epoch() -> None:
     """Table 2's models at the profile's ``curves`` size and seed, and those alone, pay for per-epoch test scoring;
     they are the runs notebook 05 asks for with its committed parameters, so it reuses them."""
-    from acmtl.config import get_profile
+    from acmtl.companion.config import get_profile
 
     size, seed = get_profile("default").curves
-    committed = ex.committed_parameters("05_robustness")
+    committed = publish.committed_parameters("05_robustness")
     assert (committed["size"], committed["seed"]) == (size, seed)
     assert all(ex.run_spec("default", "msra", arch, size, seed).train.test_curve for arch in ex.TABLE2_ARCHS)
     assert not any(ex.run_spec("default", "msra", "acmtl", s, k).train.test_curve
@@ -83,7 +84,7 @@ def test_only_figure8s_runs_score_their_test_split_each_epoch() -> None:
 def test_early_stopping_is_protocol_the_same_for_every_run(profile) -> None:
     """One patience and one epoch cap for every model at every size and in every table of a profile, and never a
     tuned knob: no search space holds them."""
-    from acmtl.tune import search_space
+    from acmtl.companion.tune import search_space
 
     specs = [*ex.planned_runs(profile).values(),
              *(ex.run_spec(profile, "msra", arch, size, seed)

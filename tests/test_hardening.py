@@ -26,14 +26,15 @@ import torch
 
 import acmtl
 import acmtl.data.fetch as fetch_module
-from acmtl.checkpoint import CheckpointError, build_model, load_pretrained, save_pretrained
+from acmtl.core.checkpoint import CheckpointError, build_model, load_pretrained, save_pretrained
+from acmtl.core.features import Encoded, encode
+from acmtl.core.model import MODEL_VERSION, ModelConfig
+from acmtl.core.predict import MAX_LEN, OVERLAP, _windows, tag_encoded
+from acmtl.core.train import split_long, tag_names
 from acmtl.data.conll import CorpusFormatError
 from acmtl.data.corpora import RESUME, load_corpus
 from acmtl.data.fetch import FetchError, fetch, sha256_of
-from acmtl.features import Encoded, encode
-from acmtl.model import MODEL_VERSION, ModelConfig
-from acmtl.predict import MAX_LEN, OVERLAP, NERPredictor, _windows, tag_encoded
-from acmtl.train import split_long, tag_names
+from acmtl.serving.predictor import NERPredictor
 
 PACKAGE_DIR = Path(acmtl.__file__).parent
 TYPES = ("LOC", "ORG", "PER")
@@ -158,13 +159,13 @@ WRITES = ("write_text", "write_bytes", "save_file", "dump", "to_csv", "to_json",
 # Writes that are not atomic_write_bytes, and why each is safe.
 ALLOWED_WRITES = {
     ("data/fetch.py", "atomic_write_bytes", "fdopen"): "the temporary file, renamed by os.replace",
-    ("encoders.py", "_assemble_m3e", "save_file"): "into a mkdtemp folder, renamed into place when complete",
-    ("encoders.py", "_assemble_m3e", "copyfile"): "into a mkdtemp folder, renamed into place when complete",
-    ("encoders.py", "_assemble_m3e", "write_text"): "into a mkdtemp folder, renamed into place when complete",
-    ("train.py", "_save_checkpoint", "save_file"): "into checkpoint.tmp/, swapped in by rename",
-    ("experiments.py", "write_table", "to_csv"): "to a string, then atomic_write_bytes",
-    ("verdicts.py", "write_claims_verdict", "to_csv"): "to a string, then atomic_write_bytes",
-    ("experiments.py", "save_figure", "savefig"): "into a BytesIO, then atomic_write_bytes",
+    ("core/encoders.py", "_assemble_m3e", "save_file"): "into a mkdtemp folder, renamed into place when complete",
+    ("core/encoders.py", "_assemble_m3e", "copyfile"): "into a mkdtemp folder, renamed into place when complete",
+    ("core/encoders.py", "_assemble_m3e", "write_text"): "into a mkdtemp folder, renamed into place when complete",
+    ("core/train.py", "_save_checkpoint", "save_file"): "into checkpoint.tmp/, swapped in by rename",
+    ("companion/publish.py", "write_table", "to_csv"): "to a string, then atomic_write_bytes",
+    ("companion/verdicts.py", "write_claims_verdict", "to_csv"): "to a string, then atomic_write_bytes",
+    ("companion/publish.py", "save_figure", "savefig"): "into a BytesIO, then atomic_write_bytes",
 }
 
 
@@ -264,7 +265,7 @@ def test_interrupted_save_leaves_old_or_new_files(
 
 SAVE_LOOP = """
 import sys
-from acmtl.checkpoint import load_pretrained, save_pretrained
+from acmtl.core.checkpoint import load_pretrained, save_pretrained
 import torch
 a, tokenizer = load_pretrained(sys.argv[1])
 b, _ = load_pretrained(sys.argv[2])
@@ -392,8 +393,8 @@ def test_a_wheel_that_stays_corrupt_is_an_error(cached_wheel: Path, monkeypatch:
 ENSURE_RUN = """
 import json, os, sys, time
 from pathlib import Path
-import acmtl.runs as runs
-from acmtl.train import TrainConfig
+import acmtl.companion.runs as runs
+from acmtl.core.train import TrainConfig
 
 marker, go, root, corpus, encoder = sys.argv[1:6]
 original = runs.train
@@ -483,7 +484,7 @@ def test_no_pickle_loading_in_the_package() -> None:
     problems = {p.relative_to(PACKAGE_DIR).as_posix(): unsafe_loading(p.read_text(encoding="utf-8"))
                 for p in sorted(PACKAGE_DIR.rglob("*.py"))}
     assert {name: found for name, found in problems.items() if found} == {}
-    assert "weights_only=True" in (PACKAGE_DIR / "encoders.py").read_text()  # the one torch.load there is
+    assert "weights_only=True" in (PACKAGE_DIR / "core" / "encoders.py").read_text()  # the one torch.load there is
 
 
 def _edit_config(directory: Path, change) -> None:
@@ -575,7 +576,7 @@ def test_out_of_memory_halves_the_batch(tiny_model, monkeypatch, caplog, error: 
     items = oom_items(tokenizer)
     expected = tag_encoded(model, items, batch_size=32)
     sizes = limited_decode(model, monkeypatch, 5, error)
-    with caplog.at_level(logging.WARNING, logger="acmtl.predict"):
+    with caplog.at_level(logging.WARNING, logger="acmtl.core.predict"):
         assert tag_encoded(model, items, batch_size=32) == expected
     assert sizes[:4] == [32, 16, 8, 4] and max(sizes[4:]) == 4  # halved until it fits, and kept there
     assert sum(sizes[3:]) == len(items) - 1 + len(_windows(len(items[-1]), MAX_LEN, OVERLAP))  # each window once
@@ -626,7 +627,7 @@ def test_split_long_windows_cover_every_character_once(max_len: int, caplog) -> 
     for _ in range(40):
         tag_ids = random_tagged(rng, rng.randint(1, 300), longest=2 * max_len + 2)
         items.append(Encoded(list(range(len(tag_ids))), [0] * len(tag_ids), [0] * len(tag_ids), tag_ids))
-    with caplog.at_level(logging.WARNING, logger="acmtl.train"):
+    with caplog.at_level(logging.WARNING, logger="acmtl.core.train"):
         windows = split_long(items, BIOES, max_len)
     assert any(len(item) > max_len for item in items)
     position = 0
@@ -651,7 +652,7 @@ def test_split_long_windows_cover_every_character_once(max_len: int, caplog) -> 
 
 def test_split_long_is_silent_when_nothing_is_cut(caplog) -> None:
     item = Encoded([1, 2, 3], [0] * 3, [0] * 3, [1, 3, 0])
-    with caplog.at_level(logging.WARNING, logger="acmtl.train"):
+    with caplog.at_level(logging.WARNING, logger="acmtl.core.train"):
         assert split_long([item], BIOES, 3) == [item.window(0, 3)]
     assert caplog.text == ""
 

@@ -1,7 +1,7 @@
 """Course tooling: the offline HTML export (``./run_all.sh --html``, ``--html-only``) and the notebooks' kernel.
 
 The export tests export the committed, executed notebooks/00_method_walkthrough.ipynb (the one with the
-equations) as is, with ``acmtl.export``, the code run_all.sh calls. A page must load nothing from outside
+equations) as is, with ``acmtl.companion.export``, the code run_all.sh calls. A page must load nothing from outside
 its export folder. The rule checked on every exported page: whatever an element loads (``src``, ``href``,
 ``srcset``, ``data``, ``poster`` ... of any element but ``<a>``; ``url()`` and ``@import`` in CSS; any URL in an
 inline script) is a ``data:`` URI or a relative path to an existing file inside the folder. An http(s) URL
@@ -28,8 +28,8 @@ import papermill
 import pytest
 
 import acmtl.data.fetch as fetch_module
+from acmtl.companion.export import MATHJAX_DIR, export_html
 from acmtl.data.fetch import FetchError, PackageFolder, extract_folder, sha256_of
-from acmtl.export import MATHJAX_DIR, export_html
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "00_method_walkthrough.ipynb"

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from acmtl.model import (
+from acmtl.core.model import (
     ACMTL,
     ARCHITECTURES,
     BiLSTMCharEncoder,
@@ -19,7 +19,7 @@ from acmtl.model import (
     sinusoidal_positions,
     type_labels,
 )
-from acmtl.train import tag_names
+from acmtl.core.train import tag_names
 
 TAGS = tag_names(["LOC", "PER"])
 
@@ -101,7 +101,7 @@ def test_cnn_wirings_match_the_equations_by_hand(block, merge, pool):
 
 @pytest.mark.parametrize("size", [3, 5])
 def test_sliding_max_is_maxpool_with_stride_1(size):
-    from acmtl.model import SlidingMax
+    from acmtl.core.model import SlidingMax
 
     x = torch.randn(2, 4, 9)
     reference = torch.nn.MaxPool1d(size, stride=1, padding=size // 2)

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from test_results_provenance import provenance_problems
 
-from acmtl.experiments import _git, kernel_config
+from acmtl.companion import publish, tables
+from acmtl.companion.publish import git_state, kernel_config
 
 papermill = pytest.importorskip("papermill")
 
@@ -63,7 +64,7 @@ def test_notebook_runs_in_smoke_profile(notebook: Path, output_root: Path, monke
     executed.parent.mkdir(exist_ok=True)
     papermill.execute_notebook(str(notebook), str(executed), parameters={"profile": "smoke"}, kernel_name="python3",
                                cwd=str(notebook.parent), progress_bar=False, config=kernel_config())
-    git_now = _git()  # the same tree the kernel saw: its commit and whether a file differs from it
+    git_now = git_state()  # the same tree the kernel saw: its commit and whether a file differs from it
 
     tables = sorted(_new(before[".csv"], _files(results, ".csv")))
     pngs = sorted(_new(before[".png"], _files(figures, ".png")))
@@ -76,7 +77,7 @@ def test_notebook_runs_in_smoke_profile(notebook: Path, output_root: Path, monke
         record = json.loads(provenance.read_text())
         assert record["profile"] == "smoke" and record["device"] and record["acmtl_version"], f"{provenance}"
         assert record["git"] == git_now, f"{provenance} names {record['git']}, the tree is {git_now}"
-        assert provenance_problems(results / table) == [], f"{provenance} disagrees with {table}"
+        assert provenance_problems(results / table, committed=False) == [], f"{provenance} disagrees with {table}"
     for png in pngs:
         assert (figures / png.replace(".png", ".svg")).is_file(), f"{notebook.name}: {png} has no SVG twin"
     wanted_tables, wanted_figures = EXPECTED.get(notebook.stem, ((), ()))
@@ -87,17 +88,17 @@ def test_notebook_runs_in_smoke_profile(notebook: Path, output_root: Path, monke
 
 
 def test_run_all_plan_holds_exactly_the_runs_the_notebooks_train(output_root: Path, monkeypatch) -> None:
-    """``./run_all.sh`` trains :func:`acmtl.experiments.planned_runs` in one pool before the notebooks: each run a
+    """``./run_all.sh`` trains :func:`experiments.planned_runs` in one pool before the notebooks: each run a
     notebook trains outside it trains alone (a core idle), each planned run no notebook uses is wasted. Notebook
     08's tuning trials are left to their notebook."""
-    from acmtl import experiments as ex
-    from acmtl import tune
-    from acmtl.config import get_profile
+    from acmtl.companion import experiments as ex
+    from acmtl.companion import tune
+    from acmtl.companion.config import get_profile
     monkeypatch.setenv("ACMTL_OUTPUT_ROOT", str(output_root))
     executed = {p.name for p in (output_root / "executed").glob("*.ipynb")}
     if executed != {p.name for p in NOTEBOOKS}:
         pytest.skip("needs every notebook executed in this session (test_notebook_runs_in_smoke_profile)")
-    root, prof = ex.runs_root("smoke"), get_profile("smoke")
+    root, prof = publish.runs_root("smoke"), get_profile("smoke")
     trained = {d.name: json.loads((d / "run.json").read_text()) for d in root.iterdir() if (d / "run.json").is_file()}
     corpus = ex.corpus_spec("smoke", "msra")
     trials = [tune.load_trials("smoke", corpus, prof.tune_size, arch) for arch in prof.tune_archs]
@@ -111,18 +112,17 @@ def test_run_all_plan_holds_exactly_the_runs_the_notebooks_train(output_root: Pa
 
 
 def test_output_dirs_follow_profile_and_env(tmp_path, monkeypatch) -> None:
-    from acmtl import experiments as ex
 
     monkeypatch.setenv("ACMTL_OUTPUT_ROOT", str(tmp_path))
-    assert ex.output_dirs("default") == (tmp_path / "results", tmp_path / "figures")
+    assert publish.output_dirs("default") == (tmp_path / "results", tmp_path / "figures")
     smoke = tmp_path / "build" / "smoke"
-    assert ex.output_dirs("smoke") == (smoke / "results", smoke / "figures")
-    assert all(d.is_dir() for d in ex.output_dirs("smoke"))
-    assert ex.runs_root("smoke") == smoke / "runs"
+    assert publish.output_dirs("smoke") == (smoke / "results", smoke / "figures")
+    assert all(d.is_dir() for d in publish.output_dirs("smoke"))
+    assert publish.runs_root("smoke") == smoke / "runs"
     monkeypatch.setenv("ACMTL_RUNS", "runs")
-    assert ex.runs_root("default") == REPO / "runs"  # the CLI's run cache, wherever the notebook runs from
+    assert publish.runs_root("default") == REPO / "runs"  # the CLI's run cache, wherever the notebook runs from
     with pytest.raises(ValueError, match="unknown profile"):
-        ex.output_dirs("fast")
+        publish.output_dirs("fast")
 
 
 def test_write_table_and_figure_with_provenance(tmp_path, monkeypatch) -> None:
@@ -133,33 +133,32 @@ def test_write_table_and_figure_with_provenance(tmp_path, monkeypatch) -> None:
     matplotlib.use("Agg")
     import pandas as pd
 
-    from acmtl import experiments as ex
-    from acmtl import plots
+    from acmtl.companion import plots
 
     monkeypatch.setenv("ACMTL_OUTPUT_ROOT", str(tmp_path))
     started = time.time()
-    path = ex.write_table(pd.DataFrame({"arch": ["acmtl"], "f1": [0.5]}), "t", "smoke", corpora=["resume"],
-                          seeds=[0, 1], started=started, extra={"why": "test"})
+    path = publish.write_table(pd.DataFrame({"arch": ["acmtl"], "f1": [0.5]}), "t", "smoke", corpora=["resume"],
+                               seeds=[0, 1], started=started, extra={"why": "test"})
     assert pd.read_csv(path).to_dict("records") == [{"arch": "acmtl", "f1": 0.5}]
     record = json.loads(path.with_suffix(".provenance.json").read_text())
     assert record["profile"] == "smoke" and record["seeds"] == [0, 1] and record["extra"] == {"why": "test"}
     assert record["table"] == {"file": "t.csv", "rows": 1, "columns": ["arch", "f1"]}
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    assert record["git"]["commit"] == head and record["git"] == _git()  # dirty: what git says of the tree now
+    assert record["git"]["commit"] == head and record["git"] == git_state()  # dirty: what git says of the tree now
     corpus = record["corpora"][0]
     assert corpus["name"] == "resume" and all(len(h) == 64 for h in corpus["sources"].values())
     assert record["encoder"] == "m3e-small" and record["device"]["cpu_count"] >= 1
     fig, axes = plots.new_figure()
     axes[0][0].plot([0, 1], [0, 1])
-    pngs = ex.save_figure(fig, "f", "smoke")
+    pngs = publish.save_figure(fig, "f", "smoke")
     assert [p.suffix for p in pngs] == [".png", ".svg"]
     first = pngs[1].read_bytes()
-    ex.save_figure(fig, "f", "smoke")
+    publish.save_figure(fig, "f", "smoke")
     assert pngs[1].read_bytes() == first  # no timestamps, stable ids: a rerun does not change the SVG
 
 
 def test_smoke_stand_in_corpus_is_small_and_stable(tmp_path, monkeypatch) -> None:
-    from acmtl import experiments as ex
+    from acmtl.companion import experiments as ex
     from acmtl.data.corpora import load_corpus
 
     monkeypatch.setenv("ACMTL_OUTPUT_ROOT", str(tmp_path))
@@ -176,28 +175,26 @@ def test_smoke_stand_in_corpus_is_small_and_stable(tmp_path, monkeypatch) -> Non
 def test_summarize_mean_and_sample_std() -> None:
     import pandas as pd
 
-    from acmtl import experiments as ex
 
     runs = pd.DataFrame({"corpus": "msra", "arch": "acmtl", "size": 200, "seed": [0, 1, 2],
                          "test_precision": [0.5, 0.6, 0.7], "test_recall": [0.5, 0.5, 0.5], "test_f1": [0.4, 0.5, 0.6]})
-    row = ex.summarize(runs, splits=("test", "full_test")).iloc[0]
+    row = tables.summarize(runs, splits=("test", "full_test")).iloc[0]
     assert row["seeds"] == 3 and row["test_f1_mean"] == pytest.approx(0.5) and row["test_f1_std"] == pytest.approx(0.1)
     assert row["test_f1"] == "50.00 ± 10.00" and "full_test_f1" not in row
-    one = ex.summarize(runs.iloc[:1]).iloc[0]  # one seed: the mean alone, no "± 0.00"
+    one = tables.summarize(runs.iloc[:1]).iloc[0]  # one seed: the mean alone, no "± 0.00"
     assert one["seeds"] == 1 and one["test_f1"] == "40.00" and one["test_f1_std"] == 0.0
 
 
 def test_architecture_parameters_match_a_built_model() -> None:
-    from acmtl import experiments as ex
-    from acmtl.checkpoint import build_model
-    from acmtl.encoders import bert_base_config
-    from acmtl.model import ModelConfig, count_parameters
-    from acmtl.train import tag_names
+    from acmtl.core.checkpoint import build_model
+    from acmtl.core.encoders import bert_base_config
+    from acmtl.core.model import ModelConfig, count_parameters
+    from acmtl.core.train import tag_names
 
     types = ("LOC", "ORG", "PER")
     built, _ = build_model(ModelConfig.for_architecture("acmtl", tag_names(types)))
-    assert ex.architecture_parameters("acmtl", types) == count_parameters(built)
-    base = ex.architecture_parameters("encoder_crf", types, bert_base_config().to_dict())
+    assert tables.architecture_parameters("acmtl", types) == count_parameters(built)
+    base = tables.architecture_parameters("encoder_crf", types, bert_base_config().to_dict())
     # by hand: bert-base-chinese has 102,267,648 parameters, 590,592 of them in the pooler we drop; on top, a
     # 768 -> 13 linear layer (O + B/I/E/S of 3 types) and the CRF's 13 x 13 transitions and 13 start and end scores
     tags = 1 + 4 * len(types)
@@ -256,50 +253,48 @@ def test_committed_outputs_carry_no_warning_or_machine_path(notebook: Path) -> N
 
 @pytest.fixture()
 def fresh_start(tmp_path, monkeypatch):
-    """:func:`acmtl.experiments.start_notebook` with the output root in a temporary folder, reset afterwards."""
-    from acmtl import experiments as ex
-
+    """:func:`acmtl.companion.publish.start_notebook` with the output root in a temporary folder, reset afterwards."""
     monkeypatch.setenv("ACMTL_OUTPUT_ROOT", str(tmp_path))
-    monkeypatch.setattr(ex, "_exercise_reason", None)
-    return ex
+    monkeypatch.setattr(publish, "_exercise_reason", None)
+    return publish
 
 
 def test_only_run_all_with_committed_parameters_publishes(fresh_start, tmp_path, capsys, monkeypatch) -> None:
-    ex = fresh_start
-    committed = ex.committed_parameters("03_ablation")
+    committed = publish.committed_parameters("03_ablation")
     assert committed["profile"] == "default" and "corpus" in committed
 
-    monkeypatch.setenv(ex.PUBLISH_ENV, "1")  # what ./run_all.sh sets for the default profile's kernels
-    assert ex.start_notebook("03_ablation", committed) == tmp_path
-    assert ex.target_dirs("default") == ex.output_dirs("default") == (tmp_path / "results", tmp_path / "figures")
+    monkeypatch.setenv(publish.PUBLISH_ENV, "1")  # what ./run_all.sh sets for the default profile's kernels
+    assert publish.start_notebook("03_ablation", committed) == tmp_path
+    published = (tmp_path / "results", tmp_path / "figures")
+    assert publish.target_dirs("default") == publish.output_dirs("default") == published
     out = capsys.readouterr().out
     # one line: no time but its own (its metadata's), no other run's
     assert "writes results/ and figures/" in out and len(out.splitlines()) == 1
 
     exercise = tmp_path / "build" / "exercise"
-    for namespace, why, publish in (
-            (committed, f"no {ex.PUBLISH_ENV}=1", None),  # opened in Jupyter, or papermill by hand
-            ({**committed, "publish": True}, f"no {ex.PUBLISH_ENV}=1", None),  # a stored `publish = True` replayed
+    for namespace, why, switch in (
+            (committed, f"no {publish.PUBLISH_ENV}=1", None),  # opened in Jupyter, or papermill by hand
+            ({**committed, "publish": True}, f"no {publish.PUBLISH_ENV}=1", None),  # a stored `publish = True` replayed
             ({**committed, "corpus": "resume"}, "parameters changed from the committed ones: corpus", "1")):
-        if publish is None:
-            monkeypatch.delenv(ex.PUBLISH_ENV, raising=False)
+        if switch is None:
+            monkeypatch.delenv(publish.PUBLISH_ENV, raising=False)
         else:
-            monkeypatch.setenv(ex.PUBLISH_ENV, publish)
-        assert ex.start_notebook("03_ablation", namespace) == exercise
+            monkeypatch.setenv(publish.PUBLISH_ENV, switch)
+        assert publish.start_notebook("03_ablation", namespace) == exercise
         out = capsys.readouterr().out
         assert out.startswith("EXERCISE RUN") and why in out and str(tmp_path) not in out
         assert "no run recorded in results/ yet" in out  # what to expect: the published run's time, here none
-        assert ex.target_dirs("default") == (exercise / "results", exercise / "figures")
-        assert ex.output_dirs("default")[0] == tmp_path / "results"  # reading still finds the committed tables
-    ex.write_table(__import__("pandas").DataFrame({"a": [1]}), "t", "default", started=0.0)
+        assert publish.target_dirs("default") == (exercise / "results", exercise / "figures")
+        assert publish.output_dirs("default")[0] == tmp_path / "results"  # reading still finds the committed tables
+    publish.write_table(__import__("pandas").DataFrame({"a": [1]}), "t", "default", started=0.0)
     assert (exercise / "results" / "t.csv").is_file() and not (tmp_path / "results" / "t.csv").exists()
 
-    assert ex.start_notebook("03_ablation", {**committed, "profile": "smoke"}) == tmp_path / "build" / "smoke"
+    assert publish.start_notebook("03_ablation", {**committed, "profile": "smoke"}) == tmp_path / "build" / "smoke"
 
 
 def test_run_all_publishes_the_default_profile_only() -> None:
     """The one switch that publishes: ./run_all.sh sets it for the default profile's papermill runs, nowhere else."""
-    from acmtl.experiments import PUBLISH_ENV
+    from acmtl.companion.publish import PUBLISH_ENV
 
     script = (REPO / "run_all.sh").read_text()
     assert '[ "$profile" = default ] && publish=1' in script
@@ -318,7 +313,7 @@ def test_a_committed_notebook_run_by_hand_leaves_results_and_figures_alone(tmp_p
     the cheapest notebook that writes both (it reads the committed trial tables and trains nothing); its outputs go
     to a git copy of results/ and figures/ (``ACMTL_OUTPUT_ROOT``), so a failure never touches this checkout's."""
     nbclient, nbformat = pytest.importorskip("nbclient"), pytest.importorskip("nbformat")
-    from acmtl.experiments import PUBLISH_ENV
+    from acmtl.companion.publish import PUBLISH_ENV
 
     root = tmp_path / "clone"
     for folder in ("results", "figures"):
@@ -339,8 +334,8 @@ def test_a_committed_notebook_run_by_hand_leaves_results_and_figures_alone(tmp_p
 
 
 def test_a_grid_in_a_notebook_prints_a_line_per_run_trained_not_a_bar(monkeypatch, capsys, tmp_path) -> None:
-    from acmtl import experiments as ex
-    from acmtl import runs
+    from acmtl.companion import experiments as ex
+    from acmtl.companion import runs
 
     trained = []
     monkeypatch.setattr(runs, "is_complete", lambda run_dir: run_dir.name == "cached")
@@ -358,7 +353,7 @@ def test_every_notebook_starts_by_deciding_where_it_writes() -> None:
             continue
         cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
         code = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
-        assert f'ex.start_notebook("{notebook.stem}", globals())' in code, notebook.name
+        assert f'publish.start_notebook("{notebook.stem}", globals())' in code, notebook.name
         # nothing a notebook stores may switch publishing on: a rerun by hand would publish again
         stored = "".join("".join(c["source"]) for c in cells if {"parameters", "injected-parameters"}
                          & set(c.get("metadata", {}).get("tags", [])))
@@ -368,11 +363,10 @@ def test_every_notebook_starts_by_deciding_where_it_writes() -> None:
 def test_ablation_steps_pair_by_seed() -> None:
     import pandas as pd
 
-    from acmtl import experiments as ex
 
     per_run = pd.DataFrame({"arch": ["acmtl", "acmtl", "bert_mhsa_cnn", "bert_mhsa_cnn"], "seed": [0, 1, 0, 1],
                             "test_f1": [0.80, 0.70, 0.75, 0.72], "full_test_f1": [0.60, 0.61, 0.50, 0.65]})
-    (step,) = ex.ablation_steps(per_run, {"acmtl": 90.0, "bert_mhsa_cnn": 88.5}).to_dict("records")
+    (step,) = tables.ablation_steps(per_run, {"acmtl": 90.0, "bert_mhsa_cnn": 88.5}).to_dict("records")
     assert step["component"] == "multi-task learning" and step["seeds"] == 2
     assert step["test_f1_difference_per_seed"] == "+5.00 -2.00" and step["test_f1_difference"] == pytest.approx(1.5)
     assert step["full_test_f1_difference"] == pytest.approx(3.0) and step["paper_difference"] == pytest.approx(1.5)
@@ -381,7 +375,7 @@ def test_ablation_steps_pair_by_seed() -> None:
 def test_run_curves_mark_the_selected_epoch(tmp_path) -> None:
     import pandas as pd
 
-    from acmtl import experiments as ex
+    from acmtl.companion import experiments as ex
 
     (tmp_path / "curve.json").write_text(json.dumps([{"epoch": 1, "dev_f1": 0.1, "test_f1": 0.2},
                                                      {"epoch": 2, "dev_f1": 0.3}]))

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from acmtl.model import ModelConfig
+from acmtl.core.model import ModelConfig
+from acmtl.core.train import TrainConfig
 from acmtl.overrides import MODEL_FILLED_IN, Overrides, parse_overrides, parse_value, settable_fields
-from acmtl.train import TrainConfig
 
 
 @pytest.mark.parametrize("text, value", [

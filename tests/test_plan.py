@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from acmtl import experiments as ex
-from acmtl.runs import RunSpec
-from acmtl.train import TrainConfig
+from acmtl.companion import experiments as ex
+from acmtl.companion.runs import RunSpec
+from acmtl.core.train import TrainConfig
 
 
 def _specs(corpus_dir: Path, encoder_dir: Path, n: int = 3) -> list[RunSpec]:
@@ -34,10 +34,10 @@ def _machine(specs_code: str, cache: Path, results: Path, log: Path) -> subproce
     """Another process (another machine: its own run cache) training the plan in turn, one run at a time, and
     logging each run it trains (not the ones it finds) to ``log``."""
     code = f"""
-import acmtl.runs as runs
-from acmtl import experiments as ex
-from acmtl.runs import RunSpec
-from acmtl.train import TrainConfig
+import acmtl.companion.runs as runs
+from acmtl.companion import experiments as ex
+from acmtl.companion.runs import RunSpec
+from acmtl.core.train import TrainConfig
 from pathlib import Path
 
 real = runs.train
@@ -151,10 +151,11 @@ def test_verify_retrains_recorded_runs_and_matches_them_on_the_same_setting(tmp_
     monkeypatch.setattr(ex, "planned_runs", lambda profile: plan)
     monkeypatch.setattr(ex, "records_root", lambda profile: tmp_path / "runs")
     ex._ensure_records(specs, dirs, tmp_path, 1, ex.tqdm(disable=True))
-    import acmtl.runs
+    import acmtl.companion.runs
 
-    trained, real = [], acmtl.runs.train
-    monkeypatch.setattr(acmtl.runs, "train", lambda *args, **kwargs: trained.append(1) or real(*args, **kwargs))
+    trained, real = [], acmtl.companion.runs.train
+    monkeypatch.setattr(acmtl.companion.runs, "train",
+                        lambda *args, **kwargs: trained.append(1) or real(*args, **kwargs))
     table = ex.verify_records("smoke", 1, seed=3)
     assert trained == [1]  # trained again, not found in the run cache
     assert table["folder"].nunique() == 1 and set(table["split"]) == {"dev", "test", "full_test"}

@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from acmtl import experiments
+from acmtl.companion import publish
 
 
 def _git(repo: Path, *args: str) -> None:
@@ -28,7 +28,7 @@ def _notebook(path: Path, source: str, output: str | None = None) -> None:
 
 @pytest.fixture
 def repo(tmp_path, monkeypatch) -> Path:
-    """A committed repository with code, a notebook and a result; ``experiments`` reads it as its own."""
+    """A committed repository with code, a notebook and a result; ``publish`` reads it as its own."""
     for folder in ("acmtl", "notebooks", "results"):
         (tmp_path / folder).mkdir()
     (tmp_path / "acmtl" / "model.py").write_text("LAYERS = 4\n")
@@ -37,12 +37,12 @@ def repo(tmp_path, monkeypatch) -> Path:
     _git(tmp_path, "init", "-q")
     _git(tmp_path, "add", ".")
     _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "start")
-    monkeypatch.setattr(experiments, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(publish, "REPO_ROOT", tmp_path)
     return tmp_path
 
 
 def test_a_clean_tree_is_not_dirty(repo):
-    record = experiments._git()
+    record = publish.git_state()
     assert record["dirty"] is False and record["changed_files"] == []
     assert len(record["commit"]) == 40
 
@@ -52,7 +52,7 @@ def test_outputs_of_an_executed_notebook_and_results_are_not_dirty(repo):
     (repo / "results" / "table.csv").write_text("f1\n0.7\n")
     (repo / "results" / "new.csv").write_text("f1\n0.1\n")
     assert json.loads((repo / "notebooks" / "01.ipynb").read_text())["cells"][1]["outputs"]  # really changed
-    assert experiments._git()["dirty"] is False
+    assert publish.git_state()["dirty"] is False
 
 
 def _inject(path: Path, source: str) -> None:
@@ -66,32 +66,32 @@ def _inject(path: Path, source: str) -> None:
 
 def test_the_profile_run_all_injects_is_not_dirty(repo):
     _inject(repo / "notebooks" / "01.ipynb", '# Parameters\nprofile = "default"\n')
-    assert experiments._git()["dirty"] is False
+    assert publish.git_state()["dirty"] is False
 
 
 def test_any_other_injected_parameter_is_dirty(repo):
     _inject(repo / "notebooks" / "01.ipynb", '# Parameters\nprofile = "default"\nsize = 3000\n')
-    assert experiments._git()["dirty"] is True
+    assert publish.git_state()["dirty"] is True
 
 
 def test_a_changed_cell_source_is_dirty(repo):
     _notebook(repo / "notebooks" / "01.ipynb", "size = 3000\nprint(size)", output="3000\n")
-    record = experiments._git()
+    record = publish.git_state()
     assert record["dirty"] is True and record["changed_files"] == ["notebooks/01.ipynb"]
 
 
 def test_a_new_notebook_is_dirty(repo):
     _notebook(repo / "notebooks" / "02.ipynb", "print(1)")
-    assert experiments._git()["changed_files"] == ["notebooks/02.ipynb"]
+    assert publish.git_state()["changed_files"] == ["notebooks/02.ipynb"]
 
 
 def test_a_changed_python_file_is_dirty(repo):
     (repo / "acmtl" / "model.py").write_text("LAYERS = 12\n")
-    record = experiments._git()
+    record = publish.git_state()
     assert record["dirty"] is True and record["changed_files"] == ["acmtl/model.py"]
 
 
 def test_outside_a_repository_dirty_is_unknown(tmp_path, monkeypatch):
-    monkeypatch.setattr(experiments, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(publish, "REPO_ROOT", tmp_path)
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))  # no repository above tmp_path either
-    assert experiments._git() == {"commit": None, "dirty": None, "changed_files": []}
+    assert publish.git_state() == {"commit": None, "dirty": None, "changed_files": []}

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from acmtl.records import build_record, pack_counts, read_record, unpack_counts, write_record
-from acmtl.runs import RunSpec, ensure_run, run_splits
-from acmtl.train import TrainConfig
+from acmtl.companion.records import build_record, pack_counts, read_record, unpack_counts, write_record
+from acmtl.companion.runs import RunSpec, ensure_run, run_splits
+from acmtl.core.train import TrainConfig
 
 
 def test_counts_survive_packing():
@@ -30,7 +30,7 @@ def finished_run(tiny_corpus_dir, tiny_encoder_dir, tmp_path_factory):
 
 
 def test_a_record_recomputes_the_runs_scores_and_names_no_machine_path(finished_run, tmp_path, tiny_corpus_dir):
-    from acmtl.evaluate import _resampled_f1
+    from acmtl.core.evaluate import _resampled_f1
 
     spec, run_dir = finished_run
     splits = run_splits(spec.corpus, spec.size, spec.train.seed)[1]
@@ -56,3 +56,15 @@ def test_a_record_needs_the_gold_of_every_scored_split(finished_run):
     spec, run_dir = finished_run
     with pytest.raises(ValueError, match="full_test"):
         build_record(run_dir, {"dev": [], "test": []}, where={})
+
+
+def test_records_are_not_ignored_by_git():
+    """results/runs/ is committed (the run cache, runs/, is not): a record git ignored would never reach the next
+    machine."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    ignored = subprocess.run(["git", "-C", str(root), "check-ignore", "-q", "results/runs/0123456789abcdef.json"])
+    assert ignored.returncode == 1
+    assert subprocess.run(["git", "-C", str(root), "check-ignore", "-q", "runs/0123456789abcdef/model"]).returncode == 0

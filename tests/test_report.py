@@ -10,8 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from acmtl.experiments import PAPER_TABLE2_COLUMNS, paper_table2_for, with_paper_table2
-from acmtl.report import (
+from acmtl.companion.report import (
     BEGIN,
     CLAIMS_BEGIN,
     CLAIMS_END,
@@ -22,6 +21,7 @@ from acmtl.report import (
     table2_summary,
     update_readme,
 )
+from acmtl.companion.tables import PAPER_TABLE2_COLUMNS, paper_table2_for, with_paper_table2
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,7 +76,7 @@ def test_figure_draws_the_papers_markers_on_msra_only():
     import matplotlib.pyplot as plt
     from matplotlib.collections import PathCollection
 
-    from acmtl import plots
+    from acmtl.companion import plots
 
     summary = pd.DataFrame({"arch": "acmtl", "size": [200, 1000], "test_f1_mean": [0.6, 0.7], "test_f1_std": 0.01})
     for corpus, markers in (("msra", 2), ("resume", 0)):
@@ -138,8 +138,8 @@ def test_findings_at_a_glance_follow_the_results(tmp_path):
     """The README's findings are computed from results/: change a table and the line changes with it."""
     import shutil
 
-    from acmtl.findings import duration, timings
-    from acmtl.report import render_glance
+    from acmtl.companion.publish import duration, timings
+    from acmtl.companion.report import render_glance
 
     results = tmp_path / "results"
     shutil.copytree(ROOT / "results", results)
@@ -171,7 +171,7 @@ def test_the_head_to_head_verdicts_follow_their_csv(tmp_path):
 
 
 def test_time_note_without_any_recorded_run(tmp_path):
-    from acmtl.findings import time_note
+    from acmtl.companion.publish import time_note
 
     # a fresh output root (a notebook test, a new clone's exercise folder) has no provenance to time
     assert time_note("01_performance", tmp_path) == "01_performance: no run recorded in results/ yet."
@@ -180,8 +180,8 @@ def test_time_note_without_any_recorded_run(tmp_path):
 def test_resources_line_reads_the_provenance(tmp_path):
     import json
 
-    from acmtl.experiments import resources
-    from acmtl.findings import resources_line
+    from acmtl.companion.findings import resources_line
+    from acmtl.companion.publish import resources
 
     assert resources_line(tmp_path).startswith("Memory and disk: not recorded yet")
     measured = resources("smoke")  # this process: some memory, folders that may be empty
@@ -200,7 +200,7 @@ def test_resources_line_reads_the_provenance(tmp_path):
 
 def _build_up(per_seed: dict[str, list[float]]) -> str:
     """Table 3's first finding for full-test F1s (fractions) given per architecture and seed."""
-    from acmtl.findings import build_up
+    from acmtl.companion.findings import build_up
 
     runs = pd.DataFrame([{"arch": arch, "seed": seed, "full_test_f1": f1} for arch, values in per_seed.items()
                          for seed, f1 in enumerate(values)])
@@ -232,7 +232,7 @@ def test_a_notebook_time_counts_every_table_it_writes(tmp_path):
     it ran. Only `acmtl report` and `acmtl tune` write tables of their own."""
     import json
 
-    from acmtl.findings import NOTEBOOK_TABLES, timings
+    from acmtl.companion.publish import NOTEBOOK_TABLES, timings
 
     listed = {t for tables in NOTEBOOK_TABLES.values() for t in tables}
     written = {p.name.removesuffix(".provenance.json") for p in (ROOT / "results").glob("*.provenance.json")}
@@ -253,7 +253,8 @@ def test_training_line_counts_each_run_once(tmp_path):
     once, and a run trained before scoring was timed makes the total unknown rather than too small."""
     import json
 
-    from acmtl.findings import duration, training_line
+    from acmtl.companion.findings import training_line
+    from acmtl.companion.publish import duration
 
     assert training_line(tmp_path) == "Training: no per-run records in the provenance yet."
     shared = {"run_dir": "runs/aaa", "train_seconds": 3000.0, "score_seconds": 600.0}
@@ -280,10 +281,10 @@ def test_the_records_line_counts_records_and_tables_at_this_code(tmp_path, monke
     """'N of M at this code' is computed from the records and the tables' provenance, never typed."""
     import json
 
-    import acmtl.runs
-    from acmtl.report import records_line
+    import acmtl.companion.runs
+    from acmtl.companion.report import records_line
 
-    monkeypatch.setattr(acmtl.runs, "code_digest", lambda: "a" * 64)
+    monkeypatch.setattr(acmtl.companion.runs, "code_digest", lambda: "a" * 64)
     (tmp_path / "runs").mkdir()
     for name, digest in (("one", "a" * 64), ("two", "a" * 64), ("old", "b" * 64)):
         (tmp_path / "runs" / f"{name}.json").write_text(json.dumps({"code_sha256": digest}))

@@ -38,12 +38,13 @@ def _in_history(commit: str) -> bool:
     return result.returncode == 0
 
 
-def _git_problems(csv: Path, git: dict) -> list[str]:
-    """The record must name a commit of this repository's history, and a clean worktree unless it may be dirty."""
+def _git_problems(csv: Path, git: dict, committed: bool) -> list[str]:
+    """The record must name a commit of this repository's history, and for a committed table a clean worktree
+    unless it may be dirty (a table a test writes records the tree the test runs in, clean or not)."""
     commit = git.get("commit")
     if not (isinstance(commit, str) and re.fullmatch(r"[0-9a-f]{40}", commit) and _in_history(commit)):
         return [f"{csv.name}: the record names no commit of this history ({commit!r})"]
-    if git.get("dirty") is not False and not MAY_BE_DIRTY.fullmatch(csv.name):
+    if committed and git.get("dirty") is not False and not MAY_BE_DIRTY.fullmatch(csv.name):
         return [f"{csv.name}: written from a worktree that was not clean (dirty: {git.get('dirty')!r}, "
                 f"{git.get('changed_files')})"]
     return []
@@ -69,8 +70,9 @@ def _mean_problems(table: pd.DataFrame, runs: pd.DataFrame, name: str) -> list[s
     return problems
 
 
-def provenance_problems(csv: Path) -> list[str]:
-    """What in ``csv``'s provenance record disagrees with the table (an empty list when nothing does)."""
+def provenance_problems(csv: Path, *, committed: bool = True) -> list[str]:
+    """What in ``csv``'s provenance record disagrees with the table (an empty list when nothing does); a
+    ``committed`` table must also come from a clean worktree."""
     if not csv.with_name(f"{csv.stem}.provenance.json").is_file():
         return [f"{csv.name}: no provenance record"]
     record, table = _record(csv), pd.read_csv(csv)
@@ -78,7 +80,7 @@ def provenance_problems(csv: Path) -> list[str]:
     problems = [f"{csv.name}: provenance says {key} {described.get(key)!r}, the table has {actual!r}"
                 for key, actual in (("file", csv.name), ("rows", len(table)), ("columns", list(table.columns)))
                 if described.get(key) != actual]
-    problems += _git_problems(csv, record.get("git", {}))
+    problems += _git_problems(csv, record.get("git", {}), committed)
     seeds = set(record.get("seeds", []))
     if "seed" in table and not set(table["seed"].dropna().astype(int)) <= seeds:
         problems.append(f"{csv.name}: seeds {sorted(set(table['seed']))} beyond the recorded {sorted(seeds)}")

@@ -1,4 +1,4 @@
-"""``acmtl runs`` / :func:`acmtl.runs.list_runs`: the run cache as a table, built here from hand-written folders."""
+"""``acmtl runs`` / :func:`runs.list_runs`: the run cache as a table, built here from hand-written folders."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import acmtl
-from acmtl.runs import RUN_COLUMNS, format_runs, list_runs
+from acmtl.companion.runs import RUN_COLUMNS, format_runs, list_runs
 
 
 def write_run(root: Path, name: str, *, corpus: str = "msra", spec: str = "msra", size: int | None = 1000,

@@ -15,10 +15,10 @@ import pytest
 import torch
 
 import acmtl
-from acmtl.checkpoint import CheckpointError, load_pretrained
-from acmtl.model import ModelConfig
-from acmtl.runs import RunSpec, ensure_run, run_predictions
-from acmtl.train import TrainConfig, tag_names, train, warmup_then_linear_decay
+from acmtl.companion.runs import RunSpec, ensure_run, run_predictions
+from acmtl.core.checkpoint import CheckpointError, load_pretrained
+from acmtl.core.model import ModelConfig
+from acmtl.core.train import TrainConfig, tag_names, train, warmup_then_linear_decay
 
 PYTHON = sys.executable
 
@@ -45,7 +45,7 @@ def test_curve_records_the_loss_parts_and_plots_them(learned):
     rounding of averaging), and the figure draws one line per part next to the total."""
     import matplotlib.pyplot as plt
 
-    from acmtl.plots import loss_parts
+    from acmtl.companion.plots import loss_parts
 
     out, _, _ = learned
     curve = json.loads((out / "curve.json").read_text())
@@ -72,7 +72,7 @@ def test_save_load_round_trip_gives_identical_predictions(learned, tmp_path):
     texts = [s.text for s in sentences[:8]] + ["", "   ", "他毕业于北京交通大学。"]
     first = acmtl.from_pretrained(out).predict(texts)
     model, tokenizer = load_pretrained(out / "model")
-    from acmtl.checkpoint import save_pretrained
+    from acmtl.core.checkpoint import save_pretrained
 
     save_pretrained(model, tokenizer, tmp_path / "copy")
     second = acmtl.from_pretrained(tmp_path / "copy").predict(texts)
@@ -88,7 +88,7 @@ def test_save_load_round_trip_gives_identical_predictions(learned, tmp_path):
 def test_loading_refuses_pickles_and_mismatched_weights(learned, tmp_path):
     out, _, _ = learned
     model, tokenizer = load_pretrained(out / "model")
-    from acmtl.checkpoint import save_pretrained
+    from acmtl.core.checkpoint import save_pretrained
 
     target = save_pretrained(model, tokenizer, tmp_path / "m")
     (target / "pytorch_model.bin").write_bytes(b"not really a pickle")
@@ -146,11 +146,11 @@ def test_same_seed_same_metrics_and_resume_after_sigkill(tiny_corpus_dir, tiny_e
 DDP_DRIVER = """
 import hashlib, json, os, sys
 from torch.optim.optimizer import register_optimizer_step_post_hook
-import acmtl.model
+import acmtl.core.model
 from acmtl.cli import main
 
 seen = {"batches": [], "weights": []}
-forward = acmtl.model.ACMTL.forward
+forward = acmtl.core.model.ACMTL.forward
 
 def recording_forward(self, char_ids, *rest):
     if self.training:
@@ -160,7 +160,7 @@ def recording_forward(self, char_ids, *rest):
 def after_step(optimizer, args, kwargs):
     seen["weights"].append(sum(p.detach().double().sum().item() for g in optimizer.param_groups for p in g["params"]))
 
-acmtl.model.ACMTL.forward = recording_forward
+acmtl.core.model.ACMTL.forward = recording_forward
 register_optimizer_step_post_hook(after_step)
 code = main(sys.argv[1:])
 with open(os.path.join(os.environ["RECORD_DIR"], f"rank{os.environ['RANK']}.json"), "w") as f:
@@ -205,9 +205,9 @@ def test_run_cache_trains_once(tiny_corpus_dir, tiny_encoder_dir, tmp_path):
 
 # The modules whose code decides what a run computes (the network, its CRF, its batches, its training, scoring and
 # decoding, the encoder and tokenizer, the pinyin features and the splits): written out here, not read from
-# acmtl.runs, so a module dropped from RUN_DEFINING_MODULES fails below instead of passing unchecked.
-DEFINE_A_RUN = ("model.py", "crf.py", "features.py", "train.py", "checkpoint.py", "encoders.py", "predict.py",
-                "evaluate.py", "data/pinyin.py", "data/splits.py")
+# acmtl.companion.runs, so a module dropped from RUN_DEFINING_MODULES fails below instead of passing unchecked.
+DEFINE_A_RUN = ("core/model.py", "core/crf.py", "core/features.py", "core/train.py", "core/checkpoint.py",
+                "core/encoders.py", "core/predict.py", "core/evaluate.py", "data/pinyin.py", "data/splits.py")
 
 
 def test_run_key_follows_the_code_not_its_comments(monkeypatch, tmp_path):
@@ -215,14 +215,14 @@ def test_run_key_follows_the_code_not_its_comments(monkeypatch, tmp_path):
     import shutil
 
     import acmtl
-    import acmtl.runs as runs
+    import acmtl.companion.runs as runs
 
     package = tmp_path / "acmtl"
     shutil.copytree(Path(acmtl.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(acmtl, "__file__", str(package / "__init__.py"))
     monkeypatch.setattr(runs, "code_digest", runs.code_digest.__wrapped__)  # uncached: the files change below
     before = runs.code_digest()
-    train_py = package / "train.py"
+    train_py = package / "core" / "train.py"
     source = train_py.read_text()
     train_py.write_text(source.replace('"""Training:', '"""Training (reworded):', 1) + "\n# a comment\n")
     assert runs.code_digest() == before
@@ -240,7 +240,7 @@ def test_run_key_follows_the_code_not_its_comments(monkeypatch, tmp_path):
 
 
 def test_run_predictions_are_computed_once(tiny_corpus_dir, tiny_encoder_dir, tmp_path, monkeypatch):
-    import acmtl.runs
+    import acmtl.companion.runs
     from acmtl.data.conll import tags_to_entities
 
     spec = RunSpec(corpus=f"tiny={tiny_corpus_dir}", arch="acmtl", size=None, encoder=str(tiny_encoder_dir),
@@ -256,7 +256,7 @@ def test_run_predictions_are_computed_once(tiny_corpus_dir, tiny_encoder_dir, tm
     def no_model(*args, **kwargs):
         raise AssertionError("the model was loaded again")
 
-    monkeypatch.setattr(acmtl.runs, "load_pretrained", no_model)
+    monkeypatch.setattr(acmtl.companion.runs, "load_pretrained", no_model)
     assert run_predictions(run, [list(t) for t in texts]) == (tags, seconds)  # from runs/<hash>/predictions/
     with pytest.raises(AssertionError, match="loaded again"):
         run_predictions(run, texts[:1])  # other texts: computed anew
@@ -280,9 +280,9 @@ def test_predict_cli_reads_stdin_and_writes_json_lines(learned):
 def test_patience_counts_only_after_the_first_dev_entity(tiny_corpus_dir, msra, tmp_path, monkeypatch):
     """Scripted dev F1 (one evaluation per epoch, no test split): four epochs at 0 (not learning yet),
     then 0.2, 0.3, and no gain after."""
-    import acmtl.train as train_module
+    import acmtl.core.train as train_module
+    from acmtl.core.evaluate import Scores
     from acmtl.data.corpora import load_corpus
-    from acmtl.evaluate import Scores
 
     script = iter([0.0, 0.0, 0.0, 0.0, 0.2, 0.3, 0.3, 0.1, 0.3, 0.3])
     monkeypatch.setattr(train_module, "evaluate_items",
@@ -299,7 +299,7 @@ def test_scoring_runs_under_the_training_precision(tiny_corpus_dir, tiny_encoder
                                                    precision):
     """Dev F1 per epoch and the final scores are computed in the precision the run trains in (bf16 autocast or
     none), and the test split is scored per epoch only for a run that asks for its curve (``test_curve``)."""
-    import acmtl.train as train_module
+    import acmtl.core.train as train_module
     from acmtl.data.corpora import load_corpus
 
     seen = []
@@ -329,8 +329,8 @@ def test_scoring_runs_under_the_training_precision(tiny_corpus_dir, tiny_encoder
 
 def test_optimizer_is_fused_and_steps_like_the_per_tensor_loop(msra):
     """The fused AdamW kernel gives the per-tensor loop's update (rounding aside) with the same parameter groups."""
-    from acmtl.checkpoint import build_model
-    from acmtl.train import _optimizer
+    from acmtl.core.checkpoint import build_model
+    from acmtl.core.train import _optimizer
 
     torch.manual_seed(0)
     model, _ = build_model(ModelConfig.for_architecture("bilstm_crf", tag_names(msra.types)))

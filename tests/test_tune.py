@@ -16,7 +16,7 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from acmtl.tune import best_settings, search_space, split_params, study_name, trials_table  # noqa: E402  optional optuna
+from acmtl.companion.tune import best_settings, search_space, split_params, study_name, trials_table  # noqa: E402  optional optuna
 
 TRIALS = 4
 
@@ -25,7 +25,7 @@ def _worker(tmp_path: Path, corpus: str, encoder: Path, storage: str, trials: in
     """A worker process: ``tune`` of encoder_crf on the tiny corpus, smoke profile, outputs under tmp_path."""
     options = dict(corpus=corpus, size=20, trials=trials, profile="smoke", storage=storage, encoder=str(encoder),
                    progress=False, epochs=kwargs.pop("epochs", 3), **kwargs)
-    code = f"from acmtl.tune import tune; tune('encoder_crf', **{options!r})"
+    code = f"from acmtl.companion.tune import tune; tune('encoder_crf', **{options!r})"
     env = {**os.environ, "ACMTL_OUTPUT_ROOT": str(tmp_path), "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
@@ -58,7 +58,7 @@ def test_search_spaces_split_into_known_settings():
 
 
 def test_saved_values_read_back_as_their_choices():
-    from acmtl.tune import _native
+    from acmtl.companion.tune import _native
 
     pool = search_space("acmtl")["pool_size"]
     assert _native(3.0, pool) == 3 and isinstance(_native("3", pool), int)  # a CSV column with gaps holds floats
@@ -71,7 +71,7 @@ def test_saved_values_read_back_as_their_choices():
 def test_tuned_settings_reach_every_architecture_that_borrows_them():
     from dataclasses import replace
 
-    from acmtl.config import get_profile
+    from acmtl.companion.config import get_profile
 
     prof = replace(get_profile("smoke"), tuned={"acmtl": {"head_lr": 5e-4, "cnn_block": "paper", "dropout": 0.2},
                                                 "encoder_crf": {"encoder_lr": 1e-4}})
@@ -85,7 +85,7 @@ def test_a_worker_refused_a_trial_stops_asking():
     """Once a worker's trial finds the budget taken by trials running elsewhere, it stops: no loop of refusals."""
     from types import SimpleNamespace
 
-    from acmtl.tune import _Budget
+    from acmtl.companion.tune import _Budget
 
     class Study:
         stopped = False
@@ -109,7 +109,7 @@ def test_the_default_profile_uses_what_the_committed_studies_chose():
     Early stopping's patience is protocol, not a tuned setting, so it is left out of the comparison."""
     from pathlib import Path
 
-    from acmtl.config import get_profile
+    from acmtl.companion.config import get_profile
 
     def without_patience(settings: dict) -> dict:
         return {k: v for k, v in settings.items() if k != "patience"}
@@ -208,7 +208,7 @@ def test_a_pruned_trial_has_no_corpus_dev_value():
 
 @pytest.mark.parametrize("best, pruned", [(0.55, True), (0.60, False)])
 def test_the_pruner_stops_only_trials_below_the_lower_quartile(best, pruned):
-    from acmtl.tune import make_pruner
+    from acmtl.companion.tune import make_pruner
 
     study = optuna.create_study(direction="maximize", pruner=make_pruner())
     for value in (0.5, 0.6, 0.7, 0.8):  # complete trials at epoch 6: lower quartile 0.575, median 0.65
@@ -221,13 +221,13 @@ def test_the_pruner_stops_only_trials_below_the_lower_quartile(best, pruned):
 
 def test_a_failed_trial_says_why(tmp_path, corpus, tiny_encoder_dir, monkeypatch):
     """The exception that failed a trial is its row's reason; a failure with none recorded says its worker died."""
-    import acmtl.runs
-    from acmtl.tune import LOST, tune
+    import acmtl.companion.runs
+    from acmtl.companion.tune import LOST, tune
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(acmtl.runs, "ensure_run", broken)
+    monkeypatch.setattr(acmtl.companion.runs, "ensure_run", broken)
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     with pytest.raises(RuntimeError, match="disk full"):
         tune("encoder_crf", corpus=corpus, size=20, trials=1, profile="smoke", storage=storage, results=False,

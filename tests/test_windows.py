@@ -6,8 +6,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from acmtl.features import Encoded
-from acmtl.predict import _windows, tag_encoded
+from acmtl.core.features import Encoded
+from acmtl.core.predict import _windows, tag_encoded
 
 TAGS = ["O", "B-LOC", "I-LOC", "E-LOC", "S-LOC"]
 BEI, JING, DA, XUE = 11, 12, 13, 14  # "北京大学"-like ids: an entity is B I I E when all four are in view

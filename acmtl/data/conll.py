@@ -60,6 +60,17 @@ class Sentence:
         return tags_to_entities(self.tags)
 
 
+@dataclass
+class Corpus:
+    """A named corpus: its splits of sentences, entity types and the source files it was built from."""
+
+    name: str
+    splits: dict[str, list[Sentence]]  # "train", "dev", "test"
+    types: tuple[str, ...]  # sorted entity types
+    sources: dict[str, str]  # source file -> sha256
+    notes: list[str]  # how the corpus was made: split rules, seeds, repaired units, conversion report
+
+
 @dataclass(frozen=True)
 class ConllFile:
     """What ``read_conll_file`` found: the sentences plus the facts a corpus reports in its notes."""

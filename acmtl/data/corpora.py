@@ -16,10 +16,10 @@ import statistics
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
-from acmtl.data.conll import CorpusFormatError, Entity, Sentence, entities_to_tags, read_conll_file
+from acmtl.data.conll import Corpus, CorpusFormatError, Entity, Sentence, entities_to_tags, read_conll_file
 from acmtl.data.fetch import PackageFile, atomic_write_bytes, fetch, sha256_of
 from acmtl.data.legal import LAWBENCH_NER, convert_lawbench_ner, describe_report, legal_case_texts
 from acmtl.data.splits import stratified_split
@@ -58,15 +58,6 @@ _SPLIT_KEYS = {"train": ("train",), "dev": ("dev", "valid"), "test": ("test",)}
 
 class CorpusUnavailableError(RuntimeError):
     """A corpus that cannot be fetched automatically and was not supplied."""
-
-
-@dataclass
-class Corpus:
-    name: str
-    splits: dict[str, list[Sentence]]  # "train", "dev", "test"
-    types: tuple[str, ...]  # sorted entity types
-    sources: dict[str, str]  # source file -> sha256
-    notes: list[str]  # how the corpus was made: split rules, seeds, repaired units, conversion report
 
 
 def _source_name(file: PackageFile) -> str:

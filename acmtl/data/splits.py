@@ -16,12 +16,8 @@ import math
 import random
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from acmtl.data.conll import Sentence
-
-if TYPE_CHECKING:
-    from acmtl.data.corpora import Corpus
+from acmtl.data.conll import Corpus, Sentence
 
 SUBSET_FRACTIONS = (0.7, 0.15, 0.15)
 

@@ -3,7 +3,7 @@
 Every variant below is trained on the same MSRA subsets with the same seeds and the same
 hyper-parameters as the reference (``paper``: the model as the paper's equations print it), and
 scored on the full official test set. For each seed the two runs' predictions on the same 4,620
-sentences give a paired difference with a bootstrap interval (:func:`acmtl.evaluate.paired_bootstrap`);
+sentences give a paired difference with a bootstrap interval (:func:`acmtl.core.evaluate.paired_bootstrap`);
 :func:`paired_table` averages them over seeds.
 
 The same runs choose the default wiring, on the corpus' own dev split only: every contender is paired
@@ -12,59 +12,14 @@ by seed with the current default (:func:`wiring_comparisons`) and :func:`chosen_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pandas as pd
 
-PAPER_WIRING = dict(cnn_block="paper", pool_size=3, cnn_merge="concat", positions=True)
+from acmtl.companion.wirings import REFERENCES, VARIANTS, variant_grid
 
-
-@dataclass(frozen=True)
-class Variant:
-    arch: str
-    overrides: dict
-    suspect: str  # what the comparison with its reference tests
-
-
-# name -> variant; every AC-MTL variant changes one thing of the paper's wiring.
-VARIANTS: dict[str, Variant] = {
-    "paper": Variant("acmtl", PAPER_WIRING, "Eq. 11 as printed: GELU(MaxPool1D(S + S')), pool 3 (reference)"),
-    "pool_1": Variant("acmtl", {**PAPER_WIRING, "pool_size": 1},
-                      "1: max-pooling S + S' overwrites each character with its neighbours' maxima"),
-    "residual_block": Variant("acmtl", {**PAPER_WIRING, "cnn_block": "residual", "pool_size": 1},
-                              "1+2: a standard residual block LN(S + Dropout(GELU(S'))), no pooling"),
-    "residual_block_pool_3": Variant("acmtl", {**PAPER_WIRING, "cnn_block": "residual"},
-                                     "1+2: the residual block with pooling inside the branch only"),
-    "max_over_kernels": Variant("acmtl", {**PAPER_WIRING, "cnn_merge": "max"},
-                                "Eq. 3 read literally: C_max = max(C_3, C_5, C_7) instead of a concatenation"),
-    "no_positions": Variant("acmtl", {**PAPER_WIRING, "positions": False},
-                            "3: sinusoidal positions added on top of an encoder that already encodes position"),
-    "identity_start": Variant("acmtl", {**PAPER_WIRING, "cnn_block": "residual", "pool_size": 1,
-                                        "identity_start": True},
-                              "5: the residual block's added layers start as noise on the encoder's features "
-                              "(random W^O and W_c, positions on the identity path); here they start as the identity"),
-    "encoder_crf": Variant("encoder_crf", {}, "the baseline: encoder + CRF, no pinyin (reference for pinyin)"),
-    "encoder_pinyin_crf": Variant("encoder_pinyin_crf", {}, "4: pinyin features alone, on the baseline"),
-}
-# variant -> the reference it is paired with
-REFERENCES: dict[str, str] = {
-    **{name: "paper" for name in ("pool_1", "residual_block", "residual_block_pool_3", "max_over_kernels",
-                                  "no_positions", "encoder_crf")},
-    "identity_start": "residual_block",
-    "encoder_pinyin_crf": "encoder_crf",
-}
 # A wiring becomes the default only with this many seeds paired with the current default's; fewer describe.
 MIN_SEEDS = 3
 DATACLASS_WIRING = "residual_block"  # ModelConfig's defaults: what a profile without a wiring of its own trains
 RULE_COLUMNS = ("dev_seeds", "dev_diff", "dev_ci_low", "dev_ci_high")  # see wiring_comparisons
-
-
-def variant_grid(grid: dict[str, tuple[int, ...]]) -> list[tuple[str, Variant, tuple[int, ...]]]:
-    """``grid`` (variant name -> seeds) as (name, variant, seeds), in the grid's order; an unknown name is an error."""
-    unknown = set(grid) - set(VARIANTS)
-    if unknown:
-        raise ValueError(f"unknown diagnosis variants {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
-    return [(name, VARIANTS[name], seeds) for name, seeds in grid.items()]
 
 
 def acmtl_wirings(verdicts: pd.DataFrame) -> pd.DataFrame:
@@ -93,7 +48,7 @@ def diagnosis_runs(profile: str, grid: dict[str, tuple[int, ...]], *, size: int 
                    progress: bool = True) -> pd.DataFrame:
     """Train (or reuse) every variant with its seeds (``grid``: variant -> seeds); one row of scores per run,
     with a ``variant`` column."""
-    from acmtl.experiments import train_grid
+    from acmtl.companion.experiments import train_grid
 
     frames = []
     for name, v, seeds in variant_grid(grid):
@@ -105,8 +60,8 @@ def diagnosis_runs(profile: str, grid: dict[str, tuple[int, ...]], *, size: int 
 def paired_table(runs: pd.DataFrame, *, split: str = "full_test", n_resamples: int = 1000) -> pd.DataFrame:
     """One row per variant and seed: its F1 and its reference's on ``split``, and the paired difference with a
     bootstrap interval, from the runs' records (``runs``: :func:`diagnosis_runs`' rows)."""
-    from acmtl.evaluate import paired_bootstrap
-    from acmtl.records import load_counts
+    from acmtl.companion.records import load_counts
+    from acmtl.core.evaluate import paired_bootstrap
 
     rows = []
     by_key = {(r.variant, r.seed): r for r in runs.itertuples()}
@@ -127,9 +82,9 @@ def wiring_comparisons(runs: pd.DataFrame, current: str, *, n_resamples: int = 1
     """Every AC-MTL variant against the ``current`` default wiring on the corpus' own dev split, paired by seed:
     the seeds both have (``dev_seeds``), the mean difference of F1 (``dev_diff``) and its 95 % interval
     (``dev_ci_low``, ``dev_ci_high``), which resamples seeds and dev sentences together
-    (:func:`acmtl.evaluate.seed_paired_bootstrap`), from the runs' records. What :func:`chosen_wiring` decides on."""
-    from acmtl.evaluate import seed_paired_bootstrap
-    from acmtl.records import load_counts
+    (:func:`evaluate.seed_paired_bootstrap`), from the runs' records. What :func:`chosen_wiring` decides on."""
+    from acmtl.companion.records import load_counts
+    from acmtl.core.evaluate import seed_paired_bootstrap
 
     wirings = runs[[VARIANTS[v].arch == "acmtl" for v in runs["variant"]]]
     records = {(r.variant, r.seed): r.record for r in wirings.itertuples()}
@@ -181,8 +136,8 @@ def run_diagnosis(profile: str, *, size: int = 1000, corpus: str = "msra",
     Returns (pairs, verdicts)."""
     import time
 
-    from acmtl import experiments as ex
-    from acmtl.config import get_profile
+    from acmtl.companion import publish
+    from acmtl.companion.config import get_profile
 
     started = time.time()
     grid = get_profile(profile).diagnosis
@@ -196,7 +151,8 @@ def run_diagnosis(profile: str, *, size: int = 1000, corpus: str = "msra",
     extra = {"variants": {v: VARIANTS[v].overrides for v in grid}, "seeds": grid, "size": size,
              "current_wiring": current}
     corpora, seeds = list(runs["corpus_spec"].unique()), sorted(set(runs["seed"]))
-    ex.write_table(pairs, "table3_diagnosis_pairs", profile, corpora=corpora, seeds=seeds, started=started,
-                   extra={**extra, "runs": runs.to_dict("records")})
-    ex.write_table(verdicts, "table3_diagnosis", profile, corpora=corpora, seeds=seeds, started=started, extra=extra)
+    publish.write_table(pairs, "table3_diagnosis_pairs", profile, corpora=corpora, seeds=seeds, started=started,
+                        extra={**extra, "runs": runs.to_dict("records")})
+    publish.write_table(verdicts, "table3_diagnosis", profile, corpora=corpora, seeds=seeds, started=started,
+                        extra=extra)
     return pairs, verdicts

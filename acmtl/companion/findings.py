@@ -13,13 +13,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from acmtl.analysis import LEGAL_TYPE_GLOSSES
-from acmtl.claims import paper_robustness, paper_setup, paper_speed_params, table2_applies_to
-from acmtl.config import get_profile
-from acmtl.evaluate import is_missing
-from acmtl.experiments import ARCH_LABELS, PAPER_MODELS, corpus_label
-from acmtl.figures import read
-from acmtl.verdicts import interval_side, t_interval
+from acmtl.companion.analysis import LEGAL_TYPE_GLOSSES
+from acmtl.companion.claims import paper_robustness, paper_setup, paper_speed_params, table2_applies_to
+from acmtl.companion.config import get_profile
+from acmtl.companion.experiments import corpus_label
+from acmtl.companion.figures import read
+from acmtl.companion.publish import NOTEBOOK_TABLES, duration
+from acmtl.companion.tables import ARCH_LABELS, PAPER_MODELS
+from acmtl.companion.verdicts import interval_side, t_interval
+from acmtl.core.evaluate import is_missing
 
 
 def _pct(x) -> str:
@@ -30,16 +32,6 @@ def _device_note(record: dict) -> str:
     caution = (" — smoke models are barely trained, so these numbers mean nothing."
                if record["profile"] == "smoke" else ".")
     return f"\nMeasured in the *{record['profile']}* profile{caution}"
-
-
-def duration(seconds: float) -> str:
-    """``seconds`` as people say it: "40 s", "6.2 min", "1 h 27 min"."""
-    if seconds < 90:
-        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.1f} min"
-    minutes = round(seconds / 60)
-    return f"{minutes // 60} h {minutes % 60} min"
 
 
 def table2(results: Path) -> list[str]:
@@ -264,7 +256,7 @@ def figure10(results: Path) -> list[str]:
 
 def diagnosis(results: Path) -> list[str]:
     """Notebook 03's diagnosis: each suspect's paired difference and verdict, and the wiring the dev split chose."""
-    from acmtl.diagnosis import MIN_SEEDS, RULE_COLUMNS, acmtl_wirings, chosen_wiring
+    from acmtl.companion.diagnosis import MIN_SEEDS, RULE_COLUMNS, acmtl_wirings, chosen_wiring
 
     verdicts, record = read(results, "table3_diagnosis")
     lines = [f"* **{r.variant}** against {r.reference}: {100 * r.diff_mean:+.2f} F1 points on the full test set "
@@ -300,40 +292,13 @@ def markdown(name: str, results: Path) -> str:
 
 
 # Notebook -> the tables it writes (provenance of each records the time since the notebook started).
-NOTEBOOK_TABLES = {
-    "01_performance": ("table2_performance", "table2_anchors", "table2_head_to_head"),
-    "02_speed_params": ("figure6_speed_params", "figure6_backends"),
-    "03_ablation": ("table3_ablation", "table3_ablation_steps", "table3_diagnosis", "table3_diagnosis_pairs"),
-    "04_attention": ("figure7_attention_scores",),
-    "05_robustness": ("figure8_curves", "figure8_noise", "figure8_vs_paper"),
-    "06_legal_theme_river": ("figure9_agreement_types", "figure9_agreement_windows", "figure9_test_streams",
-                             "figure9_case_stream"),
-    "07_error_analysis": ("figure10_error_categories", "figure10_error_examples", "figure10_error_type_pairs"),
-    "08_tuning": ("tuning_summary",),
-}
-
-
-def timings(results: Path) -> pd.DataFrame:
-    """Per notebook: the wall time of its last run (the last table it wrote, from provenance), profile, day, machine."""
-    rows = []
-    for notebook, tables in NOTEBOOK_TABLES.items():
-        records = [read(results, t)[1] for t in tables if (results / f"{t}.provenance.json").is_file()]
-        if records:
-            last = max(records, key=lambda r: r["wall_seconds"])
-            device = last["device"]
-            rows.append({"notebook": notebook, "profile": last["profile"], "wall_seconds": last["wall_seconds"],
-                         "wall": duration(last["wall_seconds"]), "date": last["timestamp"][:10],
-                         "machine": f"{device.get('gpu') or device.get('cpu')}, {device['cpu_count']} cores"})
-    return pd.DataFrame(rows, columns=["notebook", "profile", "wall_seconds", "wall", "date", "machine"])
-
-
 def _size(mib: float) -> str:
     return f"{mib / 1024:.1f} GiB" if mib >= 1024 else f"{mib:.0f} MiB"
 
 
 def resources_line(results: Path) -> str:
     """One line: the largest peak memory of a notebook run and the largest disk use of each folder when a table was
-    written (:func:`acmtl.experiments.resources`, in each table's provenance): the largest, not the last, since a
+    written (:func:`acmtl.companion.publish.resources`, in each table's provenance): the largest, not the last, since a
     notebook rerun alone on a fresh machine sees a run cache of its own runs only."""
     records = [(notebook, read(results, t)[1]) for notebook, tables in NOTEBOOK_TABLES.items() for t in tables
                if (results / f"{t}.provenance.json").is_file()]
@@ -342,7 +307,7 @@ def resources_line(results: Path) -> str:
         return "Memory and disk: not recorded yet (the provenance of the next `./run_all.sh` records them)."
     notebook, peak = max(records, key=lambda nr: nr[1]["resources"]["peak_memory_mib"])
     disk = {folder: max(r["resources"]["disk_mib"][folder] for _, r in records)
-            for folder in peak["resources"]["disk_mib"]}  # the folders acmtl.experiments.resources measures
+            for folder in peak["resources"]["disk_mib"]}  # the folders acmtl.companion.publish.resources measures
     return (f"Memory and disk: a notebook process peaked at {_size(peak['resources']['peak_memory_mib'])} "
             f"(`{notebook}`); on disk, at most, the environment took {_size(disk['environment'])}, "
             f"the corpora and encoder cache with its downloads {_size(disk['cache'])} and the run cache "
@@ -382,15 +347,3 @@ def at_a_glance(results: Path) -> str:
         first = FINDINGS[name](results)[0].removeprefix("* ")
         lines.append(f"* **{name}.** {first}")
     return "\n".join(lines)
-
-
-def time_note(notebook: str, results: Path | None = None) -> str:
-    """How long the last run of ``notebook`` that wrote ``results`` (default: the committed results/) took."""
-    from acmtl.experiments import output_dirs
-
-    times = timings(results or output_dirs("default")[0]).set_index("notebook")
-    if notebook not in times.index:
-        return f"{notebook}: no run recorded in results/ yet."
-    t = times.loc[notebook]
-    return f"The run that wrote results/ took {t['wall']} ({t['profile']} profile, {t['date']}, {t['machine']})."
-

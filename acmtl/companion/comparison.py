@@ -1,9 +1,9 @@
 """Does AC-MTL beat its own encoder+CRF baseline? One verdict per corpus and size, decided by a CI.
 
 Runs of the two models with the same seed share their training subset, so each seed gives a paired
-difference on the same test sentences (:func:`acmtl.evaluate.paired_bootstrap`). The verdict uses
+difference on the same test sentences (:func:`acmtl.core.evaluate.paired_bootstrap`). The verdict uses
 the mean over seeds with an interval that resamples seeds and test sentences together
-(:func:`acmtl.evaluate.seed_paired_bootstrap`): "beats" when the whole 95 % interval is above zero,
+(:func:`acmtl.core.evaluate.seed_paired_bootstrap`): "beats" when the whole 95 % interval is above zero,
 "loses" when it is below, "ties" when it contains zero.
 """
 
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from acmtl.evaluate import paired_bootstrap, seed_paired_bootstrap
-from acmtl.experiments import corpus_label
-from acmtl.records import load_counts
+from acmtl.companion.experiments import corpus_label
+from acmtl.companion.records import load_counts
+from acmtl.core.evaluate import paired_bootstrap, seed_paired_bootstrap
 
 MODEL_NAMES = {"acmtl": "AC-MTL", "encoder_crf": "encoder+CRF"}
 COLUMNS = ("corpus", "corpus_label", "size", "a", "b", "split", "seeds", "f1_a_mean", "f1_b_mean", "diff", "ci_low",
@@ -23,7 +23,7 @@ COLUMNS = ("corpus", "corpus_label", "size", "a", "b", "split", "seeds", "f1_a_m
 def head_to_head(runs: pd.DataFrame, a: str = "acmtl", b: str = "encoder_crf", *, split: str = "full_test",
                  n_resamples: int = 1000) -> pd.DataFrame:
     """One row per (corpus, size) where both ``a`` and ``b`` have runs with the same seeds (``runs``: rows of
-    :func:`acmtl.experiments.train_grid`, whose records hold each run's per-sentence counts on ``split``): mean F1
+    :func:`experiments.train_grid`, whose records hold each run's per-sentence counts on ``split``): mean F1
     of each, the mean paired difference with its interval,
     the per-seed differences with theirs, and the verdict."""
     rows = []

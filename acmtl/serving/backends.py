@@ -2,7 +2,7 @@
 
 Only the network runs on the backend: for AC-MTL, everything before the CRF (encoder, pinyin
 embeddings, attention, CNN, emission layer), exported by ``torch.onnx.export`` (the dynamo exporter)
-with dynamic batch and length axes; the CRF's Viterbi decode stays in PyTorch (:mod:`acmtl.crf`).
+with dynamic batch and length axes; the CRF's Viterbi decode stays in PyTorch (:mod:`acmtl.core.crf`).
 The same export serves the benchmark's reference (a transformers token classifier), so the two can be
 compared on one backend.
 
@@ -10,7 +10,7 @@ compared on one backend.
 * ``onnx``: ONNX Runtime on the CPU, all graph optimisations on, fp32.
 * ``onnx-int8``: the same graph with int8 weights (per channel) and activations quantised on the fly
   (``onnxruntime.quantization.quantize_dynamic``, the matrix products with weights). Faster, not
-  bit-identical: its entity F1 change is measured by :func:`acmtl.bench.compare_backends`.
+  bit-identical: its entity F1 change is measured by :func:`acmtl.companion.bench.compare_backends`.
 
 Exports are cached as ``<cache_dir>/<name>-<key>.onnx``, ``key`` a hash of the model's weights, its
 configuration and the exporter's versions, so a file never outlives the weights it was made from.

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 
-from acmtl.encoders import DEFAULT_ENCODER
-from acmtl.model import ARCHITECTURES
-from acmtl.train import TrainConfig
+from acmtl.companion.wirings import VARIANTS
+from acmtl.core.encoders import DEFAULT_ENCODER
+from acmtl.core.model import ARCHITECTURES
+from acmtl.core.train import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class Profile:
     ablation_seeds: tuple[int, ...] = (0, 1, 2)
     ablation_archs: tuple[str, ...] = ("encoder_crf", "encoder_pinyin_crf", "bert_cnn", "bert_mhsa", "bert_mhsa_cnn",
                                        "acmtl", "acmtl_soft")
-    # notebook 03's diagnosis (acmtl.diagnosis): variant -> seeds, paired runs at ablation_size
+    # notebook 03's diagnosis (acmtl.companion.diagnosis): variant -> seeds, paired runs at ablation_size
     diagnosis: dict[str, tuple[int, ...]] = field(default_factory=lambda: {
         name: (0, 1, 2) for name in ("paper", "pool_1", "residual_block", "residual_block_pool_3", "max_over_kernels",
                                      "no_positions", "encoder_crf", "encoder_pinyin_crf")})
@@ -45,12 +46,12 @@ class Profile:
     # TrainConfig and ModelConfig. Architectures without their own study take those of TUNED_FROM.
     tuned: dict[str, dict] = field(default_factory=dict)
     tuned_source: str = ""
-    # The added layers' wiring, a name in acmtl.diagnosis.VARIANTS: what acmtl.diagnosis.chosen_wiring keeps or
+    # The added layers' wiring, a name in acmtl.companion.wirings.VARIANTS: what diagnosis.chosen_wiring keeps or
     # picks from notebook 03's diagnosis (paired seeds on the corpus' dev split, everything else as tuned). It
     # overrides the study's block and pooling wherever AC-MTL's tuned settings go into a model with an attention
     # or CNN block; "" keeps the study's.
     wiring: str = ""
-    bench_quick: bool = False  # True: acmtl.bench's QUICK protocol (a plumbing check)
+    bench_quick: bool = False  # True: acmtl.companion.bench's QUICK protocol (a plumbing check)
     stand_in_sentences: int = 0  # > 0: notebooks train on a small stand-in of each corpus (smoke only)
 
     def train_config(self, seed: int, **overrides) -> TrainConfig:
@@ -63,8 +64,6 @@ class Profile:
         # the wiring wherever AC-MTL's settings go into a model with a block to wire (attention or CNN)
         switches = ARCHITECTURES.get(arch, {})  # an unknown name fails where the model is built, with the list
         if source == "acmtl" and self.wiring and (switches.get("use_attention") or switches.get("use_cnn")):
-            from acmtl.diagnosis import VARIANTS
-
             settings = {**settings, **VARIANTS[self.wiring].overrides}
         train_keys = {f.name for f in fields(TrainConfig)}
         return ({k: v for k, v in settings.items() if k in train_keys},
@@ -95,7 +94,7 @@ PROFILES: dict[str, Profile] = {
         # Table 2's runs (23).
         train=TrainConfig(epochs=50, patience=7, encoder_lr=2e-4, head_lr=1e-3),
         notes="m3e-small (4-layer Chinese RoBERTa) on a 2-core CPU; learning rates chosen on dev F1",
-        # MSRA: 5 seeds at 200 and 1000, 3 at 3000, so that the head-to-head interval (acmtl.comparison) has seeds
+        # MSRA: 5 seeds at 200 and 1000, 3 at 3000, so that the head-to-head interval (comparison) has seeds
         # to resample; the short-text stand-in gets fewer (the paper's Table 2 numbers are not beside it)
         table2={"msra": {200: (0, 1, 2, 3, 4), 1000: (0, 1, 2, 3, 4), 3000: (0, 1, 2)},
                 "short": {200: (0, 1, 2), 1000: (0,)}},
@@ -123,7 +122,7 @@ PROFILES: dict[str, Profile] = {
         },
         tuned_source="results/tuning_msra_1000_{acmtl,encoder_crf,bilstm_crf}.csv: `python -m acmtl tune`, MSRA "
                      "1,000 sentences, seed 0, 12 trials each, ranked by F1 on the corpus' own dev split; AC-MTL's "
-                     "wiring kept or changed by acmtl.diagnosis.chosen_wiring on results/table3_diagnosis.csv",
+                     "wiring kept or changed by diagnosis.chosen_wiring on results/table3_diagnosis.csv",
         # The study chose pool 3 but tried pool 1 only at poor learning rates; the block without pooling led the
         # diagnosis on dev F1 at 7beb604 (1-2 seeds). It stays until a contender beats it by chosen_wiring's rule.
         wiring="residual_block",

@@ -8,7 +8,7 @@ shorter than the overlap is therefore always seen whole by one window and never 
 
 Each entity comes with a confidence: the CRF's probability that exactly this span carries exactly
 the predicted tags (forward-backward over the window the entity was decoded in, see
-:func:`acmtl.crf.span_probability`), not a softmax of emission scores.
+:func:`acmtl.core.crf.span_probability`), not a softmax of emission scores.
 
 A batch that runs out of memory is not fatal: the batch size is halved (down to one window)
 and the batch tried again; windows go longest first, so the smaller size suits the rest too.
@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,15 +33,11 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from tqdm.std import tqdm
 
-from acmtl.backends import acmtl_emissions
-from acmtl.card import read_run_records
-from acmtl.checkpoint import load_pretrained, save_pretrained
-from acmtl.crf import span_probability
+from acmtl.core.crf import span_probability
+from acmtl.core.encoders import CharTokenizer
+from acmtl.core.features import Encoded, collate, encode
+from acmtl.core.model import ACMTL
 from acmtl.data.conll import tags_to_entities
-from acmtl.encoders import CharTokenizer
-from acmtl.features import Encoded, collate, encode
-from acmtl.model import ACMTL
-from acmtl.paths import run_folder
 
 MAX_LEN = 510  # 512 encoder positions minus [CLS] and [SEP]
 OVERLAP = 128
@@ -97,7 +92,7 @@ class _Lattice:
 
 def _decode_with_lattices(model: ACMTL, network: Callable | None = None) -> Callable:
     """A ``model.decode`` that also returns each sentence's :class:`_Lattice`; ``network``, if given, computes
-    the emission scores in place of ``model.emissions`` (an inference backend, :mod:`acmtl.backends`)."""
+    the emission scores in place of ``model.emissions`` (an inference backend, :mod:`acmtl.serving.backends`)."""
 
     def decode(char_ids, syllable_ids, tone_ids, mask) -> list[tuple[list[int], _Lattice]]:
         emissions = (network or (lambda *inputs: model.emissions(*inputs)[0]))(char_ids, syllable_ids, tone_ids, mask)
@@ -196,7 +191,7 @@ def tag_encoded(model: ACMTL, items: Sequence[Encoded], *, batch_size: int = 32,
                 overlap: int = OVERLAP, network: Callable | None = None,
                 progress: str | None = None) -> list[list[int]]:
     """Best tag ids for each item (empty items give empty lists); long items are windowed. ``network``, if
-    given, computes the emission scores in place of ``model.emissions`` (:mod:`acmtl.backends`); ``progress``,
+    given, computes the emission scores in place of ``model.emissions`` (:mod:`acmtl.serving.backends`); ``progress``,
     if given, labels a progress bar (on stderr) over the windows."""
     decode = None if network is None else (
         lambda *inputs: [(path, None) for path in model.crf.viterbi(network(*inputs), inputs[-1])])
@@ -237,7 +232,7 @@ def _tag_windows(model: ACMTL, items: Sequence[Encoded], batch_size: int, max_le
 
 def _entity_scores(entities: list, path: list[int], from_window: list[int], windows: list[tuple[int, tuple]],
                    transitions: np.ndarray) -> list[float | None]:
-    """Each entity's :func:`~acmtl.crf.span_probability` in the window its first tag came from (or, should the
+    """Each entity's :func:`~acmtl.core.crf.span_probability` in the window its first tag came from (or, should the
     stitch have joined it from two windows, any window that holds all of it; None if none does)."""
     scores = []
     for e in entities:
@@ -264,82 +259,22 @@ def predict_tags(model: ACMTL, tokenizer: CharTokenizer, texts: Sequence[Sequenc
     return [[model.cfg.tags[i] for i in path] for path in paths]
 
 
-def _described(texts) -> str:
-    """What ``texts`` is, for an error message: its type, or the type of the first item that is not a str."""
-    if isinstance(texts, Sequence) and not isinstance(texts, bytes):
-        wrong = next(text for text in texts if not isinstance(text, str))
-        return f"a {type(texts).__name__} holding a {type(wrong).__name__} ({wrong!r:.40})"
-    return f"a {type(texts).__name__}" if texts is not None else "None"
-
-
-class NERPredictor:
-    """Raw text in, entities out, in the shape of a Hugging Face pipeline::
-
-        ner = acmtl.from_pretrained("runs/<hash>")      # or any folder written by save_pretrained
-        ner("他毕业于北京交通大学。")                      # one text -> its entities
-        ner.predict(["text 1", "text 2"])                 # a list -> one list of entities per text
-        ner.to("cuda").save_pretrained("my-model/")
-
-    An entity is ``{"type", "start", "end", "text", "score"}`` with ``text == input[start:end]`` and
-    ``score`` the CRF's probability of exactly this span with exactly these tags (see
-    :func:`acmtl.crf.span_probability`).
-    """
-
-    def __init__(self, model: ACMTL, tokenizer: CharTokenizer, *, batch_size: int = 32, max_len: int = MAX_LEN,
-                 backend: str = "eager", onnx_dir: str | Path | None = None):
-        """``backend``: eager | onnx | onnx-int8 (:mod:`acmtl.backends`; ONNX files cached in ``onnx_dir``)."""
-        self.model, self.tokenizer = model.eval(), tokenizer
-        self.batch_size, self.max_len = batch_size, max_len
-        self.network = acmtl_emissions(model, backend, cache_dir=onnx_dir)  # None: eager PyTorch
-        self.run: dict | None = None  # the run.json and metrics.json it was trained with, for its model card
-        self.metrics: dict | None = None
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path, *, device: str | torch.device | None = None,
-                        **kwargs) -> NERPredictor:
-        """Load a run directory (``runs/<hash>/``, or the hash alone for a run of the run cache) or any directory
-        written by ``save_pretrained``; ``device`` None picks CUDA when present, else the CPU."""
-        directory = run_folder(directory)
-        if (directory / "model").is_dir():  # a run directory keeps its best model under model/
-            directory = directory / "model"
-        model, tokenizer = load_pretrained(directory)
-        kwargs.setdefault("onnx_dir", directory / "onnx")  # exports for the ONNX backends live beside the weights
-        predictor = cls(model, tokenizer, **kwargs).to(device or default_device())
-        predictor.run, predictor.metrics = read_run_records(directory)
-        return predictor
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    def to(self, device: str | torch.device) -> NERPredictor:
-        """Move the model to ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...); returns self."""
-        self.model.to(device)
-        return self
-
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write the model to ``directory`` (weights, config, tokenizer, model card); load it with from_pretrained."""
-        return save_pretrained(self.model, self.tokenizer, directory, run=self.run, metrics=self.metrics)
-
-    def predict(self, texts: str | Sequence[str]) -> list[dict] | list[list[dict]]:
-        """Entities of one text, or of each text of a list (see the class docstring for their keys)."""
-        if isinstance(texts, str):
-            return self.predict([texts])[0]
-        if not isinstance(texts, Sequence) or not all(isinstance(text, str) for text in texts):
-            raise TypeError(f"ner() takes a text (a str) or a list of texts, not {_described(texts)}")
-        items = [encode(list(text), self.tokenizer) if text.strip() else encode([], self.tokenizer)
-                 for text in texts]
-        with torch.inference_mode():
-            tagged = _tag_windows(self.model, items, self.batch_size, self.max_len,
-                                  min(OVERLAP, self.max_len // 2), _decode_with_lattices(self.model, self.network))
-            transitions = self.model.crf.decoding_scores()[1].double().cpu().numpy()
-        tags = self.model.cfg.tags
-        results = []
-        for text, (path, from_window, windows) in zip(texts, tagged):
-            entities = tags_to_entities([tags[i] for i in path])
-            scores = _entity_scores(entities, path, from_window, windows, transitions)
-            results.append([{"type": e.type, "start": e.start, "end": e.end, "text": text[e.start : e.end],
-                             "score": score} for e, score in zip(entities, scores)])
-        return results
-
-    __call__ = predict
+def predict_entities(model: ACMTL, tokenizer: CharTokenizer, texts: Sequence[str], *, batch_size: int = 32,
+                     max_len: int = MAX_LEN, network: Callable | None = None) -> list[list[dict]]:
+    """The entities of each text, ``{"type", "start", "end", "text", "score"}`` with ``text == input[start:end]``
+    and ``score`` the CRF's probability of exactly this span with exactly these tags
+    (:func:`acmtl.core.crf.span_probability`); texts longer than ``max_len`` are windowed (module docstring).
+    ``network``, if given, computes the emission scores in place of ``model.emissions``."""
+    items = [encode(list(text), tokenizer) if text.strip() else encode([], tokenizer) for text in texts]
+    with torch.inference_mode():
+        tagged = _tag_windows(model, items, batch_size, max_len, min(OVERLAP, max_len // 2),
+                              _decode_with_lattices(model, network))
+        transitions = model.crf.decoding_scores()[1].double().cpu().numpy()
+    tags = model.cfg.tags
+    results = []
+    for text, (path, from_window, windows) in zip(texts, tagged):
+        entities = tags_to_entities([tags[i] for i in path])
+        scores = _entity_scores(entities, path, from_window, windows, transitions)
+        results.append([{"type": e.type, "start": e.start, "end": e.end, "text": text[e.start : e.end],
+                         "score": score} for e, score in zip(entities, scores)])
+    return results

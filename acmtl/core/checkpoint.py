@@ -6,7 +6,8 @@ A saved model directory is self-contained::
                           "acmtl_version": "0.1.0", "model": ModelConfig}
     model.safetensors    every weight, the encoder's included
     tokenizer/           the character vocabulary (CharTokenizer.save_pretrained)
-    README.md            the model card (acmtl.card): architecture, training, scores, licence, citation
+    README.md            the model card, written beside them by the serving side (acmtl.serving.card) and the
+                         run cache: architecture, training, scores, licence, citation
 
 ``model_type`` tells tools that read ``config.json`` (transformers' ``AutoConfig``) that this is not a
 plain BERT; folders saved before it was added load as before.
@@ -28,11 +29,10 @@ import transformers
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-import acmtl
-from acmtl.card import write_model_card
+from acmtl.core.encoders import DEFAULT_ENCODER, CharTokenizer, EncoderError, load_encoder
+from acmtl.core.model import ACMTL, MODEL_VERSION, BiLSTMCharEncoder, ModelConfig, TransformerCharEncoder
 from acmtl.data.fetch import atomic_write_bytes
-from acmtl.encoders import DEFAULT_ENCODER, CharTokenizer, EncoderError, load_encoder
-from acmtl.model import ACMTL, MODEL_VERSION, BiLSTMCharEncoder, ModelConfig, TransformerCharEncoder
+from acmtl.version import __version__
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -73,10 +73,9 @@ def _build(cfg: ModelConfig, tokenizer: CharTokenizer, pretrained: bool) -> ACMT
 
 
 def save_pretrained(model: ACMTL, tokenizer: CharTokenizer, directory: str | Path,
-                    state: dict[str, torch.Tensor] | None = None, *, run: dict | None = None,
-                    metrics: dict | None = None) -> Path:
-    """Write ``model`` (or ``state``, weights for it kept aside), ``tokenizer`` and the model card; each file is
-    replaced atomically. ``run`` and ``metrics`` (a run's ``run.json`` and ``metrics.json``) go into the card."""
+                    state: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write ``model`` (or ``state``, weights for it kept aside) and ``tokenizer``; each file is replaced
+    atomically. The model card beside them is the serving side's (:func:`acmtl.serving.card.write_model_card`)."""
     directory = Path(directory)
     state = {k: v.detach().contiguous().cpu() for k, v in (state or model.state_dict()).items()}
     metadata = {"format": FORMAT, "model_version": str(MODEL_VERSION)}
@@ -85,10 +84,9 @@ def save_pretrained(model: ACMTL, tokenizer: CharTokenizer, directory: str | Pat
     # transformers records where the encoder was loaded from: a path of this machine's cache, meaningless elsewhere
     settings["encoder_config"].pop("_name_or_path", None)
     config = {"model_type": MODEL_TYPE, "format": FORMAT, "model_version": MODEL_VERSION,
-              "acmtl_version": acmtl.__version__, "model": settings}
+              "acmtl_version": __version__, "model": settings}
     atomic_write_bytes(directory / CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False).encode())
     tokenizer.save_pretrained(directory / TOKENIZER_DIR)
-    write_model_card(directory, model.cfg, run, metrics)
     return directory
 
 
@@ -111,7 +109,7 @@ def read_config(directory: str | Path) -> ModelConfig:
     if data.get("model_version") != MODEL_VERSION:
         writer = f" (written by acmtl {data['acmtl_version']})" if "acmtl_version" in data else ""
         raise CheckpointError(f"{path}: saved by model version {data.get('model_version')}{writer}, "
-                              f"this acmtl {acmtl.__version__} reads version {MODEL_VERSION}; retrain or use a "
+                              f"this acmtl {__version__} reads version {MODEL_VERSION}; retrain or use a "
                               "matching acmtl")
     try:
         return ModelConfig.from_dict(data["model"])

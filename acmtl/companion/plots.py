@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from acmtl.experiments import ARCH_LABELS, PAPER_MODELS
+from acmtl.companion.tables import ARCH_LABELS, PAPER_MODELS
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies, and in greyscale by marker.
 COLORS = {
@@ -117,7 +117,7 @@ def f1_by_size(ax, summary: pd.DataFrame, *, metric: str = "test_f1", paper: pd.
                archs: Sequence[str] | None = None) -> None:
     """Mean ± std F1 (percent) against subset size, one line per architecture.
 
-    ``summary``: :func:`acmtl.experiments.summarize` rows (``arch``, ``size``, ``{metric}_mean``/``_std``);
+    ``summary``: :func:`acmtl.companion.tables.summarize` rows (``arch``, ``size``, ``{metric}_mean``/``_std``);
     ``paper``: rows with ``arch``, ``sample_size``, ``paper_f1`` (percent), drawn hollow where not NaN.
     """
     sizes = sorted(summary["size"].unique())
@@ -132,7 +132,7 @@ def f1_by_size(ax, summary: pd.DataFrame, *, metric: str = "test_f1", paper: pd.
         ax.errorbar(x, 100 * rows[f"{metric}_mean"], yerr=100 * rows[f"{metric}_std"], color=color(arch),
                     marker=MARKERS.get(arch, "o"), label=label(arch), zorder=3)
         if paper is not None:
-            # NaN: no claim for this corpus (acmtl.experiments.paper_table2_for), so no marker
+            # NaN: no claim for this corpus (acmtl.companion.tables.paper_table2_for), so no marker
             claims = paper[(paper["arch"] == arch) & paper["sample_size"].isin(position) & paper["paper_f1"].notna()]
             if not claims.empty:
                 paper_marker(ax, [position[s] + offset for s in claims["sample_size"]], claims["paper_f1"], arch)

@@ -1,4 +1,4 @@
-"""Offline HTML export of executed notebooks: ``python -m acmtl.export OUT NOTEBOOK...``.
+"""Offline HTML export of executed notebooks: ``python -m acmtl.companion.export OUT NOTEBOOK...``.
 
 nbconvert's pages load MathJax, require.js and mermaid from a CDN, so offline the equations show as
 raw LaTeX. Here every page refers only to files next to it: MathJax 2.7 is copied into ``OUT/mathjax/``
@@ -60,7 +60,7 @@ def export_html(notebooks: list[Path], out: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m acmtl.export", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m acmtl.companion.export", description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="export folder (pages + mathjax/)")
     parser.add_argument("notebooks", type=Path, nargs="+", help="executed notebooks (.ipynb)")
     args = parser.parse_args(argv)

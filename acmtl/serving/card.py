@@ -1,8 +1,8 @@
 """The model card (``README.md``) of a saved model folder: what the model is, what it was trained on,
 how well it scores, under which terms it may be used, how to load it and what to cite.
 
-:func:`acmtl.checkpoint.save_pretrained` writes the card with what a model knows about itself (its
-configuration); :func:`acmtl.runs.ensure_run` rewrites it once the run has finished, adding the corpus,
+:func:`acmtl.core.checkpoint.save_pretrained` writes the card with what a model knows about itself (its
+configuration); :func:`acmtl.companion.runs.ensure_run` rewrites it once the run has finished, adding the corpus,
 the seed, the training settings and the scores from ``run.json`` and ``metrics.json``. The YAML header
 follows the Hugging Face model card format, so hub tools read the licence and the task.
 """
@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import acmtl
+from acmtl.core.encoders import DEFAULT_ENCODER
+from acmtl.core.model import ARCHITECTURES, ModelConfig
 from acmtl.data.fetch import atomic_write_bytes
-from acmtl.encoders import DEFAULT_ENCODER
-from acmtl.model import ARCHITECTURES, ModelConfig
+from acmtl.version import __version__
 
 CARD_FILE = "README.md"
 
@@ -40,7 +40,7 @@ _SPLITS = {"dev": "dev (model selection)", "test": "test (the subset's own)", "f
 
 
 def architecture_name(cfg: ModelConfig) -> str:
-    """The name in :data:`acmtl.model.ARCHITECTURES` whose switches ``cfg`` has, else ``"custom"``."""
+    """The name in :data:`acmtl.core.model.ARCHITECTURES` whose switches ``cfg`` has, else ``"custom"``."""
     for name, switches in ARCHITECTURES.items():
         if all(getattr(cfg, key) == value for key, value in switches.items()) and (
                 cfg.encoder == "bilstm") == (switches.get("encoder") == "bilstm"):
@@ -148,7 +148,7 @@ def model_card(cfg: ModelConfig, run: dict | None = None, metrics: dict | None =
               "python -m acmtl evaluate path/to/this/folder --data gold.conll", "```", "",
               "`score` is the CRF's probability of exactly this span with exactly these tags (forward-backward).", "",
               "## Cite", "", "```bibtex", CITATION, "```", "",
-              f"<sub>Card written by acmtl {acmtl.__version__}.</sub>", ""]
+              f"<sub>Card written by acmtl {__version__}.</sub>", ""]
     return "\n".join(lines)
 
 

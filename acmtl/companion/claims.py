@@ -50,9 +50,9 @@ class ReportedValue:
 
 @dataclass(frozen=True)
 class Statement:
-    """One claim of the paper in its own words (verbatim from the extracted text), judged by acmtl.verdicts."""
+    """One claim of the paper in its own words (verbatim from the extracted text), judged by verdicts."""
 
-    key: str  # what acmtl.verdicts looks it up by
+    key: str  # what acmtl.companion.verdicts looks it up by
     source: str  # section and figure or table
     words: str
 

@@ -1,7 +1,7 @@
 """A verdict for every claim of the paper, computed from ``results/``: ``results/claims_verdict.csv``.
 
 One row per quantitative or qualitative claim (Table 2 per size and model, Table 3 per row and step,
-Figures 6-10, the abstract). Each row holds the paper's number or words (from :mod:`acmtl.claims`,
+Figures 6-10, the abstract). Each row holds the paper's number or words (from :mod:`acmtl.companion.claims`,
 the one place they live), ours (read from ``results/*.csv`` and their provenance), the published
 anchor where one exists, and a verdict decided by a stated rule:
 
@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from acmtl.claims import ANCHOR_FOR, PAPER_CLAIMS, ReportedPRF, paper_statement, published_anchors
+from acmtl.companion.claims import ANCHOR_FOR, PAPER_CLAIMS, ReportedPRF, paper_statement, published_anchors
 from acmtl.data.fetch import atomic_write_bytes
 
 Interval = Callable[[Sequence[float]], tuple[float, float, float]]  # values -> (mean, low, high)
@@ -191,7 +191,7 @@ def judge_intervals(intervals: Sequence[tuple[float, float]]) -> str:
 
 
 def judge_head_to_head(table: pd.DataFrame | None) -> Judgement:
-    """The rows of :func:`acmtl.comparison.head_to_head` on MSRA (AC-MTL minus encoder+CRF, full test): one
+    """The rows of :func:`acmtl.companion.comparison.head_to_head` on MSRA (AC-MTL minus encoder+CRF, full test): one
     direction per size, judged by its interval over seeds and sentences (:func:`judge_interval`)."""
     if table is None:
         return _missing("table2_head_to_head", "01_performance")
@@ -267,7 +267,7 @@ def _missing(name: str, notebook: str) -> Judgement:
 
 def _row(claim: str, statement_or_source: str, paper: str, judgement: Judgement, evidence: str,
          anchor: str = "") -> dict:
-    try:  # a key of acmtl.claims' statements, or a plain source for numbers from its tables
+    try:  # a key of acmtl.companion.claims' statements, or a plain source for numbers from its tables
         statement, source = statement_or_source, paper_statement(statement_or_source).source
     except KeyError:
         statement, source = "", statement_or_source
@@ -702,7 +702,7 @@ def claims_verdict(results_dir: Path) -> tuple[pd.DataFrame, dict[str, str]]:
 
 def write_claims_verdict(results_dir: Path, *, check: bool = False) -> bool:
     """Write results_dir/claims_verdict.csv and its provenance (unless ``check``); True when the CSV already matched."""
-    from acmtl.experiments import provenance
+    from acmtl.companion.publish import provenance
 
     started = time.time()
     df, inputs = claims_verdict(results_dir)

@@ -13,7 +13,7 @@ the baseline a score must be read against. A word occurring more than once is sc
 occurrence (the first by default; a sentence where it occurs fewer times, at its last).
 
 **Spelling noise** (Figure 8b). Each finished run tags the clean evaluation sentences and each
-misspelt copy (:mod:`acmtl.data.noise`) through one path, :func:`acmtl.runs.run_predictions` at one
+misspelt copy (:mod:`acmtl.data.noise`) through one path, :func:`acmtl.companion.runs.run_predictions` at one
 batch size, so the clean row (rate 0) and the noisy rows differ only in the text; the seconds are
 those tagging took.
 
@@ -51,14 +51,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from acmtl.companion.runs import run_predictions
+from acmtl.core.encoders import CharTokenizer
+from acmtl.core.evaluate import score
+from acmtl.core.features import collate, encode
+from acmtl.core.model import ACMTL
+from acmtl.core.predict import predict_tags
 from acmtl.data.conll import Entity, Sentence, tags_to_entities
 from acmtl.data.noise import HomophoneTable, NoiseReport, perturb
-from acmtl.encoders import CharTokenizer
-from acmtl.evaluate import score
-from acmtl.features import collate, encode
-from acmtl.model import ACMTL
-from acmtl.predict import predict_tags
-from acmtl.runs import run_predictions
 
 # English glosses of the ten LawBench 2-6 entity types, for figures without a CJK font.
 LEGAL_TYPE_GLOSSES: dict[str, str] = {
@@ -120,9 +120,9 @@ def attention_table(models: Mapping[str, tuple[ACMTL, CharTokenizer]], panels: M
 
     ``models``: arch -> (model, tokenizer); ``panels``: panel ("7(a)") -> (word, sentences), the sentences lettered
     a, b, ... in panel 7(a) and A, B, ... after it, as in the paper; ``paper``:
-    :func:`acmtl.claims.paper_attention_scores`, whose context names panel and sentence ("7(a) sentence b").
+    :func:`acmtl.companion.claims.paper_attention_scores`, whose context names panel and sentence ("7(a) sentence b").
     """
-    from acmtl.experiments import ARCH_LABELS, PAPER_MODELS
+    from acmtl.companion.tables import ARCH_LABELS, PAPER_MODELS
 
     rows = []
     for k, (panel, (token, sentences)) in enumerate(panels.items()):
@@ -193,7 +193,7 @@ def noise_scores(runs: pd.DataFrame, clean: Sequence[Sentence],
     per run and rate, the clean one first at rate 0: the ``keep`` columns of the run, rate, realised_rate,
     realised_entity_rate, seconds (tagging, as first computed: predictions are cached in the run), precision,
     recall, f1 and f1_drop (the run's clean F1 minus this F1). Clean and noisy sets are tagged the same way
-    (:func:`acmtl.runs.run_predictions`, ``batch_size``), so their F1s differ only by the noise.
+    (:func:`acmtl.companion.runs.run_predictions`, ``batch_size``), so their F1s differ only by the noise.
     """
     sets = [(0.0, clean, None), *((rate, sentences, report) for rate, (sentences, report) in noisy.items())]
     rows = []

@@ -1,7 +1,7 @@
 """Fair tuning: one Optuna study per architecture, the same number of trials for each, selected on
 the corpus' own dev split (never on a test set).
 
-A trial is one cached run (:func:`acmtl.runs.ensure_run`) on the same subset (seed 0) with settings
+A trial is one cached run (:func:`acmtl.companion.runs.ensure_run`) on the same subset (seed 0) with settings
 drawn by a seeded TPE sampler from :data:`SEARCH_SPACES`. Early stopping inside the run still follows
 the paper's 70/15/15 protocol (the subset's own dev split) with the profile's patience and epoch cap:
 protocol, the same for every model, never searched (the committed studies sampled patience; their
@@ -38,9 +38,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from acmtl.config import get_profile
-from acmtl.model import ModelConfig
-from acmtl.train import TrainConfig
+from acmtl.companion.config import get_profile
+from acmtl.core.model import ModelConfig
+from acmtl.core.train import TrainConfig
 
 DEFAULT_TRIALS = 12
 SEED = 0  # the subset and the training seed of every trial: trials differ only in their settings
@@ -101,7 +101,7 @@ def study_name(corpus: str, size: int, arch: str) -> str:
 
 def default_storage(profile: str = "default") -> str:
     """A SQLite file in the profile's run cache (runs/tuning/optuna.db for default and paper)."""
-    from acmtl.experiments import runs_root
+    from acmtl.companion.publish import runs_root
 
     path = runs_root(profile) / "tuning" / "optuna.db"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -294,8 +294,8 @@ def tune(arch: str, *, corpus: str = "msra", size: int = 1000, trials: int = DEF
     import optuna
     import transformers
 
-    from acmtl.experiments import runs_root, write_table
-    from acmtl.runs import RunSpec, ensure_run, load_metrics, prepare, run_id
+    from acmtl.companion.publish import runs_root, write_table
+    from acmtl.companion.runs import RunSpec, ensure_run, load_metrics, prepare, run_id
 
     transformers.utils.logging.disable_progress_bar()  # a "Loading weights" bar per trial
 
@@ -386,7 +386,7 @@ def tune(arch: str, *, corpus: str = "msra", size: int = 1000, trials: int = DEF
 
 
 def _results_path(profile: str, name: str) -> Path:
-    from acmtl.experiments import output_dirs
+    from acmtl.companion.publish import output_dirs
 
     return output_dirs(profile)[0] / f"tuning_{name}.csv"
 

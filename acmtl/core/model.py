@@ -38,13 +38,13 @@ Our choices where the paper is silent, all switchable in :class:`ModelConfig`:
   of character i becomes the maximum over i-1, i, i+1: the encoder's features of each character are
   overwritten by its neighbours' before the CRF sees them (adjacent entities merge, edges slip).
   Ours is a standard residual block that keeps S on the identity path. The tuning study
-  (``acmtl.tune``, ``results/tuning_msra_1000_acmtl.csv``), which sampled block, pooling, channels
+  (``acmtl.companion.tune``, ``results/tuning_msra_1000_acmtl.csv``), which sampled block, pooling, channels
   and main-task weight on the corpus' own dev split, ranked it first with pooling inside the branch
   (block "residual", pool 3, 256 channels), but it tried pool 1 only at poor learning rates.
   Notebook 03's diagnosis (``results/table3_diagnosis.csv``) trains every contending wiring on the
   same seeds and settings; the default (``Profile.wiring``; the dataclass defaults below: block
   "residual", pool 1) changes only when a contender beats it on the corpus' dev split with a paired
-  95 % interval that excludes 0 (``acmtl.diagnosis.choose_wiring``);
+  95 % interval that excludes 0 (``acmtl.companion.diagnosis.choose_wiring``);
 * ``identity_start``: the paper says nothing about initialisation. With it, W^O and W_c start at zero
   and the positions reach only the attention's queries and keys, so the added layers start as the
   identity on the pre-trained encoder's features (up to their LayerNorms) instead of as noise on them.
@@ -61,11 +61,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from acmtl.crf import ConstrainedCRF
+from acmtl.core.crf import ConstrainedCRF
 from acmtl.data.pinyin import NUM_SYLLABLES, NUM_TONES
 
 # The format of a saved model's config: bump when an old config would load into a different model.
-# (The run cache keys on the training code itself, see acmtl.runs.code_digest.)
+# (The run cache keys on the training code itself, see acmtl.companion.runs.code_digest.)
 MODEL_VERSION = 2
 
 ARCHITECTURES: dict[str, dict] = {

@@ -1,9 +1,9 @@
 """The README's Table 2 summary and claims verdicts, rendered from ``results/``, never typed by hand.
 
-``python -m acmtl report`` writes ``results/claims_verdict.csv`` (:mod:`acmtl.verdicts`) and rewrites
+``python -m acmtl report`` writes ``results/claims_verdict.csv`` (:mod:`acmtl.companion.verdicts`) and rewrites
 the blocks between their markers in README.md; ``--check`` only says whether they match
 ``results/`` (a test runs it, so the README cannot drift from what ``./run_all.sh`` wrote). Three kinds of
-number stand side by side, each labelled: what the paper claims (``acmtl.claims``), what we measured, and
+number stand side by side, each labelled: what the paper claims (``acmtl.companion.claims``), what we measured, and
 published results on the full corpora.
 """
 
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from acmtl.claims import ANCHOR_FOR, ANCHOR_SHORT, published_anchors, table2_applies_to
+from acmtl.companion.claims import ANCHOR_FOR, ANCHOR_SHORT, published_anchors, table2_applies_to
+from acmtl.companion.verdicts import render_claims, write_claims_verdict
+from acmtl.core.evaluate import is_missing
 from acmtl.data.fetch import atomic_write_bytes
-from acmtl.evaluate import is_missing
-from acmtl.verdicts import render_claims, write_claims_verdict
 
 BEGIN = "<!-- table2-summary:begin (written by `python -m acmtl report` from results/; do not edit) -->"
 END = "<!-- table2-summary:end -->"
@@ -54,8 +54,8 @@ def table2_summary(results_dir: Path) -> str:
         anchor = f"{anchor} ({ANCHOR_SHORT[r.arch]})" if anchor is not None else "–"
         lines.append(f"| {r.corpus_label} | {int(r.size)} | {r.model} | {paper} | {ours} | {full} | {anchor} |")
     heads = results_dir / HEAD_TO_HEAD
-    if heads.is_file():  # the verdict per size: notebook 01, acmtl.comparison
-        from acmtl.comparison import verdict_sentence  # imports torch: only when there is a verdict to show
+    if heads.is_file():  # the verdict per size: notebook 01, acmtl.companion.comparison
+        from acmtl.companion.comparison import verdict_sentence  # imports torch: only when there is a verdict to show
 
         lines += ["", "**AC-MTL against encoder+CRF on the same encoder, subsets and seeds** (paired, full official "
                   "test set; a 95 % interval over seeds and test sentences decides beats / ties / loses):", ""]
@@ -78,8 +78,8 @@ def records_line(results_dir: Path) -> str:
     import json
     from collections import Counter
 
-    from acmtl.records import records_dir
-    from acmtl.runs import code_digest
+    from acmtl.companion.records import records_dir
+    from acmtl.companion.runs import code_digest
 
     current = code_digest()
     digests = Counter(json.loads(f.read_text(encoding="utf-8"))["code_sha256"]
@@ -94,8 +94,9 @@ def records_line(results_dir: Path) -> str:
 
 def render_glance(results_dir: Path) -> str:
     """Markdown: one finding each for Table 3 and Figures 6-10, and how long each notebook took
-    (:mod:`acmtl.findings`, from the tables and their provenance)."""
-    from acmtl.findings import NOTEBOOK_TABLES, at_a_glance, duration, resources_line, timings, training_line
+    (:mod:`acmtl.companion.findings`, from the tables and their provenance)."""
+    from acmtl.companion.findings import at_a_glance, resources_line, training_line
+    from acmtl.companion.publish import NOTEBOOK_TABLES, duration, timings
 
     if not all((results_dir / f"{t}.csv").is_file() for tables in NOTEBOOK_TABLES.values() for t in tables):
         return "*Not generated yet: `./run_all.sh` writes the tables in `results/`, then these lines.*"

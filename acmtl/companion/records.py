@@ -60,9 +60,9 @@ def _corpus_name(spec: str) -> str:
 
 def build_record(run_dir: str | Path, gold: Mapping[str, Sequence[Sequence[str]]], where: dict) -> dict:
     """The record of the finished run in ``run_dir``; ``gold`` holds the gold BIOES tags of every split it
-    scored (``predictions.json``'s keys), ``where`` the machine it ran on (:func:`acmtl.experiments.device_info`
+    scored (``predictions.json``'s keys), ``where`` the machine it ran on (:func:`acmtl.companion.publish.device_info`
     and the commit)."""
-    from acmtl.evaluate import sentence_counts
+    from acmtl.core.evaluate import sentence_counts
 
     run_dir = Path(run_dir)
     run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))

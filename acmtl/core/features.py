@@ -3,7 +3,7 @@
 Everything a batch needs is computed once per sentence (:func:`encode`), so an epoch only
 pads and stacks. Batches are built from sentences of similar length, so little compute is
 spent on padding: training shuffles, then sorts within buckets of ``bucket_batches`` batches;
-inference (``acmtl.predict``) sorts everything by length and restores the original order afterwards.
+inference (``acmtl.core.predict``) sorts everything by length and restores the original order afterwards.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
+from acmtl.core.encoders import CharTokenizer
 from acmtl.data.conll import Sentence
 from acmtl.data.pinyin import pinyin_features
-from acmtl.encoders import CharTokenizer
 
 
 @dataclass(frozen=True)

@@ -25,16 +25,17 @@ from pathlib import Path
 from filelock import FileLock
 
 import acmtl
-from acmtl.card import CARD_FILE, read_run_records, write_model_card
-from acmtl.checkpoint import load_pretrained, read_config
+from acmtl.core.checkpoint import load_pretrained, read_config
+from acmtl.core.model import ModelConfig
+from acmtl.core.predict import predict_tags
+from acmtl.core.train import TrainConfig, tag_names, train
 from acmtl.data.conll import Sentence
 from acmtl.data.corpora import Corpus, load_corpus
 from acmtl.data.fetch import atomic_write_bytes
 from acmtl.data.splits import subset_splits
-from acmtl.model import ModelConfig
 from acmtl.paths import runs_dir
-from acmtl.predict import predict_tags
-from acmtl.train import TrainConfig, tag_names, train
+from acmtl.serving.card import CARD_FILE, read_run_records, write_model_card
+from acmtl.version import __version__
 
 
 @dataclass(frozen=True)
@@ -49,14 +50,14 @@ class RunSpec:
     model_overrides: dict = field(default_factory=dict)
     # Splits scored besides train and dev: "test" (the subset's 15 %, per epoch too, for Figure 8),
     # "full_test" (the official test set), "corpus_dev" (the corpus' own dev set, kept out of every
-    # subset: what hyper-parameter tuning selects on, see acmtl.tune).
+    # subset: what hyper-parameter tuning selects on, see acmtl.companion.tune).
     evaluate_on: tuple[str, ...] = ("test", "full_test")
 
 
 # The modules whose code decides what a trained run is: its data features, model, loss, optimiser,
 # early stopping, checkpoint and scores. Their code (not comments or docstrings) is in every run's key.
-RUN_DEFINING_MODULES = ("model.py", "crf.py", "train.py", "features.py", "checkpoint.py", "encoders.py",
-                        "predict.py", "evaluate.py", "data/pinyin.py", "data/splits.py")
+RUN_DEFINING_MODULES = ("core/model.py", "core/crf.py", "core/train.py", "core/features.py", "core/checkpoint.py",
+                        "core/encoders.py", "core/predict.py", "core/evaluate.py", "data/pinyin.py", "data/splits.py")
 
 
 def _code_only(source: str) -> str:
@@ -140,7 +141,7 @@ def ensure_run(spec: RunSpec, *, progress: bool = True, root: Path | None = None
                checkpoint_every: float = 60.0, on_epoch: Callable[[dict], None] | None = None) -> Path:
     """Return the directory of the finished run for ``spec``, training (or resuming) it if needed.
 
-    ``on_epoch`` is handed to :func:`acmtl.train.train` (a tuner's pruning hook)."""
+    ``on_epoch`` is handed to :func:`acmtl.core.train.train` (a tuner's pruning hook)."""
     config, model_cfg, data = prepare(spec)
     run_dir = (root or runs_dir()) / run_id(config)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -150,7 +151,7 @@ def ensure_run(spec: RunSpec, *, progress: bool = True, root: Path | None = None
                 write_run_card(run_dir)
             return run_dir
         run_dir.mkdir(exist_ok=True)
-        record = {**config, "acmtl_version": acmtl.__version__}
+        record = {**config, "acmtl_version": __version__}
         atomic_write_bytes(run_dir / "run.json", json.dumps(record, indent=2, ensure_ascii=False).encode())
         train(model_cfg, spec.train, data, run_dir, resume=True, progress=progress,
               checkpoint_every=checkpoint_every, on_epoch=on_epoch)

@@ -17,10 +17,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from acmtl import plots
-from acmtl.analysis import LEGAL_TYPE_GLOSSES
-from acmtl.claims import paper_robustness
-from acmtl.experiments import PAPER_MODELS, corpus_label, paper_table2_for, save_figure, target_dirs
+from acmtl.companion import plots
+from acmtl.companion.analysis import LEGAL_TYPE_GLOSSES
+from acmtl.companion.claims import paper_robustness
+from acmtl.companion.experiments import corpus_label
+from acmtl.companion.publish import save_figure, target_dirs
+from acmtl.companion.tables import PAPER_MODELS, paper_table2_for
 
 PAPER_ARCH = {name: arch for arch, name in PAPER_MODELS.items()}
 PER_CHARACTERS = 1000  # panel 9(c): mentions per this many characters
@@ -272,7 +274,7 @@ def figure9_legal_theme_river(results: Path) -> Figure:
     """Theme rivers of legal entity types, stacked from zero so the height is the number of mentions: (a) predicted
     and (b) gold on the held-out test part, (c) predicted on the unlabelled case texts, per 1,000 characters (a long
     text would otherwise be a spike)."""
-    from acmtl.analysis import smooth_counts
+    from acmtl.companion.analysis import smooth_counts
 
     streams, record = read(results, "figure9_test_streams")
     cases, _ = read(results, "figure9_case_stream")
@@ -372,7 +374,7 @@ def tuning_importances(table: pd.DataFrame, arch: str) -> Figure:
     evaluator seeded so the same table always gives the same bars."""
     import optuna
 
-    from acmtl import tune
+    from acmtl.companion import tune
 
     evaluator = optuna.importance.FanovaImportanceEvaluator(seed=tune.SEED)
     importances = optuna.importance.get_param_importances(tune.study_from_table(table, arch), evaluator=evaluator)
@@ -395,7 +397,7 @@ FIGURES: dict[str, Callable[[Path], Figure]] = {f.__name__: f for f in (
 
 
 def save(name: str, profile: str) -> Figure:
-    """Draw figure ``name`` from the tables this run wrote (:func:`acmtl.experiments.target_dirs`) and save it
+    """Draw figure ``name`` from the tables this run wrote (:func:`acmtl.companion.publish.target_dirs`) and save it
     there as PNG and SVG; returns the figure (a notebook shows it)."""
     results, _ = target_dirs(profile)
     fig = FIGURES[name](results)

@@ -1,6 +1,6 @@
 """``python -m acmtl bench``: AC-MTL's speed beside a plain transformers tagger, measured in one run.
 
-The paper reports AC-MTL's tokens/s on a V100 (:data:`PAPER_TOKENS_PER_S`, from :mod:`acmtl.claims`);
+The paper reports AC-MTL's tokens/s on a V100 (:data:`PAPER_TOKENS_PER_S`, from :mod:`acmtl.companion.claims`);
 numbers from another machine say little, so every model here is timed on the machine at hand,
 interleaved, under one fixed protocol:
 
@@ -17,10 +17,10 @@ interleaved, under one fixed protocol:
   timed passes, taken round-robin over the models so a change in the machine's load hits all
   of them alike; each model's speed is the median. Untrained models: weights do not change speed.
 * Precisions: fp32, fp16 autocast on CUDA, and bf16 autocast where the hardware runs bf16 natively
-  (CUDA with bf16, a CPU with AMX or AVX512-BF16: :func:`acmtl.train.bf16_supported`); elsewhere bf16
+  (CUDA with bf16, a CPU with AMX or AVX512-BF16: :func:`acmtl.core.train.bf16_supported`); elsewhere bf16
   is emulated and many times slower, so it is not measured. On CUDA the BERT-base-size AC-MTL (the
   paper's profile) is also read against the paper's tokens/s, the one comparison a GPU makes fair.
-* Backends (:mod:`acmtl.backends`, CPU only): AC-MTL and the reference also run on ONNX Runtime,
+* Backends (:mod:`acmtl.serving.backends`, CPU only): AC-MTL and the reference also run on ONNX Runtime,
   fp32 and int8, at the same thread count, timed in the same rounds as the eager models (fp32 only).
   Each AC-MTL backend is read against the reference in eager PyTorch as a plain user runs it, and
   against the reference on the same backend (like for like); the fastest backend meets the target
@@ -43,7 +43,7 @@ interleaved, under one fixed protocol:
   (``torch.utils.flop_counter``; LSTMs and oneDNN's linear added by formula) times its speed
   reads as a fraction of what the hardware can do.
 * GEMM library: acmtl's inference sends fp32 linear layers on the CPU to oneDNN where that is
-  measurably faster than torch's default BLAS (:func:`acmtl.predict.cpu_linear_backend`; MKL's
+  measurably faster than torch's default BLAS (:func:`acmtl.core.predict.cpu_linear_backend`; MKL's
   fp32 GEMM runs at about half speed on AMD CPUs). The reference runs as a plain user gets it;
   where the choice differs, a second reference row runs on acmtl's choice, for a like-for-like
   ratio. Training uses the default BLAS for both.
@@ -70,17 +70,18 @@ import transformers
 from torch.nn.utils.rnn import PackedSequence
 from torch.utils.flop_counter import FlopCounterMode
 
-from acmtl import backends as onnx_backends
-from acmtl.checkpoint import build_model, load_pretrained
-from acmtl.claims import paper_speed_params
+from acmtl.companion.claims import paper_speed_params
+from acmtl.core.checkpoint import build_model, load_pretrained
+from acmtl.core.encoders import DEFAULT_ENCODER, bert_base_config, resolve_encoder
+from acmtl.core.evaluate import score
+from acmtl.core.features import Batch, encode, encode_sentences, training_batches
+from acmtl.core.model import ACMTL, ModelConfig, count_parameters
+from acmtl.core.predict import MAX_LEN, cpu_linear_backend, fast_linear, tag_encoded
+from acmtl.core.train import bf16_supported, tag_names
 from acmtl.data.conll import Sentence, tags_to_entities
 from acmtl.data.corpora import load_corpus
-from acmtl.encoders import DEFAULT_ENCODER, bert_base_config, resolve_encoder
-from acmtl.evaluate import score
-from acmtl.features import Batch, encode, encode_sentences, training_batches
-from acmtl.model import ACMTL, ModelConfig, count_parameters
-from acmtl.predict import MAX_LEN, NERPredictor, cpu_linear_backend, fast_linear, tag_encoded
-from acmtl.train import bf16_supported, tag_names
+from acmtl.serving import backends as onnx_backends
+from acmtl.serving.predictor import NERPredictor
 
 PAPER_TOKENS_PER_S = float(paper_speed_params().set_index("model").loc["AC-MTL", "paper_tokens_per_s"])  # V100
 TRAINED = ("acmtl", "encoder_crf", "reference")  # the models whose training step is timed
@@ -148,7 +149,7 @@ class TrainLoop:
 class ACMTLPipeline:
     """acmtl's own path: ``encode`` (ids + pinyin), then ``tag_encoded`` (batches, forward, Viterbi).
 
-    ``network``: the emission scores from an inference backend (:mod:`acmtl.backends`), else eager."""
+    ``network``: the emission scores from an inference backend (:mod:`acmtl.serving.backends`), else eager."""
 
     def __init__(self, model: ACMTL, tokenizer, device: torch.device, batch_size: int,
                  network: Callable[..., torch.Tensor] | None = None) -> None:
@@ -193,7 +194,7 @@ class ReferencePipeline:
     def __init__(self, encoder: str, tags: list[str], device: torch.device, batch_size: int,
                  fast_gemm: bool = False) -> None:
         source = resolve_encoder(encoder)
-        self.fast_gemm = fast_gemm  # like-for-like: the GEMM routing that acmtl.predict applies
+        self.fast_gemm = fast_gemm  # like-for-like: the GEMM routing that acmtl.core.predict applies
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(source)
         self.model = transformers.AutoModelForTokenClassification.from_pretrained(
             source, num_labels=len(tags)).to(device).eval()
@@ -201,7 +202,7 @@ class ReferencePipeline:
         self.logits: Callable[..., torch.Tensor] | None = None  # an inference backend's, else the model's
 
     def on_backend(self, backend: str, threads: int) -> ReferencePipeline:
-        """The same tagger (same weights) with its logits from ``backend`` (:mod:`acmtl.backends`)."""
+        """The same tagger (same weights) with its logits from ``backend`` (:mod:`acmtl.serving.backends`)."""
         other = copy.copy(self)
         other.fast_gemm = False
         other.logits = onnx_backends.token_classifier_logits(self.model, backend, threads=threads)
@@ -303,7 +304,7 @@ def _count_flops(model: torch.nn.Module) -> Iterator[Callable[[], int]]:
             lstm_flops[0] += tokens * directions * 2 * 4 * module.hidden_size * (width + module.hidden_size)
             width = directions * module.hidden_size
 
-    def linear_pointwise(x_shape, w_shape, *_args, **_kwargs) -> int:  # oneDNN's linear (acmtl.predict.fast_linear)
+    def linear_pointwise(x_shape, w_shape, *_args, **_kwargs) -> int:  # oneDNN's linear (predict.fast_linear)
         return 2 * math.prod(x_shape) * w_shape[0]
 
     hooks = [m.register_forward_hook(count_lstm) for m in model.modules() if isinstance(m, torch.nn.LSTM)]
@@ -319,7 +320,7 @@ def _count_flops(model: torch.nn.Module) -> Iterator[Callable[[], int]]:
 def matmul_gflops(device: torch.device, dtype: torch.dtype, size: int, fast: bool = True, repeats: int = 3) -> float:
     """GFLOP/s of a ``size`` x ``size`` matrix product (best of ``repeats``): the practical limit for these models.
 
-    ``fast``: through the GEMM that acmtl's inference uses (:func:`acmtl.predict.fast_linear`), else torch's default.
+    ``fast``: through the GEMM that acmtl's inference uses (:func:`predict.fast_linear`), else torch's default.
     """
     a, b = (torch.randn(size, size, device=device).to(dtype) for _ in range(2))
     with torch.inference_mode(), fast_linear(device) if fast else nullcontext():

@@ -52,14 +52,14 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 from tqdm.std import tqdm
 
-from acmtl.checkpoint import build_model, load_pretrained, save_pretrained
+from acmtl.core.checkpoint import build_model, load_pretrained, save_pretrained
+from acmtl.core.encoders import CharTokenizer
+from acmtl.core.evaluate import Scores, score
+from acmtl.core.features import Encoded, encode_sentences, training_batches
+from acmtl.core.model import ACMTL, ModelConfig
+from acmtl.core.predict import MAX_LEN, tag_encoded
 from acmtl.data.conll import Sentence
 from acmtl.data.fetch import atomic_write_bytes
-from acmtl.encoders import CharTokenizer
-from acmtl.evaluate import Scores, score
-from acmtl.features import Encoded, encode_sentences, training_batches
-from acmtl.model import ACMTL, ModelConfig
-from acmtl.predict import MAX_LEN, tag_encoded
 
 log = logging.getLogger(__name__)
 
