@@ -310,3 +310,14 @@ def test_every_figure_is_drawn_by_the_package_from_results():
         code = "".join("".join(c["source"]) for c in json.loads(notebook.read_text())["cells"]
                        if c["cell_type"] == "code")
         assert "save_figure(" not in code and "figures.save(" in code, notebook.name
+
+
+def test_tuning_importances_of_trials_that_all_scored_the_same_say_so():
+    """fANOVA cannot attribute zero variance (a smoke study's two trials): the figure says so instead of failing."""
+    import pandas as pd
+
+    table = pd.DataFrame({"study": "s", "number": [0, 1], "state": ["COMPLETE", "COMPLETE"], "value": [0.0, 0.0],
+                          "params_dropout": [0.1, 0.2], "params_encoder_lr": [1e-4, 2e-4],
+                          "params_head_lr": [1e-3, 2e-3], "params_warmup": [0.0, 0.1], "intermediate": ["{}", "{}"]})
+    fig = figures.tuning_importances(table, "encoder_crf")
+    assert "no importance to attribute" in " ".join(t.get_text() for t in fig.axes[0].texts)

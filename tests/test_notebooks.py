@@ -298,8 +298,10 @@ def test_run_all_publishes_the_default_profile_only() -> None:
 
     script = (REPO / "run_all.sh").read_text()
     assert '[ "$profile" = default ] && publish=1' in script
-    (line,) = [line for line in script.splitlines() if "papermill " in line and not line.lstrip().startswith("#")]
-    assert line.strip().startswith(f"{PUBLISH_ENV}=$publish .venv/bin/papermill") and "-p publish" not in line
+    (line,) = [line for line in script.splitlines()
+               if "acmtl.companion.publish" in line and not line.lstrip().startswith("#")]
+    assert line.strip().startswith(f"{PUBLISH_ENV}=$publish .venv/bin/python -m acmtl.companion.publish")
+    assert "publish True" not in line  # no notebook parameter publishes
 
 
 def _git_in(folder: Path, *args: str) -> str:
@@ -426,3 +428,18 @@ def test_lab_starts_as_root_and_its_kernels_talk_over_ipc(tmp_path) -> None:
         os.killpg(lab.pid, signal.SIGTERM)
         lab.wait(timeout=60)
         shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_run_all_runs_a_notebook_without_the_tcp_warning(tmp_path) -> None:
+    """What ./run_all.sh runs for each notebook (python -m acmtl.companion.publish) starts its kernel on IPC sockets:
+    no "Kernel is running over TCP without encryption" (papermill's command line said it at every notebook)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ACMTL_OUTPUT_ROOT": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "acmtl.companion.publish", str(REPO / "notebooks" / "08_tuning.ipynb"),
+                           str(tmp_path / "08.ipynb"), "smoke", "python3"], capture_output=True, text=True, env=env,
+                          cwd=REPO / "notebooks", timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "over TCP" not in done.stdout + done.stderr and (tmp_path / "08.ipynb").is_file()

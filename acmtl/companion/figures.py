@@ -376,6 +376,15 @@ def tuning_importances(table: pd.DataFrame, arch: str) -> Figure:
 
     from acmtl.companion import tune
 
+    complete = int((table["state"] == "COMPLETE").sum())
+    if table.loc[table["state"] == "COMPLETE", "value"].nunique() < 2:  # fANOVA has no variance to explain
+        fig, axes = plots.new_figure(1, 1, width=6.0, height=1.2)
+        ax = axes[0][0]
+        ax.axis("off")
+        ax.set_title(f"{plots.label(arch)}: parameter importances ({complete} complete trials)")
+        ax.text(0.5, 0.4, "every complete trial scored the same: no importance to attribute", ha="center",
+                va="center", fontsize=9, transform=ax.transAxes)
+        return fig
     evaluator = optuna.importance.FanovaImportanceEvaluator(seed=tune.SEED)
     importances = optuna.importance.get_param_importances(tune.study_from_table(table, arch), evaluator=evaluator)
     names, values = list(importances)[::-1], list(importances.values())[::-1]  # the most important on top
@@ -384,7 +393,6 @@ def tuning_importances(table: pd.DataFrame, arch: str) -> Figure:
     bars = ax.barh(names, values, color=plots.color(arch))
     ax.bar_label(bars, fmt="%.2f", fontsize=8, padding=2)
     ax.set_xlim(0, 1.15 * max(values))  # room for the values
-    complete = int((table["state"] == "COMPLETE").sum())
     ax.set(xlabel="importance for corpus-dev F1 (fANOVA; the values sum to 1)",
            title=f"{plots.label(arch)}: parameter importances ({complete} complete trials)")
     fig.tight_layout()

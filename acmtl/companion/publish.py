@@ -140,6 +140,16 @@ def kernel_config():
     return Config({"KernelManager": {"transport": "ipc", "ip": str(runtime / f"acmtl-kernel-{os.getpid()}")}})
 
 
+def execute(notebook: str, output: str, profile: str, kernel: str = "acmtl") -> None:
+    """Run ``notebook`` into ``output`` with papermill under ``profile``, its kernel talking over IPC sockets
+    (:func:`kernel_config`): what ``./run_all.sh`` does for each notebook (papermill's command line cannot set the
+    transport, so every kernel start warned "running over TCP without encryption")."""
+    import papermill
+
+    papermill.execute_notebook(notebook, output, parameters={"profile": profile}, kernel_name=kernel,
+                               progress_bar=False, config=kernel_config())
+
+
 def _shown(path: Path) -> str:
     """``path`` relative to the output root (never a machine's absolute path in a notebook's output)."""
     try:
@@ -388,3 +398,7 @@ def time_note(notebook: str, results: Path | None = None) -> str:
         return f"{notebook}: no run recorded in results/ yet."
     t = times.loc[notebook]
     return f"The run that wrote results/ took {t['wall']} ({t['profile']} profile, {t['date']}, {t['machine']})."
+
+
+if __name__ == "__main__":  # ./run_all.sh: python -m acmtl.companion.publish NOTEBOOK OUTPUT PROFILE
+    execute(*sys.argv[1:4])
