@@ -123,7 +123,7 @@ if [ "$execute" = 1 ]; then
     name=$(basename "$nb")
     echo "run_all: $name (profile $profile)"
     start=$(date +%s)
-    ACMTL_PUBLISH=$publish .venv/bin/python -m acmtl.companion.publish "notebooks/$name" "$nb" "$profile"
+    ACMTL_PUBLISH=$publish .venv/bin/python -m acmtl.companion.publish "notebooks/$name" "$nb" "$profile" "$kernel"
     echo "run_all: $name done in $(( $(date +%s) - start )) s"
   done
   # the README's Table 2 summary is rendered from results/ (default profile only: it owns results/)

@@ -209,11 +209,13 @@ def test_extract_folder_replaces_the_folder_and_rejects_a_tampered_wheel(tmp_pat
 
 
 def test_notebooks_use_the_kernel_run_all_registers():
-    """run_all.sh registers the .venv's kernel by name, runs papermill and JupyterLab with it: notebooks say so too."""
+    """run_all.sh registers the .venv's kernel by name, runs the notebooks (papermill, through acmtl.companion.publish)
+    and JupyterLab with it: notebooks say so too."""
     script = (ROOT / "run_all.sh").read_text()
     kernel = re.search(r"^kernel=(\S+)$", script, flags=re.M).group(1)
     assert re.search(r"ipykernel install --sys-prefix --name \"\$kernel\"", script)
-    assert re.search(r"papermill .*-k \"\$kernel\"", script) and 'default_kernel_name="$kernel"' in script
+    assert re.search(r"acmtl\.companion\.publish .*\"\$kernel\"$", script, flags=re.M)
+    assert 'default_kernel_name="$kernel"' in script
     named = {nb.name: nbformat.read(nb, as_version=4).metadata.get("kernelspec", {}).get("name")
              for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
     assert named and all(name == kernel for name in named.values()), f"kernelspec should be {kernel!r}: {named}"

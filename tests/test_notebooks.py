@@ -379,9 +379,9 @@ def test_run_curves_mark_the_selected_epoch(tmp_path) -> None:
 
     from acmtl.companion import experiments as ex
 
-    (tmp_path / "curve.json").write_text(json.dumps([{"epoch": 1, "dev_f1": 0.1, "test_f1": 0.2},
-                                                     {"epoch": 2, "dev_f1": 0.3}]))
-    runs = pd.DataFrame([{"corpus": "msra", "arch": "acmtl", "size": 60, "seed": 0, "run_dir": str(tmp_path),
+    record = tmp_path / "record.json"  # a run's record holds its curve (acmtl.companion.records)
+    record.write_text(json.dumps({"curve": [{"epoch": 1, "dev_f1": 0.1, "test_f1": 0.2}, {"epoch": 2, "dev_f1": 0.3}]}))
+    runs = pd.DataFrame([{"corpus": "msra", "arch": "acmtl", "size": 60, "seed": 0, "record": str(record),
                           "best_epoch": 2}])
     curves = ex.run_curves(runs)
     assert curves["selected"].tolist() == [False, True] and pd.isna(curves["test_f1"].iloc[1])
