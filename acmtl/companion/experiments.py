@@ -214,15 +214,18 @@ def _ensure_records(specs: Sequence[RunSpec], run_dirs: Sequence[Path], results:
             # one missing run gets every core, not a worker's share; a Dask worker keeps its own threads
             threads = None if scheduler else max(1, (os.cpu_count() or 1) // slots)
             running = {}
-            for _ in range(slots):
+
+            def start_next() -> None:
                 if (item := next_run()) is not None:
                     running[pool.submit(_train_and_record, item[0], str(item[1].parent), threads)] = item[0]
+
+            for _ in range(slots):
+                start_next()
             while running:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     finished(running.pop(future), future.result())  # a worker's exception surfaces here
-                    if (item := next_run()) is not None:
-                        running[pool.submit(_train_and_record, item[0], str(item[1].parent), threads)] = item[0]
+                    start_next()
     return found
 
 
@@ -398,14 +401,15 @@ def train_grid(profile: str, corpus: str, archs: Iterable[str], sizes: Iterable[
     bar = tqdm(total=len(specs), desc=f"{corpus} runs", unit="run", disable=not live, file=sys.stdout,
                mininterval=0)
     run_dirs = _run_dirs(specs, root)
-    before = set((records_root(profile)).glob("*.json"))
+    records = {run_dir.name: records_root(profile) / f"{run_dir.name}.json" for run_dir in run_dirs}
+    recorded_before = {folder for folder, record in records.items() if record.is_file()}
     found = _ensure_records(specs, run_dirs, records_root(profile).parent,
                             training_workers() if workers is None else workers, bar, lines=progress and not live,
                             weights=weights)
     bar.close()
     return pd.DataFrame([{"corpus": corpus, "corpus_spec": spec_used, **record_row(found[run_dir.name]),
-                          "run_dir": str(run_dir), "record": str(records_root(profile) / f"{run_dir.name}.json"),
-                          "trained_now": records_root(profile) / f"{run_dir.name}.json" not in before}
+                          "run_dir": str(run_dir), "record": str(records[run_dir.name]),
+                          "trained_now": run_dir.name not in recorded_before}
                          for run_dir in run_dirs])
 
 
