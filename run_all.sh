@@ -89,7 +89,7 @@ if [ "$tests" = 1 ]; then
 fi
 
 # 3. notebooks, in order, with papermill. Runs without a record train in parallel worker processes
-# (acmtl.companion.experiments.train_plan; ACMTL_WORKERS, default acmtl.companion.experiments.default_workers).
+# (acmtl.companion.plan.train_plan; ACMTL_WORKERS, default acmtl.companion.experiments.default_workers).
 plan=0
 if [ ${#notebooks[@]} -eq 0 ]; then
   shopt -s nullglob
@@ -106,7 +106,7 @@ executed=()
 for nb in "${notebooks[@]}"; do executed+=("$out/$(basename "$nb")"); done
 if [ "$execute" = 1 ]; then
   mkdir -p "$out"
-  # every run the notebooks need, trained first in one pool (acmtl.companion.experiments.planned_runs): no core idles at
+  # every run the notebooks need, trained first in one pool (acmtl.companion.plan.planned_runs): no core idles at
   # the end of a notebook's grid, and the notebooks, the benchmark among them, then run on a quiet machine
   if [ "$plan" = 1 ] && [ ${#notebooks[@]} -gt 1 ]; then
     echo "run_all: training the runs the notebooks need that have no record (profile $profile)"

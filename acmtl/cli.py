@@ -283,8 +283,9 @@ def cmd_train(args) -> int:
 
 
 def _runs_plan(args) -> int:
-    from acmtl.companion.experiments import plan_table, planned_runs, records_root, train_plan
-    from acmtl.companion.publish import runs_root
+    from acmtl.companion.experiments import records_root
+    from acmtl.companion.plan import plan_table, planned_runs, train_plan
+    from acmtl.companion.publish import duration, runs_root
 
     if args.corpus is not None or args.model is not None or args.size is not None or args.root is not None:
         raise SystemExit("acmtl runs: --plan lists the profile's whole plan in its own run cache; "
@@ -298,15 +299,18 @@ def _runs_plan(args) -> int:
     if args.json:
         _print_json(table.to_dict("records"))
     else:
-        print(table.replace({column: {True: "yes", False: "no"} for column in ("recorded", "cached")})
-              .to_string(index=False))
+        shown = table.drop(columns="trained_on").round({"seconds": 0})
+        print(shown.replace({column: {True: "yes", False: "no"} for column in ("recorded", "cached")})
+              .to_string(index=False, na_rep=""))
+        for machine, runs in table[table["recorded"]].groupby("trained_on"):
+            print(f"recorded on {machine}: {len(runs)} runs, {duration(runs['seconds'].sum())} of worker time")
         print(f"{int(table['recorded'].sum())} of {len(table)} planned runs recorded in {records_root(args.plan)}; "
               f"{int(table['cached'].sum())} in the run cache {runs_root(args.plan)}")
     return 0
 
 
 def _runs_verify(args) -> int:
-    from acmtl.companion.experiments import VERIFY_TOLERANCE, verify_records
+    from acmtl.companion.plan import VERIFY_TOLERANCE, verify_records
 
     table = verify_records(args.plan, args.verify)
     if args.json:

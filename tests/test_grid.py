@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from acmtl.companion import experiments as ex
+from acmtl.companion import plan as plans
 from acmtl.companion import publish
 
 
@@ -76,7 +77,7 @@ def test_only_figure8s_runs_score_their_test_split_each_epoch() -> None:
     assert not any(ex.run_spec("default", "msra", "acmtl", s, k).train.test_curve
                    for s, k in ((size, seed + 1), (200, seed), (3000, seed)))
     assert not ex.run_spec("default", "msra", "bert_mhsa_cnn", size, seed).train.test_curve  # Table 3: not plotted
-    plan = ex.planned_runs("default")
+    plan = plans.planned_runs("default")
     assert sum(spec.train.test_curve for spec in plan.values()) == 2 * len(ex.TABLE2_ARCHS)  # MSRA and Resume
 
 
@@ -86,7 +87,7 @@ def test_early_stopping_is_protocol_the_same_for_every_run(profile) -> None:
     tuned knob: no search space holds them."""
     from acmtl.companion.tune import search_space
 
-    specs = [*ex.planned_runs(profile).values(),
+    specs = [*plans.planned_runs(profile).values(),
              *(ex.run_spec(profile, "msra", arch, size, seed)
                for arch in ex.TABLE2_ARCHS for size in (200, 1000, 3000) for seed in (0, 1))]
     assert len({(spec.train.patience, spec.train.epochs) for spec in specs}) == 1

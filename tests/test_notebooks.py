@@ -88,10 +88,11 @@ def test_notebook_runs_in_smoke_profile(notebook: Path, output_root: Path, monke
 
 
 def test_run_all_plan_holds_exactly_the_runs_the_notebooks_train(output_root: Path, monkeypatch) -> None:
-    """``./run_all.sh`` trains :func:`experiments.planned_runs` in one pool before the notebooks: each run a
+    """``./run_all.sh`` trains :func:`plan.planned_runs` in one pool before the notebooks: each run a
     notebook trains outside it trains alone (a core idle), each planned run no notebook uses is wasted. Notebook
     08's tuning trials are left to their notebook."""
     from acmtl.companion import experiments as ex
+    from acmtl.companion import plan as plans
     from acmtl.companion import tune
     from acmtl.companion.config import get_profile
     monkeypatch.setenv("ACMTL_OUTPUT_ROOT", str(output_root))
@@ -103,7 +104,7 @@ def test_run_all_plan_holds_exactly_the_runs_the_notebooks_train(output_root: Pa
     corpus = ex.corpus_spec("smoke", "msra")
     trials = [tune.load_trials("smoke", corpus, prof.tune_size, arch) for arch in prof.tune_archs]
     tuning = {run for table in trials if table is not None for run in table["run_id"].dropna()}
-    planned = set(ex.planned_runs("smoke"))
+    planned = set(plans.planned_runs("smoke"))
     assert set(trained) - planned - tuning == set(), "notebooks trained runs the plan lacks"
     assert planned - set(trained) == set(), "planned runs no notebook trained"
 
@@ -345,7 +346,7 @@ def test_a_grid_in_a_notebook_prints_a_line_per_run_trained_not_a_bar(monkeypatc
     monkeypatch.setattr(ex, "record_of", lambda spec, run_dir: {"folder": run_dir.name})
     specs = [ex.run_spec("smoke", "msra", "acmtl", 200, seed) for seed in (0, 1)]
     bar = ex.tqdm(total=2, disable=True)
-    ex._ensure_records(specs, [Path("cached"), Path("missing")], tmp_path, 1, bar, lines=True)
+    ex.ensure_records(specs, [Path("cached"), Path("missing")], tmp_path, 1, bar, lines=True)
     assert trained == specs[1:] and capsys.readouterr().out == "trained acmtl size=200 seed=1\n"
 
 

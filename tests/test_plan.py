@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from acmtl.companion import experiments as ex
+from acmtl.companion import plan as plans
+from acmtl.companion.config import get_profile
 from acmtl.companion.runs import RunSpec
 from acmtl.core.train import TrainConfig
 
@@ -20,10 +24,6 @@ from acmtl.core.train import TrainConfig
 def _specs(corpus_dir: Path, encoder_dir: Path, n: int = 3) -> list[RunSpec]:
     return [RunSpec(corpus=f"tiny={corpus_dir}", arch="encoder_crf", size=None, encoder=str(encoder_dir),
                     train=TrainConfig(epochs=1, patience=1, seed=seed)) for seed in range(n)]
-
-
-def _run_dirs(specs: list[RunSpec], cache: Path) -> list[Path]:
-    return ex._run_dirs(specs, cache)
 
 
 def _records(results: Path) -> set[str]:
@@ -36,6 +36,7 @@ def _machine(specs_code: str, cache: Path, results: Path, log: Path) -> subproce
     code = f"""
 import acmtl.companion.runs as runs
 from acmtl.companion import experiments as ex
+from acmtl.companion.config import get_profile
 from acmtl.companion.runs import RunSpec
 from acmtl.core.train import TrainConfig
 from pathlib import Path
@@ -47,8 +48,8 @@ def logged(model_cfg, train_cfg, data, out_dir, **kwargs):
     return real(model_cfg, train_cfg, data, out_dir, **kwargs)
 runs.train = logged
 specs = {specs_code}
-dirs = ex._run_dirs(specs, Path({str(cache)!r}))
-ex._ensure_records(specs, dirs, Path({str(results)!r}), 1, ex.tqdm(disable=True))
+dirs = ex.run_dirs_of(specs, Path({str(cache)!r}))
+ex.ensure_records(specs, dirs, Path({str(results)!r}), 1, ex.tqdm(disable=True))
 """
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
     return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
@@ -63,14 +64,14 @@ def _specs_code(corpus_dir: Path, encoder_dir: Path, n: int = 3) -> str:
 def test_a_budget_of_zero_starts_no_run_and_a_cached_run_needs_only_its_record(tmp_path, tiny_corpus_dir,
                                                                                 tiny_encoder_dir):
     specs = _specs(tiny_corpus_dir, tiny_encoder_dir, 2)
-    dirs = _run_dirs(specs, tmp_path / "cache")
-    assert ex._ensure_records(specs, dirs, tmp_path, 1, ex.tqdm(disable=True), hours=0) == {}
+    dirs = ex.run_dirs_of(specs, tmp_path / "cache")
+    assert ex.ensure_records(specs, dirs, tmp_path, 1, ex.tqdm(disable=True), hours=0) == {}
     assert not any(d.exists() for d in dirs) and _records(tmp_path) == set()
-    found = ex._ensure_records(specs[:1], dirs[:1], tmp_path, 1, ex.tqdm(disable=True))
+    found = ex.ensure_records(specs[:1], dirs[:1], tmp_path, 1, ex.tqdm(disable=True))
     assert set(found) == _records(tmp_path) == {dirs[0].name}
     (tmp_path / "runs" / f"{dirs[0].name}.json").unlink()  # the record lost, the run still cached
     stamp = (dirs[0] / "metrics.json").stat().st_mtime_ns
-    again = ex._ensure_records(specs[:1], dirs[:1], tmp_path, 1, ex.tqdm(disable=True))
+    again = ex.ensure_records(specs[:1], dirs[:1], tmp_path, 1, ex.tqdm(disable=True))
     assert again[dirs[0].name]["scores"] == found[dirs[0].name]["scores"]
     assert (dirs[0] / "metrics.json").stat().st_mtime_ns == stamp  # rewritten from the cache, not retrained
 
@@ -92,7 +93,7 @@ def test_a_plan_killed_between_runs_is_finished_by_another_machine(tmp_path, tin
     b = _machine(code, tmp_path / "cache-b", tmp_path, log)
     out, _ = b.communicate(timeout=600)
     assert b.returncode == 0, out[-3000:]
-    folders = {d.name for d in _run_dirs(specs, tmp_path / "cache-b")}
+    folders = {d.name for d in ex.run_dirs_of(specs, tmp_path / "cache-b")}
     assert _records(tmp_path) == folders
     assert not any((tmp_path / "cache-b" / f).exists() for f in first)  # B never retrained what A recorded
     trained_by_b = log.read_text().split()[-(len(folders) - len(first)):]
@@ -108,7 +109,7 @@ def test_two_machines_sharing_a_run_cache_train_each_run_once(tmp_path, tiny_cor
         out, _ = m.communicate(timeout=600)
         assert m.returncode == 0, out[-3000:]
     trained = log.read_text().split()
-    assert sorted(trained) == sorted({d.name for d in _run_dirs(specs, tmp_path / "cache")})  # once each
+    assert sorted(trained) == sorted({d.name for d in ex.run_dirs_of(specs, tmp_path / "cache")})  # once each
     assert _records(tmp_path) == set(trained)
 
 
@@ -116,10 +117,10 @@ def test_a_dask_cluster_trains_the_plan(tmp_path, tiny_corpus_dir, tiny_encoder_
     """``--scheduler``: each run a task on a (here local) Dask cluster of two workers; the records come back."""
     distributed = pytest.importorskip("distributed")
     specs = _specs(tiny_corpus_dir, tiny_encoder_dir, 2)
-    dirs = _run_dirs(specs, tmp_path / "cache")
+    dirs = ex.run_dirs_of(specs, tmp_path / "cache")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   worker_dashboard_address=None) as cluster:
-        found = ex._ensure_records(specs, dirs, tmp_path, 1, ex.tqdm(disable=True),
+        found = ex.ensure_records(specs, dirs, tmp_path, 1, ex.tqdm(disable=True),
                                    scheduler=cluster.scheduler_address)
     assert set(found) == _records(tmp_path) == {d.name for d in dirs}
     record = json.loads((tmp_path / "runs" / f"{dirs[0].name}.json").read_text())
@@ -131,13 +132,13 @@ def test_an_analysis_that_needs_weights_trains_a_recorded_run_missing_here(tmp_p
     """Records from another machine make the tables; an analysis (weights=True) retrains only what it needs,
     keeping the committed record as it is."""
     specs = _specs(tiny_corpus_dir, tiny_encoder_dir, 1)
-    elsewhere, here = _run_dirs(specs, tmp_path / "elsewhere"), _run_dirs(specs, tmp_path / "here")
-    ex._ensure_records(specs, elsewhere, tmp_path, 1, ex.tqdm(disable=True))
+    elsewhere, here = ex.run_dirs_of(specs, tmp_path / "elsewhere"), ex.run_dirs_of(specs, tmp_path / "here")
+    ex.ensure_records(specs, elsewhere, tmp_path, 1, ex.tqdm(disable=True))
     record = tmp_path / "runs" / f"{here[0].name}.json"
     committed = record.read_bytes()
-    ex._ensure_records(specs, here, tmp_path, 1, ex.tqdm(disable=True))
+    ex.ensure_records(specs, here, tmp_path, 1, ex.tqdm(disable=True))
     assert not here[0].exists()  # the record suffices
-    ex._ensure_records(specs, here, tmp_path, 1, ex.tqdm(disable=True), weights=True)
+    ex.ensure_records(specs, here, tmp_path, 1, ex.tqdm(disable=True), weights=True)
     assert (here[0] / "model").is_dir() and record.read_bytes() == committed
 
 
@@ -146,17 +147,75 @@ def test_verify_retrains_recorded_runs_and_matches_them_on_the_same_setting(tmp_
     """``runs --verify``: a recorded run trained again from scratch gives identical scores on the same machine,
     precision and thread count."""
     specs = _specs(tiny_corpus_dir, tiny_encoder_dir, 2)
-    dirs = _run_dirs(specs, tmp_path / "cache")
+    dirs = ex.run_dirs_of(specs, tmp_path / "cache")
     plan = {d.name: spec for d, spec in zip(dirs, specs)}
-    monkeypatch.setattr(ex, "planned_runs", lambda profile: plan)
+    monkeypatch.setattr(plans, "planned_runs", lambda profile: plan)
     monkeypatch.setattr(ex, "records_root", lambda profile: tmp_path / "runs")
-    ex._ensure_records(specs, dirs, tmp_path, 1, ex.tqdm(disable=True))
+    ex.ensure_records(specs, dirs, tmp_path, 1, ex.tqdm(disable=True))
     import acmtl.companion.runs
 
     trained, real = [], acmtl.companion.runs.train
     monkeypatch.setattr(acmtl.companion.runs, "train",
                         lambda *args, **kwargs: trained.append(1) or real(*args, **kwargs))
-    table = ex.verify_records("smoke", 1, seed=3)
+    table = plans.verify_records("smoke", 1, seed=3)
     assert trained == [1]  # trained again, not found in the run cache
     assert table["folder"].nunique() == 1 and set(table["split"]) == {"dev", "test", "full_test"}
     assert table["same_setting"].all() and table["identical"].all(), table
+
+
+@pytest.fixture(scope="module")
+def default_plan() -> tuple[dict, dict]:
+    """The default profile's plan and its diagnosis (run folders from the data: no training)."""
+    return plans.planned_runs("default"), plans.diagnosis_plan("default")
+
+
+def test_the_plan_trains_the_diagnosis_first(default_plan) -> None:
+    plan, diagnosis = default_plan
+    assert len(diagnosis) == sum(len(seeds) for seeds in get_profile("default").diagnosis.values())
+    assert list(plan)[:len(diagnosis)] == list(diagnosis)
+
+
+@pytest.mark.parametrize("rule", ["keeps", "picks another", "not yet"])
+def test_runs_that_take_the_wiring_wait_for_the_rule(default_plan, tmp_path, monkeypatch, capsys, rule) -> None:
+    """The diagnosis chooses the wiring the other AC-MTL runs take: those start only once every run of it is
+    recorded and the rule keeps the profile's wiring; the rest of the plan never waits."""
+    import acmtl.companion.diagnosis
+
+    plan, diagnosis = default_plan
+    prof = get_profile("default")
+    waiting = {f for f, spec in plan.items() if f not in diagnosis and prof.takes_wiring(spec.arch)}
+    assert {plan[f].arch for f in waiting} == {"acmtl", "bert_cnn", "bert_mhsa", "bert_mhsa_cnn"}
+    stages = []
+    monkeypatch.setattr(ex, "ensure_records", lambda specs, dirs, *a, **k: stages.append([d.name for d in dirs])
+                        or {d.name: {} for d in dirs})
+    monkeypatch.setattr(ex, "records_root", lambda profile: tmp_path / "runs")
+    (tmp_path / "runs").mkdir()
+    for folder in list(diagnosis)[: len(diagnosis) - (rule == "not yet")]:
+        (tmp_path / "runs" / f"{folder}.json").write_text("{}")
+    chosen = {"variant": prof.wiring if rule == "keeps" else "identity_start", "dev_seeds": 3, "dev_diff": 0.02,
+              "dev_ci_low": 0.01, "dev_ci_high": 0.03}
+    monkeypatch.setattr(acmtl.companion.diagnosis, "recorded_rule", lambda profile: (chosen, prof.wiring))
+    found = plans.train_plan("default", plan, progress=False)
+    assert stages[0] == [f for f in plan if f not in waiting]  # the diagnosis first, then everything else
+    if rule == "keeps":
+        assert len(stages) == 2 and set(stages[1]) == waiting and set(found) == set(plan)
+    else:
+        assert len(stages) == 1 and not waiting & set(found)
+    assert ("Set wiring='identity_start'" in capsys.readouterr().err) == (rule == "picks another")
+
+
+def test_the_plan_table_says_what_each_record_cost_and_where_it_ran(tmp_path, monkeypatch, tiny_corpus_dir,
+                                                                    tiny_encoder_dir):
+    """``runs --plan P`` lists, from each record, the worker seconds its run took and the machine that trained it:
+    what a regeneration spread over machines reports."""
+    specs = _specs(tiny_corpus_dir, tiny_encoder_dir, 2)
+    dirs = ex.run_dirs_of(specs, tmp_path / "cache")
+    monkeypatch.setattr(ex, "records_root", lambda profile: tmp_path / "runs")
+    found = ex.ensure_records(specs[:1], dirs[:1], tmp_path, 1, ex.tqdm(disable=True))
+    table = plans.plan_table("smoke", {d.name: spec for d, spec in zip(dirs, specs)}).set_index("folder")
+    times = found[dirs[0].name]["times"]
+    assert table["recorded"].tolist() == [True, False]
+    assert table.loc[dirs[0].name, "seconds"] == pytest.approx(times["train_seconds"] + times["score_seconds"])
+    assert pd.isna(table.loc[dirs[1].name, "seconds"]) and table.loc[dirs[1].name, "trained_on"] == ""
+    machine = table.loc[dirs[0].name, "trained_on"]
+    assert re.fullmatch(r".+, \d+ cores \(CPU only\), \d+ torch threads?, (fp32|bf16)", machine), machine

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -294,3 +296,42 @@ def test_the_records_line_counts_records_and_tables_at_this_code(tmp_path, monke
     line = records_line(tmp_path)
     assert line.startswith("Run records: 2 of 3 in `results/runs/` at this code (run-defining code aaaaaaaaaaaa)")
     assert "1 of 3 tables computed from run records use only records of this code" in line
+
+
+# Measured numbers in prose: a speed ratio (1.7x), a duration (3 h 24 min, 32 min, 40 s), an F1 or a difference
+# with two decimals (73.25, 0.02). Versions ("Python 3.11"), code spans and quoted claims are not measurements.
+MEASUREMENT = re.compile(r"\b\d+(?:\.\d+)?x\b|\b\d+ h(?: \d+ min)?\b|\b\d+(?:\.\d+)? (?:min|s)\b"
+                         r"|(?<!Python )(?<![\w.])\d{1,3}\.\d{2}(?![\w.])")
+
+
+def measured_numbers_in_prose(text: str) -> list[str]:
+    """The measurement-shaped numbers of a README outside the blocks `acmtl report` writes, code and quotes."""
+    text = re.sub(r"<!-- ([\w-]+):begin.*?<!-- \1:end -->", "", text, flags=re.S)
+    text = re.sub(r"```.*?```|`[^`\n]*`|“[^”]*”|\"[^\"\n]*\"", "", text, flags=re.S)
+    return [f"{line.strip()[:90]!r}: {m.group()}" for line in text.splitlines() for m in MEASUREMENT.finditer(line)]
+
+
+def test_every_measured_number_in_the_readme_is_written_from_results():
+    """A number measured by a run belongs in a block `acmtl report` computes from results/, never typed in prose,
+    where it would outlive the run that measured it."""
+    assert measured_numbers_in_prose("in bf16 1.7x faster; 73.25 in bf16; took 3 h 24 min, then 32 min") == [
+        "'in bf16 1.7x faster; 73.25 in bf16; took 3 h 24 min, then 32 min': " + n
+        for n in ("1.7x", "73.25", "3 h 24 min", "32 min")]
+    assert measured_numbers_in_prose("Python 3.11, `torch==2.13.0`, “by 2.05 points”") == []
+    assert measured_numbers_in_prose((ROOT / "README.md").read_text(encoding="utf-8")) == []
+
+
+def test_the_speed_finding_computes_the_bf16_ratio_from_the_benchmark(tmp_path):
+    """Notebook 02's speed finding states bf16 against fp32 from the benchmark's own numbers, and only where the
+    benchmark measured bf16."""
+    from acmtl.companion.findings import figure6
+
+    shutil.copytree(ROOT / "results", tmp_path, dirs_exist_ok=True)
+    record = json.loads((tmp_path / "figure6_speed_params.provenance.json").read_text())
+    speed = record["extra"]["bench"]["models"]["acmtl"]["tokens_per_s"]
+    speed["bf16"] = 3 * speed["fp32"]  # planted: the finding must follow
+    (tmp_path / "figure6_speed_params.provenance.json").write_text(json.dumps(record))
+    assert "AC-MTL tags 3.00x as many characters per second as in fp32" in "\n".join(figure6(tmp_path))
+    del speed["bf16"]
+    (tmp_path / "figure6_speed_params.provenance.json").write_text(json.dumps(record))
+    assert "bf16" not in "\n".join(figure6(tmp_path))

@@ -57,13 +57,20 @@ class Profile:
     def train_config(self, seed: int, **overrides) -> TrainConfig:
         return replace(self.train, seed=seed, **overrides)
 
+    def _tuned_source(self, arch: str) -> str:
+        return arch if arch in self.tuned else TUNED_FROM.get(arch, "")
+
+    def takes_wiring(self, arch: str) -> bool:
+        """Whether ``arch`` is trained with the profile's wiring: AC-MTL's tuned settings go into it and it has a
+        block to wire (attention or CNN)."""
+        switches = ARCHITECTURES.get(arch, {})  # an unknown name fails where the model is built, with the list
+        return (bool(self.wiring) and self._tuned_source(arch) == "acmtl"
+                and bool(switches.get("use_attention") or switches.get("use_cnn")))
+
     def tuned_settings(self, arch: str) -> tuple[dict, dict]:
         """(TrainConfig overrides, ModelConfig overrides) that tuning chose for ``arch``; empty when untuned."""
-        source = arch if arch in self.tuned else TUNED_FROM.get(arch, "")
-        settings = self.tuned.get(source, {})
-        # the wiring wherever AC-MTL's settings go into a model with a block to wire (attention or CNN)
-        switches = ARCHITECTURES.get(arch, {})  # an unknown name fails where the model is built, with the list
-        if source == "acmtl" and self.wiring and (switches.get("use_attention") or switches.get("use_cnn")):
+        settings = self.tuned.get(self._tuned_source(arch), {})
+        if self.takes_wiring(arch):
             settings = {**settings, **VARIANTS[self.wiring].overrides}
         train_keys = {f.name for f in fields(TrainConfig)}
         return ({k: v for k, v in settings.items() if k in train_keys},

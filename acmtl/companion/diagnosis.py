@@ -44,6 +44,19 @@ def chosen_wiring(verdicts: pd.DataFrame, current: str) -> pd.Series:
     return wirings.loc[rule.loc[beats, "dev_diff"].idxmax()]
 
 
+def recorded_rule(profile: str) -> tuple[pd.Series, str]:
+    """(:func:`chosen_wiring`'s row, the wiring it was asked about) on ``profile``'s diagnosis as recorded: the
+    profile's current wiring against every contender, from the runs' records. Every run of the diagnosis must be
+    recorded (:func:`acmtl.companion.plan.train_plan` asks only then): a missing one would be trained."""
+    from acmtl.companion.config import get_profile
+
+    prof = get_profile(profile)
+    current = prof.wiring or DATACLASS_WIRING
+    runs = diagnosis_runs(profile, prof.diagnosis, size=prof.ablation_size, progress=False)
+    table = pd.DataFrame({"variant": runs["variant"].unique()})
+    return chosen_wiring(table.merge(wiring_comparisons(runs, current), on="variant", how="left"), current), current
+
+
 def diagnosis_runs(profile: str, grid: dict[str, tuple[int, ...]], *, size: int = 1000, corpus: str = "msra",
                    progress: bool = True) -> pd.DataFrame:
     """Train (or reuse) every variant with its seeds (``grid``: variant -> seeds); one row of scores per run,

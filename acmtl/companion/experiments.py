@@ -1,6 +1,6 @@
-"""What the experiments train: each run's spec under a profile, the plan of every run the notebooks need, and
-the grid a notebook asks for, from the run records (:mod:`acmtl.companion.records`) or trained where missing by
-a pool of worker processes or a Dask cluster.
+"""What the experiments train: each run's spec under a profile, and the grid a notebook asks for, from the run
+records (:mod:`acmtl.companion.records`) or trained where missing by a pool of worker processes or a Dask
+cluster. The plan of every run the notebooks need is :mod:`acmtl.companion.plan`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, wait
 from contextlib import contextmanager
 from dataclasses import fields
@@ -85,7 +85,7 @@ GIB_PER_WORKER = 4  # a training worker peaked near 3 GiB (MSRA-3000, m3e-small)
 def default_workers(cores: int | None = None, memory_gib: float | None = None) -> int:
     """One 1-thread worker per core, as many as memory allows (:data:`GIB_PER_WORKER` each): on 2 cores two
     1-thread workers train 1.27x the characters per second of one 2-thread process (measured); each worker
-    holds its own model. Threads per worker are then cores // workers (:func:`_ensure_records`)."""
+    holds its own model. Threads per worker are then cores // workers (:func:`ensure_records`)."""
     cores = cores or os.cpu_count() or 1
     if memory_gib is None:
         memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30 if hasattr(os, "sysconf") else 8
@@ -117,7 +117,7 @@ def record_of(spec: RunSpec, run_dir: Path) -> dict:
                         where={**device_info(), "commit": git["commit"], "dirty": git["dirty"]})
 
 
-def _train_and_record(spec: RunSpec, root: str, threads: int | None) -> dict:
+def train_and_record(spec: RunSpec, root: str, threads: int | None) -> dict:
     """A worker's task: train (or resume, or find) the run of ``spec`` under ``root``; its record, which the
     process that plans writes (a Dask worker may share no disk with it)."""
     import torch
@@ -135,7 +135,7 @@ def _label(spec: RunSpec) -> str:
     return f"{spec.arch} size={spec.size} seed={spec.train.seed}"
 
 
-def _run_dirs(specs: Iterable[RunSpec], root: Path) -> list[Path]:
+def run_dirs_of(specs: Iterable[RunSpec], root: Path) -> list[Path]:
     """Each spec's folder in the run cache under ``root`` (preparing a spec loads and hashes its data)."""
     from acmtl.companion.runs import prepare, run_id
 
@@ -168,7 +168,7 @@ def _executor(workers: int, scheduler: str | None) -> Iterator[tuple[Executor, i
         yield pool, workers
 
 
-def _ensure_records(specs: Sequence[RunSpec], run_dirs: Sequence[Path], results: Path, workers: int, bar: tqdm, *,
+def ensure_records(specs: Sequence[RunSpec], run_dirs: Sequence[Path], results: Path, workers: int, bar: tqdm, *,
                     lines: bool = False, hours: float | None = None, retrain: bool = False, weights: bool = False,
                     scheduler: str | None = None) -> dict[str, dict]:
     """Every spec's record (:mod:`acmtl.companion.records`) by run folder (``run_dirs``, in the same order): read from
@@ -208,7 +208,7 @@ def _ensure_records(specs: Sequence[RunSpec], run_dirs: Sequence[Path], results:
     if todo and workers <= 1 and not scheduler:
         while (item := next_run()) is not None:
             bar.set_postfix_str(_label(item[0]))
-            finished(item[0], _train_and_record(item[0], str(item[1].parent), None))
+            finished(item[0], train_and_record(item[0], str(item[1].parent), None))
     elif todo:
         with _executor(min(workers, len(todo)), scheduler) as (pool, slots):
             # one missing run gets every core, not a worker's share; a Dask worker keeps its own threads
@@ -217,7 +217,7 @@ def _ensure_records(specs: Sequence[RunSpec], run_dirs: Sequence[Path], results:
 
             def start_next() -> None:
                 if (item := next_run()) is not None:
-                    running[pool.submit(_train_and_record, item[0], str(item[1].parent), threads)] = item[0]
+                    running[pool.submit(train_and_record, item[0], str(item[1].parent), threads)] = item[0]
 
             for _ in range(slots):
                 start_next()
@@ -256,32 +256,6 @@ def legal_size(profile: str) -> int | None:
     return get_profile(profile).sizes[0] if profile == "smoke" else None
 
 
-def planned_runs(profile: str) -> dict[str, RunSpec]:
-    """Every run the notebooks of ``profile`` train, by folder in the run cache, longest first: Table 2's grid,
-    Table 3's ablation and diagnosis, notebook 06's legal model (seed 0, its notebook's default; Figures 6-8 and 10
-    reuse these runs; notebook 08's tuning trials are its own). Trained by :func:`train_plan` in one pool of
-    workers, they leave no core idle at the end of each notebook's grid, and the notebooks then run on a quiet
-    machine (the benchmark needs one)."""
-    from acmtl.companion.wirings import variant_grid
-
-    prof = get_profile(profile)
-    wanted = [(corpus, arch, size, seed, None)
-              for corpus, grid in prof.table2.items() for size, seeds in grid.items()
-              for arch in TABLE2_ARCHS for seed in seeds]
-    if prof.ablation_size is not None:
-        wanted += [("msra", arch, prof.ablation_size, seed, None)
-                   for arch in prof.ablation_archs for seed in prof.ablation_seeds]
-        wanted += [("msra", variant.arch, prof.ablation_size, seed, variant.overrides)
-                   for _, variant, seeds in variant_grid(prof.diagnosis) for seed in seeds]
-    wanted.append(("legal", "acmtl", legal_size(profile), 0, None))
-    specs = [run_spec(profile, corpus_spec(profile, short_text_corpus() if corpus == "short" else corpus),
-                      arch, size, seed, model_overrides=overrides) for corpus, arch, size, seed, overrides in wanted]
-    plan = {}
-    for spec, run_dir in zip(specs, _run_dirs(specs, runs_root(profile))):
-        plan.setdefault(run_dir.name, spec)  # a run two tables share (same folder) is trained once
-    return dict(sorted(plan.items(), key=lambda item: -(item[1].size or 0)))
-
-
 def usual_model(profile: str, arch: str) -> dict:
     """Every :class:`model.ModelConfig` field of ``arch`` as Table 2 trains it: the defaults, then tuning's."""
     from acmtl.core.model import ModelConfig
@@ -294,74 +268,6 @@ def records_root(profile: str) -> Path:
     from acmtl.companion.records import records_dir
 
     return records_dir(output_dirs(profile)[0])
-
-
-def plan_table(profile: str, plan: Mapping[str, RunSpec] | None = None) -> pd.DataFrame:
-    """One row per planned run (``plan``, default :func:`planned_runs`): its folder in the run cache, corpus, size,
-    model, seed, how its model differs from the architecture's usual one (a diagnosis variant), whether its record
-    is in ``results/runs/`` (then it is done, at this code: the folder is the key) and whether the run cache has
-    it finished (then its weights are here)."""
-    from acmtl.companion.runs import is_complete
-
-    root = runs_root(profile)
-    rows = []
-    for folder, spec in (planned_runs(profile) if plan is None else plan).items():
-        usual = usual_model(profile, spec.arch)
-        rows.append({"folder": folder, "corpus": spec.corpus.split("=")[0], "size": spec.size, "model": spec.arch,
-                     "seed": spec.train.seed,
-                     "variant": ",".join(f"{k}={v}" for k, v in spec.model_overrides.items() if usual.get(k) != v),
-                     "recorded": (records_root(profile) / f"{folder}.json").is_file(),
-                     "cached": is_complete(root / folder)})
-    return pd.DataFrame(rows).astype({"size": "Int64"})  # integers, blank for a corpus' own splits
-
-
-def train_plan(profile: str, plan: Mapping[str, RunSpec] | None = None, *, workers: int | None = None,
-               progress: bool = True, hours: float | None = None, retrain: bool = False,
-               scheduler: str | None = None) -> dict[str, dict]:
-    """Record every planned run (``plan``, default :func:`planned_runs`) of ``profile``: training those with no
-    record in ``results/runs/`` and none in the run cache, ``workers`` at a time (default
-    :func:`training_workers`) or on the Dask cluster at ``scheduler``, starting none after ``hours``; the records
-    by folder (fewer than planned when the budget ran out)."""
-    import transformers
-
-    transformers.utils.logging.disable_progress_bar()
-    plan = planned_runs(profile) if plan is None else plan
-    run_dirs = [runs_root(profile) / folder for folder in plan]
-    bar = tqdm(total=len(plan), desc=f"{profile} runs", unit="run", disable=not progress, mininterval=0)
-    found = _ensure_records(list(plan.values()), run_dirs, records_root(profile).parent,
-                            training_workers() if workers is None else workers, bar, hours=hours, retrain=retrain,
-                            scheduler=scheduler)
-    bar.close()
-    return found
-
-
-VERIFY_TOLERANCE = 2.0  # F1 points: runs on another device, precision or thread count differ by float order
-
-
-def verify_records(profile: str, n: int, *, seed: int = 0) -> pd.DataFrame:
-    """Retrain ``n`` randomly chosen recorded runs of ``profile``'s plan from scratch (a temporary run cache, the
-    thread count of the record) and put each score beside its record: identical where device, CPU, precision and
-    threads match (``same_setting``), else expected within :data:`VERIFY_TOLERANCE` F1 points."""
-    import random
-    import tempfile
-
-    from acmtl.companion.records import read_records
-
-    plan = planned_runs(profile)
-    recorded = read_records(records_root(profile).parent, plan)
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="acmtl-verify-") as cache:
-        for folder in random.Random(seed).sample(sorted(recorded), min(n, len(recorded))):
-            old = recorded[folder]
-            new = _train_and_record(plan[folder], cache, old["where"].get("threads"))
-            same = all(old["where"].get(k) == new["where"].get(k) for k in ("device", "cpu", "precision", "threads"))
-            for split, scores in old["scores"].items():
-                now = new["scores"][split]["f1"]
-                rows.append({"folder": folder, "model": old["spec"]["arch"], "size": old["spec"]["size"],
-                             "seed": old["spec"]["seed"], "split": split, "recorded_f1": scores["f1"], "now_f1": now,
-                             "same_setting": same, "identical": now == scores["f1"],
-                             "within_tolerance": abs(now - scores["f1"]) * 100 <= VERIFY_TOLERANCE})
-    return pd.DataFrame(rows)
 
 
 def record_row(record: dict) -> dict:
@@ -378,7 +284,7 @@ def train_grid(profile: str, corpus: str, archs: Iterable[str], sizes: Iterable[
                seeds: Iterable[int], *, progress: bool = True, model_overrides: dict | None = None,
                workers: int | None = None, weights: bool = False, **train_overrides) -> pd.DataFrame:
     """Every (arch, size, seed)'s run, one row of scores each, from its record (:func:`record_row`), training the
-    runs that have none (see :func:`_ensure_records`).
+    runs that have none (see :func:`ensure_records`).
 
     A run is :func:`run_spec`'s, the spec ``python -m acmtl train`` builds, so runs trained from the command line
     are reused. Under a profile with a stand-in corpus (smoke) ``corpus`` is replaced by :func:`corpus_spec`'s
@@ -400,10 +306,10 @@ def train_grid(profile: str, corpus: str, archs: Iterable[str], sizes: Iterable[
     live = progress and sys.stdout.isatty()
     bar = tqdm(total=len(specs), desc=f"{corpus} runs", unit="run", disable=not live, file=sys.stdout,
                mininterval=0)
-    run_dirs = _run_dirs(specs, root)
+    run_dirs = run_dirs_of(specs, root)
     records = {run_dir.name: records_root(profile) / f"{run_dir.name}.json" for run_dir in run_dirs}
     recorded_before = {folder for folder, record in records.items() if record.is_file()}
-    found = _ensure_records(specs, run_dirs, records_root(profile).parent,
+    found = ensure_records(specs, run_dirs, records_root(profile).parent,
                             training_workers() if workers is None else workers, bar, lines=progress and not live,
                             weights=weights)
     bar.close()

@@ -1,0 +1,170 @@
+"""The plan: every run the notebooks of a profile need, trained into run records (:mod:`acmtl.companion.records`)
+by one pool of workers (or a Dask cluster) before the notebooks run, resumable on any machine from the records in
+git; and the spot-check that retrains a few recorded runs.
+
+The diagnosis goes first. Its runs choose the wiring of the layers AC-MTL adds (:func:`diagnosis.chosen_wiring`),
+which the other runs of AC-MTL and its Table 3 variants take; those wait for the diagnosis' records and start
+only if the rule keeps the profile's wiring.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import pandas as pd
+from tqdm.std import tqdm
+
+from acmtl.companion import experiments as ex
+from acmtl.companion.config import get_profile
+from acmtl.companion.publish import runs_root
+from acmtl.companion.wirings import variant_grid
+
+if TYPE_CHECKING:
+    from acmtl.companion.runs import RunSpec
+
+
+def diagnosis_plan(profile: str) -> dict[str, RunSpec]:
+    """The runs of ``profile``'s diagnosis (notebook 03) by folder in the run cache, seed by seed: the wiring rule
+    reads them, so the plan trains them first."""
+    prof = get_profile(profile)
+    if prof.ablation_size is None:
+        return {}
+    specs = sorted((ex.run_spec(profile, ex.corpus_spec(profile, "msra"), variant.arch, prof.ablation_size, seed,
+                                model_overrides=variant.overrides)
+                    for _, variant, seeds in variant_grid(prof.diagnosis) for seed in seeds),
+                   key=lambda spec: spec.train.seed)
+    return {run_dir.name: spec for spec, run_dir in zip(specs, ex.run_dirs_of(specs, runs_root(profile)))}
+
+
+def planned_runs(profile: str) -> dict[str, RunSpec]:
+    """Every run the notebooks of ``profile`` train, by folder in the run cache: the diagnosis first
+    (:func:`diagnosis_plan`), then Table 2's grid, Table 3's ablation and notebook 06's legal model (seed 0, its
+    notebook's default), longest first; Figures 6-8 and 10 reuse these runs, notebook 08's tuning trials are its
+    own. Trained by :func:`train_plan` in one pool of workers, they leave no core idle at the end of each
+    notebook's grid, and the notebooks then run on a quiet machine (the benchmark needs one)."""
+    prof = get_profile(profile)
+    wanted = [(corpus, arch, size, seed)
+              for corpus, grid in prof.table2.items() for size, seeds in grid.items()
+              for arch in ex.TABLE2_ARCHS for seed in seeds]
+    if prof.ablation_size is not None:
+        wanted += [("msra", arch, prof.ablation_size, seed)
+                   for arch in prof.ablation_archs for seed in prof.ablation_seeds]
+    wanted.append(("legal", "acmtl", ex.legal_size(profile), 0))
+    specs = [ex.run_spec(profile, ex.corpus_spec(profile, ex.short_text_corpus() if corpus == "short" else corpus),
+                         arch, size, seed) for corpus, arch, size, seed in wanted]
+    plan = diagnosis_plan(profile)
+    rest = {}
+    for spec, run_dir in zip(specs, ex.run_dirs_of(specs, runs_root(profile))):
+        if run_dir.name not in plan:
+            rest.setdefault(run_dir.name, spec)  # a run two tables share (same folder) is trained once
+    return {**plan, **dict(sorted(rest.items(), key=lambda item: -(item[1].size or 0)))}
+
+
+def plan_table(profile: str, plan: Mapping[str, RunSpec] | None = None) -> pd.DataFrame:
+    """One row per planned run (``plan``, default :func:`planned_runs`): its folder in the run cache, corpus, size,
+    model, seed, how its model differs from the architecture's usual one (a diagnosis variant), whether its record
+    is in ``results/runs/`` (then it is done, at this code: the folder is the key) and, from the record, the worker
+    seconds it took (training and scoring) and the machine that trained it; whether the run cache has it finished
+    (then its weights are here)."""
+    from acmtl.companion.publish import describe_device
+    from acmtl.companion.records import read_records
+    from acmtl.companion.runs import is_complete
+
+    plan = planned_runs(profile) if plan is None else plan
+    root, records = runs_root(profile), read_records(ex.records_root(profile).parent, plan)
+    rows = []
+    for folder, spec in plan.items():
+        usual, record = ex.usual_model(profile, spec.arch), records.get(folder)
+        times, where = (record["times"], record["where"]) if record else ({}, {})
+        rows.append({"folder": folder, "corpus": spec.corpus.split("=")[0], "size": spec.size, "model": spec.arch,
+                     "seed": spec.train.seed,
+                     "variant": ",".join(f"{k}={v}" for k, v in spec.model_overrides.items() if usual.get(k) != v),
+                     "recorded": record is not None,
+                     "seconds": times.get("train_seconds", 0) + (times.get("score_seconds") or 0) if record else None,
+                     "trained_on": f"{describe_device(where)}, {where.get('precision')}" if record else "",
+                     "cached": is_complete(root / folder)})
+    return pd.DataFrame(rows).astype({"size": "Int64", "seconds": "Float64"})  # blank: a corpus' own splits, no record
+
+
+def train_plan(profile: str, plan: Mapping[str, RunSpec] | None = None, *, workers: int | None = None,
+               progress: bool = True, hours: float | None = None, retrain: bool = False,
+               scheduler: str | None = None) -> dict[str, dict]:
+    """Record every planned run (``plan``, default :func:`planned_runs`) of ``profile``: training those with no
+    record in ``results/runs/`` and none in the run cache, ``workers`` at a time (default
+    :func:`experiments.training_workers`) or on the Dask cluster at ``scheduler``, starting none after ``hours``;
+    the records by folder (fewer than planned when the budget ran out).
+
+    The runs that take the profile's wiring (:meth:`config.Profile.takes_wiring`, outside the diagnosis) wait
+    until every run of the diagnosis is recorded, and then start only if the wiring rule keeps that wiring
+    (:func:`diagnosis.recorded_rule`); if it picks another, they stay untrained and a line on stderr says which
+    wiring to set: trained now, they would be runs of a model the profile no longer trains."""
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    plan = planned_runs(profile) if plan is None else plan
+    prof, diagnosis = get_profile(profile), diagnosis_plan(profile)
+    waiting = {folder: spec for folder, spec in plan.items()
+               if folder not in diagnosis and prof.takes_wiring(spec.arch)}
+    bar = tqdm(total=len(plan), desc=f"{profile} runs", unit="run", disable=not progress, mininterval=0)
+    deadline = None if hours is None else time.monotonic() + 3600 * hours
+    found = {}
+    for stage in ({folder: spec for folder, spec in plan.items() if folder not in waiting}, waiting):
+        if not stage or (stage is waiting and not _wiring_kept(profile, diagnosis, len(waiting))):
+            continue
+        left = None if deadline is None else max(0.0, deadline - time.monotonic()) / 3600
+        found |= ex.ensure_records(list(stage.values()), [runs_root(profile) / folder for folder in stage],
+                                    ex.records_root(profile).parent,
+                                    ex.training_workers() if workers is None else workers, bar, hours=left,
+                                    retrain=retrain, scheduler=scheduler)
+    bar.close()
+    return found
+
+
+def _wiring_kept(profile: str, diagnosis: Mapping[str, RunSpec], waiting: int) -> bool:
+    """Whether the runs that take ``profile``'s wiring may start: every run of its ``diagnosis`` is recorded and
+    the rule keeps the wiring. If the rule picks another, a line on stderr says so."""
+    from acmtl.companion.diagnosis import recorded_rule
+
+    if not all((ex.records_root(profile) / f"{folder}.json").is_file() for folder in diagnosis):
+        return False  # the budget ran out before the diagnosis was done
+    row, current = recorded_rule(profile)
+    if row["variant"] == current:
+        return True
+    print(f"The diagnosis changes the wiring: {row['variant']} beats {current} on the corpus' dev split by "
+          f"{100 * row['dev_diff']:+.2f} F1 [95 % CI {100 * row['dev_ci_low']:+.2f}, {100 * row['dev_ci_high']:+.2f}]"
+          f" over {int(row['dev_seeds'])} paired seeds (diagnosis.chosen_wiring). Set wiring={row['variant']!r} in "
+          f"the {profile!r} profile (acmtl/companion/config.py) and train the plan again: {waiting} runs that take "
+          f"the wiring wait for it.", file=sys.stderr)
+    return False
+
+
+VERIFY_TOLERANCE = 2.0  # F1 points: runs on another device, precision or thread count differ by float order
+
+
+def verify_records(profile: str, n: int, *, seed: int = 0) -> pd.DataFrame:
+    """Retrain ``n`` randomly chosen recorded runs of ``profile``'s plan from scratch (a temporary run cache, the
+    thread count of the record) and put each score beside its record: identical where device, CPU, precision and
+    threads match (``same_setting``), else expected within :data:`VERIFY_TOLERANCE` F1 points."""
+    import random
+    import tempfile
+
+    from acmtl.companion.records import read_records
+
+    plan = planned_runs(profile)
+    recorded = read_records(ex.records_root(profile).parent, plan)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="acmtl-verify-") as cache:
+        for folder in random.Random(seed).sample(sorted(recorded), min(n, len(recorded))):
+            old = recorded[folder]
+            new = ex.train_and_record(plan[folder], cache, old["where"].get("threads"))
+            same = all(old["where"].get(k) == new["where"].get(k) for k in ("device", "cpu", "precision", "threads"))
+            for split, scores in old["scores"].items():
+                now = new["scores"][split]["f1"]
+                rows.append({"folder": folder, "model": old["spec"]["arch"], "size": old["spec"]["size"],
+                             "seed": old["spec"]["seed"], "split": split, "recorded_f1": scores["f1"], "now_f1": now,
+                             "same_setting": same, "identical": now == scores["f1"],
+                             "within_tolerance": abs(now - scores["f1"]) * 100 <= VERIFY_TOLERANCE})
+    return pd.DataFrame(rows)
