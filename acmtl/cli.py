@@ -299,9 +299,9 @@ def _runs_plan(args) -> int:
     if args.json:
         _print_json(table.to_dict("records"))
     else:
-        shown = table.drop(columns="trained_on").round({"seconds": 0})
-        print(shown.replace({column: {True: "yes", False: "no"} for column in ("recorded", "cached")})
-              .to_string(index=False, na_rep=""))
+        shown = table.drop(columns="trained_on").round({"seconds": 0}).astype({"seconds": "Int64"}).astype(object)
+        print(shown.where(shown.notna(), "").replace({column: {True: "yes", False: "no"}
+                                                      for column in ("recorded", "cached")}).to_string(index=False))
         for machine, runs in table[table["recorded"]].groupby("trained_on"):
             print(f"recorded on {machine}: {len(runs)} runs, {duration(runs['seconds'].sum())} of worker time")
         print(f"{int(table['recorded'].sum())} of {len(table)} planned runs recorded in {records_root(args.plan)}; "
