@@ -27,7 +27,7 @@ WRITES_NOTHING = {"00_method_walkthrough"}  # a walkthrough of the model: it com
 # Notebooks whose output names are fixed; every other one must write at least one table and one figure.
 EXPECTED = {
     "01_performance": (["table2_performance", "table2_anchors", "table2_head_to_head"], ["table2_performance"]),
-    "02_speed_params": (["figure6_speed_params", "figure6_backends"], ["figure6_speed_params"]),
+    "02_speed_params": (["figure6_speed_params", "figure6_backends", "figure6_workers"], ["figure6_speed_params"]),
     "03_ablation": (["table3_ablation", "table3_ablation_steps", "table3_diagnosis", "table3_diagnosis_pairs"],
                     ["table3_ablation"]),
     "05_robustness": (["figure8_curves", "figure8_noise", "figure8_vs_paper"],

@@ -219,3 +219,27 @@ def test_the_plan_table_says_what_each_record_cost_and_where_it_ran(tmp_path, mo
     assert pd.isna(table.loc[dirs[1].name, "seconds"]) and table.loc[dirs[1].name, "trained_on"] == ""
     machine = table.loc[dirs[0].name, "trained_on"]
     assert re.fullmatch(r".+, \d+ cores \(CPU only\), \d+ torch threads?, (fp32|bf16)", machine), machine
+
+
+def test_measure_workers_times_the_same_runs_per_worker_count(monkeypatch) -> None:
+    """Each worker count trains the same runs from an empty temporary run cache (never the committed records),
+    with cores // workers threads each; the speed-up is the one-worker wall time over each count's."""
+    import torch
+
+    calls = []
+
+    def train(specs, run_dirs, results, workers, bar, **kwargs):
+        assert not list(Path(results).glob("runs/*.json")) and "acmtl-workers-" in str(results)
+        calls.append(([d.name for d in run_dirs], workers, torch.get_num_threads()))
+        time.sleep(0.4 / workers)
+        return {}
+
+    monkeypatch.setattr(ex, "ensure_records", train)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    threads = torch.get_num_threads()
+    table = plans.measure_workers(quick=True, workers=(4, 1, 2))
+    assert torch.get_num_threads() == threads  # left as it was
+    assert [(w, t) for _, w, t in calls] == [(4, 1), (2, 2), (1, 4)]  # the most workers first
+    assert len({tuple(folders) for folders, _, _ in calls}) == 1  # the same runs each time
+    assert table["workers"].tolist() == [1, 2, 4] and table["threads_per_worker"].tolist() == [4, 2, 1]
+    assert table["speedup"].iloc[0] == 1.0 and table["speedup"].iloc[2] > 2  # 0.4 s against 0.1 s

@@ -236,10 +236,13 @@ def test_a_notebook_time_counts_every_table_it_writes(tmp_path):
 
     from acmtl.companion.publish import NOTEBOOK_TABLES, timings
 
+    for notebook, tables in NOTEBOOK_TABLES.items():
+        source = (ROOT / "notebooks" / f"{notebook}.ipynb").read_text(encoding="utf-8")
+        assert set(re.findall(r'write_table\(\w+, \\"(\w+)\\"', source)) <= set(tables), notebook
     listed = {t for tables in NOTEBOOK_TABLES.values() for t in tables}
     written = {p.name.removesuffix(".provenance.json") for p in (ROOT / "results").glob("*.provenance.json")}
     by_commands = {"claims_verdict"} | {t for t in written if re.fullmatch(r"tuning_[a-z]+_\d+_\w+", t)}
-    assert written - by_commands == listed
+    assert written - by_commands <= listed
     tables = NOTEBOOK_TABLES["03_ablation"]
     clocks = {table: 64.0 if table == tables[1] else 20.0 for table in tables}  # the latest neither first nor last
     for table, seconds in clocks.items():
@@ -250,33 +253,45 @@ def test_a_notebook_time_counts_every_table_it_writes(tmp_path):
     assert timings(tmp_path).set_index("notebook").loc["03_ablation", "wall_seconds"] == 64.0
 
 
-def test_training_line_counts_each_run_once(tmp_path):
-    """The plan step's cost, from the per-run records of the tables' provenance: a run two tables share counts
-    once, and a run trained before scoring was timed makes the total unknown rather than too small."""
+def test_training_line_sums_the_records_at_this_code_per_machine(tmp_path, monkeypatch):
+    """The plan's cost, from the run records at this code (a stale record does not count), per machine that trained
+    them, with the wall time that makes on that machine's workers (cores // threads at a time)."""
     import json
 
     from acmtl.companion.findings import training_line
     from acmtl.companion.publish import duration
 
-    assert training_line(tmp_path) == "Training: no per-run records in the provenance yet."
-    shared = {"run_dir": "runs/aaa", "train_seconds": 3000.0, "score_seconds": 600.0}
-    tables = {"table2_performance": [shared, {"run_dir": "runs/bbb", "train_seconds": 1000.0, "score_seconds": 200.0}],
-              "table3_ablation": [shared], "figure8_curves": ["runs/aaa"]}  # figure 8 records folders only
-    for table, runs in tables.items():
-        (tmp_path / f"{table}.provenance.json").write_text(json.dumps({"extra": {"runs": runs},
-                                                                        "device": {"cpu_count": 2}}))
+    monkeypatch.setattr("acmtl.companion.runs.code_digest", lambda: "now")
+    assert training_line(tmp_path).startswith("Training: no run records at this code yet")
+    (tmp_path / "runs").mkdir()
+    xeon = {"cpu": "Xeon", "cpu_count": 2, "threads": 1, "torch_threads": 1, "precision": "bf16"}
+    epyc = {"cpu": "EPYC", "cpu_count": 4, "threads": 1, "torch_threads": 1, "precision": "fp32"}
+    runs = [("a", "now", xeon, 3000.0), ("b", "now", xeon, 1000.0), ("c", "now", epyc, 2000.0), ("d", "old", xeon, 9e4)]
+    for folder, digest, where, seconds in runs:
+        record = {"folder": folder, "code_sha256": digest, "where": where,
+                  "times": {"train_seconds": seconds, "score_seconds": seconds / 10}}
+        (tmp_path / "runs" / f"{folder}.json").write_text(json.dumps(record))
     line = training_line(tmp_path)
-    assert line.startswith(f"Training: the 2 runs behind these tables took {duration(4800)} of worker time, "
-                           f"{duration(4000)} in the training loop and {duration(800)} scoring")
-    assert f"trains them 2 at a time on 2 cores, about {duration(2400)} from an empty run cache" in line
-    one_core = {"extra": {"runs": [shared]}, "device": {"cpu_count": 1}}  # run_all.sh then trains one at a time
-    for table in tables:
-        (tmp_path / f"{table}.provenance.json").write_text(json.dumps(one_core))
-    assert f"trains them 1 at a time on 1 core, about {duration(3600)} from" in training_line(tmp_path)
-    untimed = [{"run_dir": "runs/ccc", "train_seconds": 10.0, "score_seconds": None}]
-    (tmp_path / "table3_ablation.provenance.json").write_text(json.dumps({"extra": {"runs": untimed}}))
-    assert "1 of them were trained before acmtl recorded the time spent scoring" in training_line(tmp_path)
+    assert line.startswith(f"Training: the 3 runs recorded at this code took {duration(6600)} of worker time, "
+                           f"{duration(6000)} in the training loop and {duration(600)} scoring")
+    assert (f"2 on Xeon, 2 cores (CPU only), 1 torch thread, bf16 ({duration(4400)} of worker time, 2 at a time: "
+            f"about {duration(2200)} of wall time); 1 on EPYC, 4 cores (CPU only), 1 torch thread, fp32 "
+            f"({duration(2200)} of worker time, 4 at a time: about {duration(550)} of wall time)") in line
+    assert line.endswith("The speed-up of training runs side by side is not measured yet (notebook 02 measures it).")
     assert duration(7199) == "2 h 0 min" and duration(5195) == "1 h 27 min"  # never "1 h 60 min"
+
+
+def test_the_workers_speedup_is_read_from_its_table(tmp_path):
+    import json
+
+    from acmtl.companion.findings import workers_speedup
+
+    pd.DataFrame({"workers": [1, 2], "threads_per_worker": [2, 1], "cores": [2, 2], "runs": [4, 4], "epochs": [6, 6],
+                  "wall_seconds": [130.0, 100.0], "speedup": [1.0, 1.3]}).to_csv(tmp_path / "figure6_workers.csv")
+    (tmp_path / "figure6_workers.provenance.json").write_text(json.dumps({"device": {"cpu": "Xeon"}}))
+    assert workers_speedup(tmp_path) == ("2 worker processes with 1 torch thread each train the same 4 short runs "
+                                         "1.30x as fast as one process with 2 (1.7 min against 2.2 min, start-up "
+                                         "included, Xeon, 2 cores).")
 
 
 def test_the_records_line_counts_records_and_tables_at_this_code(tmp_path, monkeypatch):

@@ -83,9 +83,10 @@ GIB_PER_WORKER = 4  # a training worker peaked near 3 GiB (MSRA-3000, m3e-small)
 
 
 def default_workers(cores: int | None = None, memory_gib: float | None = None) -> int:
-    """One 1-thread worker per core, as many as memory allows (:data:`GIB_PER_WORKER` each): on 2 cores two
-    1-thread workers train 1.27x the characters per second of one 2-thread process (measured); each worker
-    holds its own model. Threads per worker are then cores // workers (:func:`ensure_records`)."""
+    """One 1-thread worker per core, as many as memory allows (:data:`GIB_PER_WORKER` each; each worker holds its
+    own model); threads per worker are then cores // workers (:func:`ensure_records`). Side by side, small models
+    keep more of each core busy than one process's threads do: notebook 02 measures the speed-up
+    (:func:`acmtl.companion.plan.measure_workers`, ``results/figure6_workers.csv``)."""
     cores = cores or os.cpu_count() or 1
     if memory_gib is None:
         memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30 if hasattr(os, "sysconf") else 8

@@ -101,10 +101,28 @@ def figure6(results: Path) -> list[str]:
         + (f" In bf16 (native here) AC-MTL tags {speed['bf16'] / speed[fp]:.2f}x as many characters per second "
            f"as in {fp}." if "bf16" in (speed := m["acmtl"]["tokens_per_s"]) else ""),
     ]
+    lines.append(f"* **Workers.** {workers_speedup(results)}")
     if bench["protocol"]["mode"] == "quick":
         lines.append("* QUICK protocol: a plumbing check on 16 sentences; "
                      "the speeds above are not measurements to cite.")
     return lines
+
+
+def workers_speedup(results: Path) -> str:
+    """One sentence: how much faster the plan's runs train side by side than one after another
+    (``figure6_workers``, :func:`acmtl.companion.plan.measure_workers`)."""
+    if not (results / "figure6_workers.csv").is_file():
+        return "The speed-up of training runs side by side is not measured yet (notebook 02 measures it)."
+    table, record = read(results, "figure6_workers")
+    if len(table) == 1:
+        return "One core: the plan trains one run at a time, nothing to compare."
+    one, best = table[table["workers"] == 1].iloc[0], table.loc[table["workers"].idxmax()]  # the plan's default
+    threads = int(best["threads_per_worker"])
+    return (f"{int(best['workers'])} worker processes with {threads} torch thread{'s' * (threads != 1)} each "
+            f"train the same {int(one['runs'])} short runs "
+            f"{best['speedup']:.2f}x as fast as one process with {int(one['threads_per_worker'])} "
+            f"({duration(best['wall_seconds'])} against {duration(one['wall_seconds'])}, start-up included, "
+            f"{record['device']['cpu'] or 'this CPU'}, {int(one['cores'])} cores).")
 
 
 # AC-MTL built up from its baseline one component at a time, as Table 3's rows do.
@@ -317,29 +335,35 @@ def resources_line(results: Path) -> str:
 
 
 def training_line(results: Path) -> str:
-    """One line: what the trained runs behind ``results`` cost, each run once (the per-run records in the tables'
-    provenance): worker time in the training loop and in scoring, and the wall time of training them all at once."""
-    runs, cores = {}, 1
-    for path in sorted(results.glob("*.provenance.json")):
-        record = json.loads(path.read_text(encoding="utf-8"))
-        cores = max(cores, record.get("device", {}).get("cpu_count", 1))
-        for run in record.get("extra", {}).get("runs", []):
-            if isinstance(run, dict) and "train_seconds" in run:
-                runs[Path(run["run_dir"]).name] = run  # a run two tables share counts once
-    if not runs:
-        return "Training: no per-run records in the provenance yet."
-    loop = sum(r["train_seconds"] for r in runs.values())
-    scored = [r["score_seconds"] for r in runs.values() if not is_missing(r.get("score_seconds"))]
-    if len(scored) < len(runs):
-        return (f"Training: the {len(runs)} runs behind these tables spent {duration(loop)} of worker time in the "
-                f"training loop; {len(runs) - len(scored)} of them were trained before acmtl recorded the time spent "
-                "scoring, so the total is not known.")
-    total, workers = loop + sum(scored), min(2, cores)  # run_all.sh's default $ACMTL_WORKERS on that machine
-    return (f"Training: the {len(runs)} runs behind these tables took {duration(total)} of worker time, "
-            f"{duration(loop)} in the training loop and {duration(sum(scored))} scoring (dev F1 after each epoch, "
-            f"the best model on every split); `./run_all.sh` trains them {workers} at a time on {cores} "
-            f"core{'s' if cores > 1 else ''}, about {duration(total / workers)} from an empty run cache, before the "
-            "notebooks' time below.")
+    """One line: what the runs recorded at this code cost (``results/runs/``, :mod:`acmtl.companion.records`): worker
+    time in the training loop and in scoring, which machines trained how many, and the wall time that makes on each
+    machine's workers (one per ``threads`` of its cores, as :func:`acmtl.companion.plan.train_plan` runs them)."""
+    from acmtl.companion.publish import describe_device
+    from acmtl.companion.records import records_dir
+    from acmtl.companion.runs import code_digest
+
+    current = code_digest()
+    records = [json.loads(f.read_text(encoding="utf-8")) for f in sorted(records_dir(results).glob("*.json"))]
+    records = [r for r in records if r["code_sha256"] == current]
+    if not records:
+        return "Training: no run records at this code yet (`python -m acmtl runs --plan default --train` writes them)."
+    machines: dict[str, list[dict]] = {}
+    for record in records:
+        where = record["where"]
+        machines.setdefault(f"{describe_device(where)}, {where['precision']}", []).append(record)
+    loop = sum(r["times"]["train_seconds"] for r in records)
+    scoring = sum(r["times"]["score_seconds"] for r in records)
+    parts = []
+    for machine, done in sorted(machines.items(), key=lambda item: -len(item[1])):
+        seconds = sum(r["times"]["train_seconds"] + r["times"]["score_seconds"] for r in done)
+        where = done[0]["where"]
+        workers = max(1, where["cpu_count"] // where["threads"])
+        parts.append(f"{len(done)} on {machine} ({duration(seconds)} of worker time, {workers} at a time: about "
+                     f"{duration(seconds / workers)} of wall time)")
+    return (f"Training: the {len(records)} runs recorded at this code took {duration(loop + scoring)} of worker "
+            f"time, {duration(loop)} in the training loop and {duration(scoring)} scoring (dev F1 after each epoch, "
+            f"the best model on every split): {'; '.join(parts)}. `./run_all.sh --retrain` trains them all again, "
+            f"before the notebooks' time below. {workers_speedup(results)}")
 
 
 def at_a_glance(results: Path) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -168,3 +168,40 @@ def verify_records(profile: str, n: int, *, seed: int = 0) -> pd.DataFrame:
                              "same_setting": same, "identical": now == scores["f1"],
                              "within_tolerance": abs(now - scores["f1"]) * 100 <= VERIFY_TOLERANCE})
     return pd.DataFrame(rows)
+
+
+def measure_workers(*, quick: bool = False, workers: Sequence[int] | None = None) -> pd.DataFrame:
+    """How much faster a plan trains with its runs side by side: the same short runs (encoder+CRF on the smoke
+    profile's MSRA stand-in, a fixed number of epochs, seeds 0, 1, ...) trained from an empty temporary run cache
+    as :func:`train_plan` trains them, by each worker count in ``workers`` (default: 1 and
+    :func:`experiments.default_workers`) with ``cores // workers`` torch threads each; one row per count with its
+    wall seconds (process start-up included) and its speed-up over one worker with every core. ``quick``: two
+    tiny runs, a plumbing check."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    cores = os.cpu_count() or 1
+    runs, epochs, size = (2, 1, 40) if quick else (4, 6, None)
+    specs = [ex.run_spec("default", ex.corpus_spec("smoke", "msra"), "encoder_crf", size, seed, epochs=epochs,
+                         patience=epochs) for seed in range(runs)]
+    counts = sorted({1, ex.default_workers()} if workers is None else set(workers), reverse=True)
+    rows, threads_before = [], torch.get_num_threads()
+    for count in counts:  # the most workers first: a cold file cache slows them, not the one-worker baseline
+        with tempfile.TemporaryDirectory(prefix="acmtl-workers-") as tmp:
+            run_dirs = ex.run_dirs_of(specs, Path(tmp) / "runs")
+            threads = max(1, cores // count)
+            torch.set_num_threads(threads)  # one worker trains in this process
+            start = time.perf_counter()
+            try:
+                ex.ensure_records(specs, run_dirs, Path(tmp) / "results", count, tqdm(disable=True))
+            finally:
+                torch.set_num_threads(threads_before)
+            rows.append({"workers": count, "threads_per_worker": threads, "cores": cores, "runs": runs,
+                         "epochs": epochs, "wall_seconds": round(time.perf_counter() - start, 2)})
+    table = pd.DataFrame(rows).sort_values("workers", ignore_index=True)
+    if 1 in counts:
+        table["speedup"] = (table.loc[table["workers"] == 1, "wall_seconds"].iloc[0] / table["wall_seconds"]).round(3)
+    return table

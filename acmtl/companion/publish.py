@@ -365,7 +365,7 @@ def duration(seconds: float) -> str:
 
 NOTEBOOK_TABLES = {
     "01_performance": ("table2_performance", "table2_anchors", "table2_head_to_head"),
-    "02_speed_params": ("figure6_speed_params", "figure6_backends"),
+    "02_speed_params": ("figure6_speed_params", "figure6_backends", "figure6_workers"),
     "03_ablation": ("table3_ablation", "table3_ablation_steps", "table3_diagnosis", "table3_diagnosis_pairs"),
     "04_attention": ("figure7_attention_scores",),
     "05_robustness": ("figure8_curves", "figure8_noise", "figure8_vs_paper"),
