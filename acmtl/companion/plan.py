@@ -39,11 +39,11 @@ def diagnosis_plan(profile: str) -> dict[str, RunSpec]:
     return {run_dir.name: spec for spec, run_dir in zip(specs, ex.run_dirs_of(specs, runs_root(profile)))}
 
 
-def planned_runs(profile: str) -> dict[str, RunSpec]:
+def planned_runs(profile: str, diagnosis: Mapping[str, RunSpec] | None = None) -> dict[str, RunSpec]:
     """Every run the notebooks of ``profile`` train, by folder in the run cache: the diagnosis first
-    (:func:`diagnosis_plan`), then Table 2's grid, Table 3's ablation and notebook 06's legal model (seed 0, its
-    notebook's default), longest first; Figures 6-8 and 10 reuse these runs, notebook 08's tuning trials are its
-    own. Trained by :func:`train_plan` in one pool of workers, they leave no core idle at the end of each
+    (``diagnosis``, default :func:`diagnosis_plan`), then Table 2's grid, Table 3's ablation and notebook 06's legal
+    model (seed 0, its notebook's default), longest first; Figures 6-8 and 10 reuse these runs, notebook 08's tuning
+    trials are its own. Trained by :func:`train_plan` in one pool of workers, they leave no core idle at the end of each
     notebook's grid, and the notebooks then run on a quiet machine (the benchmark needs one)."""
     prof = get_profile(profile)
     wanted = [(corpus, arch, size, seed)
@@ -55,7 +55,7 @@ def planned_runs(profile: str) -> dict[str, RunSpec]:
     wanted.append(("legal", "acmtl", ex.legal_size(profile), 0))
     specs = [ex.run_spec(profile, ex.corpus_spec(profile, ex.short_text_corpus() if corpus == "short" else corpus),
                          arch, size, seed) for corpus, arch, size, seed in wanted]
-    plan = diagnosis_plan(profile)
+    plan = diagnosis_plan(profile) if diagnosis is None else diagnosis
     rest = {}
     for spec, run_dir in zip(specs, ex.run_dirs_of(specs, runs_root(profile))):
         if run_dir.name not in plan:
@@ -78,13 +78,14 @@ def plan_table(profile: str, plan: Mapping[str, RunSpec] | None = None) -> pd.Da
     rows = []
     for folder, spec in plan.items():
         usual, record = ex.usual_model(profile, spec.arch), records.get(folder)
-        times, where = (record["times"], record["where"]) if record else ({}, {})
+        row = ex.record_row(record) if record else {}
         rows.append({"folder": folder, "corpus": spec.corpus.split("=")[0], "size": spec.size, "model": spec.arch,
                      "seed": spec.train.seed,
                      "variant": ",".join(f"{k}={v}" for k, v in spec.model_overrides.items() if usual.get(k) != v),
                      "recorded": record is not None,
-                     "seconds": times.get("train_seconds", 0) + (times.get("score_seconds") or 0) if record else None,
-                     "trained_on": f"{describe_device(where)}, {where.get('precision')}" if record else "",
+                     "seconds": row["train_seconds"] + (row["score_seconds"] or 0) if record else None,
+                     "trained_on": f"{describe_device(record['where'])}, {record['where']['precision']}" if record
+                     else "",
                      "cached": is_complete(root / folder)})
     return pd.DataFrame(rows).astype({"size": "Int64", "seconds": "Float64"})  # blank: a corpus' own splits, no record
 
@@ -104,8 +105,8 @@ def train_plan(profile: str, plan: Mapping[str, RunSpec] | None = None, *, worke
     import transformers
 
     transformers.utils.logging.disable_progress_bar()
-    plan = planned_runs(profile) if plan is None else plan
     prof, diagnosis = get_profile(profile), diagnosis_plan(profile)
+    plan = planned_runs(profile, diagnosis) if plan is None else plan
     waiting = {folder: spec for folder, spec in plan.items()
                if folder not in diagnosis and prof.takes_wiring(spec.arch)}
     bar = tqdm(total=len(plan), desc=f"{profile} runs", unit="run", disable=not progress, mininterval=0)
