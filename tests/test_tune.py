@@ -152,7 +152,7 @@ def test_a_killed_worker_is_resumed(tmp_path, corpus, tiny_encoder_dir):
     settings (its run resumes from its checkpoint) and completes the budget."""
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     name = study_name(corpus, 20, "encoder_crf")
-    worker = _worker(tmp_path, corpus, tiny_encoder_dir, storage, 3, heartbeat=1, grace=2, epochs=400,
+    worker = _worker(tmp_path, corpus, tiny_encoder_dir, storage, 3, heartbeat=1, grace=2, epochs=20,
                      checkpoint_every=0)
     runs = tmp_path / "build" / "smoke" / "runs"
     killed_params = None
@@ -171,7 +171,7 @@ def test_a_killed_worker_is_resumed(tmp_path, corpus, tiny_encoder_dir):
                 killed_params = trial.params
     assert killed_params is not None, "the worker finished every trial before it could be killed"
     time.sleep(3)  # past the grace period: the heartbeat has stopped
-    _finish(_worker(tmp_path, corpus, tiny_encoder_dir, storage, 3, heartbeat=1, grace=2, epochs=400))
+    _finish(_worker(tmp_path, corpus, tiny_encoder_dir, storage, 3, heartbeat=1, grace=2, epochs=20))
     trials = _study(storage, name).get_trials()
     failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL and t.params == killed_params]
     retried = [t for t in trials if t.state != optuna.trial.TrialState.FAIL and t.params == killed_params]
