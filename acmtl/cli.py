@@ -206,8 +206,8 @@ def _add_runs(sub) -> None:
     r.add_argument("--scheduler", metavar="ADDRESS", help="with --train: hand the runs to the Dask cluster at "
                    "ADDRESS (tcp://HOST:8786; the [cluster] extra), one run per worker; records come back here")
     r.add_argument("--verify", type=int, metavar="N", help="with --plan: train N randomly chosen recorded runs "
-                   "again from scratch and print each score beside its record (identical on the same device, CPU, "
-                   "precision and thread count)")
+                   "again from scratch, $ACMTL_WORKERS at a time, each with its record's thread count, and print each "
+                   "score beside its record (identical on the same device, CPU, precision and thread count)")
 
 
 def build_parser() -> argparse.ArgumentParser:

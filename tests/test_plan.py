@@ -161,6 +161,9 @@ def test_verify_retrains_recorded_runs_and_matches_them_on_the_same_setting(tmp_
     assert trained == [1]  # trained again, not found in the run cache
     assert table["folder"].nunique() == 1 and set(table["split"]) == {"dev", "test", "full_test"}
     assert table["same_setting"].all() and table["identical"].all(), table
+    both = plans.verify_records("smoke", 2, workers=2)  # side by side, in worker processes with the records' threads
+    assert trained == [1] and both["folder"].nunique() == 2, both  # not trained in this process
+    assert both["same_setting"].all() and both["identical"].all(), both
 
 
 @pytest.fixture(scope="module")

@@ -152,7 +152,7 @@ def _trained(bar: tqdm, spec: RunSpec, lines: bool) -> None:
 
 
 @contextmanager
-def _executor(workers: int, scheduler: str | None) -> Iterator[tuple[Executor, int]]:
+def executor(workers: int, scheduler: str | None = None) -> Iterator[tuple[Executor, int]]:
     """(an executor, how many runs it trains at once): ``workers`` spawned processes (not forked: a forked OpenMP
     runtime can hang), each exiting with its parent; or the Dask cluster at ``scheduler``, one run per worker."""
     if scheduler:
@@ -211,7 +211,7 @@ def ensure_records(specs: Sequence[RunSpec], run_dirs: Sequence[Path], results: 
             bar.set_postfix_str(_label(item[0]))
             finished(item[0], train_and_record(item[0], str(item[1].parent), None))
     elif todo:
-        with _executor(min(workers, len(todo)), scheduler) as (pool, slots):
+        with executor(min(workers, len(todo)), scheduler) as (pool, slots):
             # one missing run gets every core, not a worker's share; a Dask worker keeps its own threads
             threads = None if scheduler else max(1, (os.cpu_count() or 1) // slots)
             running = {}

@@ -145,10 +145,11 @@ def _wiring_kept(profile: str, diagnosis: Mapping[str, RunSpec], waiting: int) -
 VERIFY_TOLERANCE = 2.0  # F1 points: runs on another device, precision or thread count differ by float order
 
 
-def verify_records(profile: str, n: int, *, seed: int = 0) -> pd.DataFrame:
+def verify_records(profile: str, n: int, *, seed: int = 0, workers: int | None = None) -> pd.DataFrame:
     """Retrain ``n`` randomly chosen recorded runs of ``profile``'s plan from scratch (a temporary run cache, the
-    thread count of the record) and put each score beside its record: identical where device, CPU, precision and
-    threads match (``same_setting``), else expected within :data:`VERIFY_TOLERANCE` F1 points."""
+    thread count of the record), ``workers`` at a time (default :func:`experiments.training_workers`), and put each
+    score beside its record: identical where device, CPU, precision and threads match (``same_setting``), else
+    expected within :data:`VERIFY_TOLERANCE` F1 points."""
     import random
     import tempfile
 
@@ -156,11 +157,18 @@ def verify_records(profile: str, n: int, *, seed: int = 0) -> pd.DataFrame:
 
     plan = planned_runs(profile)
     recorded = read_records(ex.records_root(profile).parent, plan)
+    chosen = random.Random(seed).sample(sorted(recorded), min(n, len(recorded)))
+    slots = min(len(chosen), ex.training_workers() if workers is None else workers)
     rows = []
     with tempfile.TemporaryDirectory(prefix="acmtl-verify-") as cache:
-        for folder in random.Random(seed).sample(sorted(recorded), min(n, len(recorded))):
+        tasks = [(plan[folder], cache, recorded[folder]["where"].get("threads")) for folder in chosen]
+        if slots <= 1:
+            retrained = [ex.train_and_record(*task) for task in tasks]
+        else:  # side by side, each with its record's threads, as the plan trained them
+            with ex.executor(slots) as (pool, _):
+                retrained = [future.result() for future in [pool.submit(ex.train_and_record, *task) for task in tasks]]
+        for folder, new in zip(chosen, retrained):
             old = recorded[folder]
-            new = ex.train_and_record(plan[folder], cache, old["where"].get("threads"))
             same = all(old["where"].get(k) == new["where"].get(k) for k in ("device", "cpu", "precision", "threads"))
             for split, scores in old["scores"].items():
                 now = new["scores"][split]["f1"]
