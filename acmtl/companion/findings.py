@@ -116,12 +116,12 @@ def workers_speedup(results: Path) -> str:
     table, record = read(results, "figure6_workers")
     if len(table) == 1:
         return "One core: the plan trains one run at a time, nothing to compare."
-    one, best = table[table["workers"] == 1].iloc[0], table.loc[table["workers"].idxmax()]  # the plan's default
-    threads = int(best["threads_per_worker"])
-    return (f"{int(best['workers'])} worker processes with {threads} torch thread{'s' * (threads != 1)} each "
+    one, many = table[table["workers"] == 1].iloc[0], table.loc[table["workers"].idxmax()]  # the plan's default
+    threads = int(many["threads_per_worker"])
+    return (f"{int(many['workers'])} worker processes with {threads} torch thread{'s' * (threads != 1)} each "
             f"train the same {int(one['runs'])} short runs "
-            f"{best['speedup']:.2f}x as fast as one process with {int(one['threads_per_worker'])} "
-            f"({duration(best['wall_seconds'])} against {duration(one['wall_seconds'])}, start-up included, "
+            f"{many['speedup']:.2f}x as fast as one process with {int(one['threads_per_worker'])} "
+            f"({duration(many['wall_seconds'])} against {duration(one['wall_seconds'])}, start-up included, "
             f"{record['device']['cpu'] or 'this CPU'}, {int(one['cores'])} cores).")
 
 
