@@ -178,33 +178,42 @@ def test_the_plan_trains_the_diagnosis_first(default_plan) -> None:
     assert list(plan)[:len(diagnosis)] == list(diagnosis)
 
 
-@pytest.mark.parametrize("rule", ["keeps", "picks another", "not yet"])
+@pytest.mark.parametrize("rule", ["keeps", "keeps once trained", "picks another", "not yet"])
 def test_runs_that_take_the_wiring_wait_for_the_rule(default_plan, tmp_path, monkeypatch, capsys, rule) -> None:
     """The diagnosis chooses the wiring the other AC-MTL runs take: those start only once every run of it is
-    recorded and the rule keeps the profile's wiring; the rest of the plan never waits."""
+    recorded and the rule keeps the profile's wiring; the rest of the plan never waits. A diagnosis recorded
+    before the plan starts lets everything train in one pool; "not yet": its last run's budget ran out."""
     import acmtl.companion.diagnosis
 
     plan, diagnosis = default_plan
     prof = get_profile("default")
     waiting = {f for f, spec in plan.items() if f not in diagnosis and prof.takes_wiring(spec.arch)}
     assert {plan[f].arch for f in waiting} == {"acmtl", "bert_cnn", "bert_mhsa", "bert_mhsa_cnn"}
-    stages = []
-    monkeypatch.setattr(ex, "ensure_records", lambda specs, dirs, *a, **k: stages.append([d.name for d in dirs])
-                        or {d.name: {} for d in dirs})
-    monkeypatch.setattr(ex, "records_root", lambda profile: tmp_path / "runs")
-    (tmp_path / "runs").mkdir()
-    for folder in list(diagnosis)[: len(diagnosis) - (rule == "not yet")]:
-        (tmp_path / "runs" / f"{folder}.json").write_text("{}")
-    chosen = {"variant": prof.wiring if rule == "keeps" else "identity_start", "dev_seeds": 3, "dev_diff": 0.02,
-              "dev_ci_low": 0.01, "dev_ci_high": 0.03}
+    records, stages = tmp_path / "runs", []
+
+    def ensure_records(specs, dirs, *args, **kwargs):
+        stages.append([d.name for d in dirs])
+        for d in dirs if rule != "not yet" else ():
+            (records / f"{d.name}.json").write_text("{}")
+        return {d.name: {} for d in dirs}
+
+    monkeypatch.setattr(ex, "ensure_records", ensure_records)
+    monkeypatch.setattr(ex, "records_root", lambda profile: records)
+    records.mkdir()
+    for folder in list(diagnosis)[: len(diagnosis) - (rule in ("not yet", "keeps once trained"))]:
+        (records / f"{folder}.json").write_text("{}")
+    chosen = {"variant": "identity_start" if rule == "picks another" else prof.wiring, "dev_seeds": 3,
+              "dev_diff": 0.02, "dev_ci_low": 0.01, "dev_ci_high": 0.03}
     monkeypatch.setattr(acmtl.companion.diagnosis, "recorded_rule", lambda profile: (chosen, prof.wiring))
     found = plans.train_plan("default", plan, progress=False)
-    assert stages[0] == [f for f in plan if f not in waiting]  # the diagnosis first, then everything else
-    if rule == "keeps":
-        assert len(stages) == 2 and set(stages[1]) == waiting and set(found) == set(plan)
+    first = [f for f in plan if f not in waiting]
+    if rule == "keeps":  # the diagnosis was recorded already: one pool, longest first
+        assert stages == [list(plan)] and set(found) == set(plan)
+    elif rule == "keeps once trained":  # the diagnosis first, then the runs that waited for it
+        assert stages[0] == first and len(stages) == 2 and set(stages[1]) == waiting and set(found) == set(plan)
     else:
-        assert len(stages) == 1 and not waiting & set(found)
-    assert ("Set wiring='identity_start'" in capsys.readouterr().err) == (rule == "picks another")
+        assert stages == [first] and not waiting & set(found)
+    assert capsys.readouterr().err.count("Set wiring='identity_start'") == (rule == "picks another")
 
 
 def test_the_plan_table_says_what_each_record_cost_and_where_it_ran(tmp_path, monkeypatch, tiny_corpus_dir,

@@ -101,7 +101,8 @@ def train_plan(profile: str, plan: Mapping[str, RunSpec] | None = None, *, worke
     The runs that take the profile's wiring (:meth:`config.Profile.takes_wiring`, outside the diagnosis) wait
     until every run of the diagnosis is recorded, and then start only if the wiring rule keeps that wiring
     (:func:`diagnosis.recorded_rule`); if it picks another, they stay untrained and a line on stderr says which
-    wiring to set: trained now, they would be runs of a model the profile no longer trains."""
+    wiring to set: trained now, they would be runs of a model the profile no longer trains. A plan that finds the
+    diagnosis recorded (and is not retraining it) trains all its runs in one pool: no core idles between the two."""
     import transformers
 
     transformers.utils.logging.disable_progress_bar()
@@ -112,25 +113,32 @@ def train_plan(profile: str, plan: Mapping[str, RunSpec] | None = None, *, worke
     bar = tqdm(total=len(plan), desc=f"{profile} runs", unit="run", disable=not progress, mininterval=0)
     deadline = None if hours is None else time.monotonic() + 3600 * hours
     found = {}
-    for stage in ({folder: spec for folder, spec in plan.items() if folder not in waiting}, waiting):
-        if not stage or (stage is waiting and not _wiring_kept(profile, diagnosis, len(waiting))):
-            continue
+
+    def train(stage: Mapping[str, RunSpec]) -> None:
         left = None if deadline is None else max(0.0, deadline - time.monotonic()) / 3600
-        found |= ex.ensure_records(list(stage.values()), [runs_root(profile) / folder for folder in stage],
-                                    ex.records_root(profile).parent,
-                                    ex.training_workers() if workers is None else workers, bar, hours=left,
-                                    retrain=retrain, scheduler=scheduler)
+        found.update(ex.ensure_records(list(stage.values()), [runs_root(profile) / folder for folder in stage],
+                                       ex.records_root(profile).parent,
+                                       ex.training_workers() if workers is None else workers, bar, hours=left,
+                                       retrain=retrain, scheduler=scheduler))
+
+    kept = _wiring_kept(profile, diagnosis, len(waiting)) if waiting and not retrain else None
+    if kept:
+        train(plan)
+    else:
+        train({folder: spec for folder, spec in plan.items() if folder not in waiting})
+        if waiting and kept is None and _wiring_kept(profile, diagnosis, len(waiting)):
+            train(waiting)
     bar.close()
     return found
 
 
-def _wiring_kept(profile: str, diagnosis: Mapping[str, RunSpec], waiting: int) -> bool:
-    """Whether the runs that take ``profile``'s wiring may start: every run of its ``diagnosis`` is recorded and
-    the rule keeps the wiring. If the rule picks another, a line on stderr says so."""
+def _wiring_kept(profile: str, diagnosis: Mapping[str, RunSpec], waiting: int) -> bool | None:
+    """Whether the runs that take ``profile``'s wiring may start: None while a run of its ``diagnosis`` has no
+    record, else whether the rule keeps the wiring. If the rule picks another, a line on stderr says so."""
     from acmtl.companion.diagnosis import recorded_rule
 
     if not all((ex.records_root(profile) / f"{folder}.json").is_file() for folder in diagnosis):
-        return False  # the budget ran out before the diagnosis was done
+        return None  # not trained yet, or the budget ran out before the diagnosis was done
     row, current = recorded_rule(profile)
     if row["variant"] == current:
         return True
