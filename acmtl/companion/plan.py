@@ -174,7 +174,8 @@ def verify_records(profile: str, n: int, *, seed: int = 0, workers: int | None =
             retrained = [ex.train_and_record(*task) for task in tasks]
         else:  # side by side, each with its record's threads, as the plan trained them
             with ex.executor(slots) as (pool, _):
-                retrained = [future.result() for future in [pool.submit(ex.train_and_record, *task) for task in tasks]]
+                futures = [pool.submit(ex.train_and_record, *task) for task in tasks]
+                retrained = [future.result() for future in futures]
         for folder, new in zip(chosen, retrained):
             old = recorded[folder]
             same = all(old["where"].get(k) == new["where"].get(k) for k in ("device", "cpu", "precision", "threads"))
