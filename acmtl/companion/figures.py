@@ -192,19 +192,23 @@ def figure7_attention(results: Path) -> Figure:
 
 
 def _curves(ax, part: pd.DataFrame, paper: pd.DataFrame) -> None:
-    """Test (solid) and dev (dashed) F1 per epoch, the selected epoch filled; the paper's final F1s at "paper"."""
+    """Test (solid) and dev (dashed) F1 per epoch, the selected epoch filled (models that selected the same epoch
+    side by side); the paper's final F1s at "paper", no epoch tick close enough to overlap it."""
     for arch, run in part.groupby("arch", sort=False):
         ax.plot(run["epoch"], 100 * run["test_f1"], "-", color=plots.color(arch), label=f"{plots.label(arch)}, test")
         ax.plot(run["epoch"], 100 * run["dev_f1"], "--", color=plots.color(arch), alpha=0.6,
                 label=f"{plots.label(arch)}, dev")
-        best = run[run["selected"]]
-        ax.plot(best["epoch"], 100 * best["test_f1"], "o", color=plots.color(arch), mec="black")
+    for _, same in part[part["selected"]].groupby("epoch"):  # models that selected one epoch: side by side
+        for k, best in enumerate(same.itertuples()):
+            ax.plot(best.epoch + 0.5 * (k - (len(same) - 1) / 2), 100 * best.test_f1, "o",
+                    color=plots.color(best.arch), mec="black")
     last = int(part["epoch"].max())
     step = 0.04 * (last + 1)  # side by side: the paper's F1s lie within 2-3 points of each other
     shifts = step * (np.arange(len(paper)) - (len(paper) - 1) / 2)
     for row, shift in zip(paper.itertuples(), shifts):
         plots.paper_marker(ax, last + 1 + shift, row.paper_final_f1, PAPER_ARCH.get(row.model, "reference"))
-    ticks = list(range(1, last + 1, max(1, last // 6)))
+    every = max(1, last // 6)
+    ticks = [t for t in range(1, last + 1, every) if last + 1 - t >= every]  # none too close to "paper"
     ax.set_xticks([*ticks, last + 1], [*map(str, ticks), "paper"])  # the paper's final F1s stand right of the curves
     ax.set(xlabel="epoch", ylabel="entity F1 (%)", ylim=(0, 101), xlim=(0.5, last + 1 + step * (len(paper) + 1) / 2))
 
