@@ -5,7 +5,7 @@
 #   ./run_all.sh --retrain [--profile ...]                                 the same, every run trained again
 #   ./run_all.sh --html-only [--profile smoke|default|paper] [NOTEBOOK...] export the executed notebooks, no rerun
 #   ./run_all.sh --lab [JUPYTER LAB ARGS...]                               open notebooks/ in JupyterLab
-#   ./run_all.sh --tests [PYTEST ARGS...]                                  set up, then run the test suite
+#   ./run_all.sh --tests [PYTEST ARGS...]                                  set up, then run the test suite (pytest -n auto)
 #
 # The default profile executes the notebooks in place (the committed, rendered copies); other
 # profiles write their executed copies to build/notebooks-<profile>/ and leave notebooks/ alone.
@@ -85,7 +85,9 @@ if [ "$lab" = 1 ]; then
 fi
 
 if [ "$tests" = 1 ]; then
-  exec .venv/bin/python -m pytest "$@"
+  # One pytest worker per core (pytest-xdist), each test file on one worker: a file's fixtures are built once,
+  # and the notebooks' smoke runs (one file) run beside the rest. `-n 0` runs everything in this process.
+  exec .venv/bin/python -m pytest -n auto --dist loadfile "$@"
 fi
 
 # 3. notebooks, in order, with papermill. Runs without a record train in parallel worker processes
