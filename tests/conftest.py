@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# Under pytest-xdist every worker gets its share of the cores, before torch starts its thread pool (here, and in the
+# notebook kernels and CLI subprocesses that inherit the variable): torch's default of one thread per core in
+# every worker oversubscribes the cores, and OpenMP threads waiting on a busy core run several times slower.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    os.environ.setdefault("OMP_NUM_THREADS",
+                          str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 
 from acmtl.data.conll import write_conll
 from acmtl.data.corpora import load_corpus

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from acmtl.companion import experiments as ex
 from acmtl.companion import plan as plans
@@ -130,16 +131,22 @@ def test_a_dask_cluster_trains_the_plan(tmp_path, tiny_corpus_dir, tiny_encoder_
 def test_an_analysis_that_needs_weights_trains_a_recorded_run_missing_here(tmp_path, tiny_corpus_dir,
                                                                            tiny_encoder_dir):
     """Records from another machine make the tables; an analysis (weights=True) retrains only what it needs,
-    keeping the committed record as it is."""
+    with the record's thread count (the same model on the same machine kind), keeping the committed record as it
+    is and this process' threads as they were."""
     specs = _specs(tiny_corpus_dir, tiny_encoder_dir, 1)
     elsewhere, here = ex.run_dirs_of(specs, tmp_path / "elsewhere"), ex.run_dirs_of(specs, tmp_path / "here")
     ex.ensure_records(specs, elsewhere, tmp_path, 1, ex.tqdm(disable=True))
     record = tmp_path / "runs" / f"{here[0].name}.json"
+    recorded = json.loads(record.read_text())
+    recorded["where"]["threads"] = 3  # trained elsewhere with 3 threads
+    record.write_text(json.dumps(recorded))
     committed = record.read_bytes()
     ex.ensure_records(specs, here, tmp_path, 1, ex.tqdm(disable=True))
     assert not here[0].exists()  # the record suffices
+    threads = torch.get_num_threads()
     ex.ensure_records(specs, here, tmp_path, 1, ex.tqdm(disable=True), weights=True)
     assert (here[0] / "model").is_dir() and record.read_bytes() == committed
+    assert json.loads((here[0] / "metrics.json").read_text())["threads"] == 3 and torch.get_num_threads() == threads
 
 
 def test_verify_retrains_recorded_runs_and_matches_them_on_the_same_setting(tmp_path, monkeypatch, tiny_corpus_dir,
@@ -236,8 +243,6 @@ def test_the_plan_table_says_what_each_record_cost_and_where_it_ran(tmp_path, mo
 def test_measure_workers_times_the_same_runs_per_worker_count(monkeypatch) -> None:
     """Each worker count trains the same runs from an empty temporary run cache (never the committed records),
     with cores // workers threads each; the speed-up is the one-worker wall time over each count's."""
-    import torch
-
     calls, clock = [], [0.0]
 
     def train(specs, run_dirs, results, workers, bar, **kwargs):

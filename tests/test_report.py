@@ -75,6 +75,7 @@ def test_paper_numbers_stand_beside_msra_only(tmp_path):
 
 
 def test_figure_draws_the_papers_markers_on_msra_only():
+    """... and one model alone stands on its sizes' ticks (several are set apart)."""
     import matplotlib.pyplot as plt
     from matplotlib.collections import PathCollection
 
@@ -85,6 +86,7 @@ def test_figure_draws_the_papers_markers_on_msra_only():
         fig, ax = plt.subplots()
         plots.f1_by_size(ax, summary, paper=paper_table2_for(corpus), archs=["acmtl"])
         drawn = sum(len(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection))
+        assert list(ax.lines[0].get_xdata()) == [0, 1], corpus
         plt.close(fig)
         assert drawn == markers, corpus
 

@@ -127,9 +127,12 @@ def train_and_record(spec: RunSpec, root: str, threads: int | None) -> dict:
     from acmtl.companion.runs import ensure_run
 
     transformers.utils.logging.disable_progress_bar()  # a new process: the parent's setting does not reach it
-    if threads:
-        torch.set_num_threads(threads)
-    return record_of(spec, ensure_run(spec, progress=False, root=Path(root)))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        return record_of(spec, ensure_run(spec, progress=False, root=Path(root)))
+    finally:  # in the caller's process (one run at a time), what follows keeps its threads
+        torch.set_num_threads(before)
 
 
 def _label(spec: RunSpec) -> str:
@@ -177,8 +180,9 @@ def ensure_records(specs: Sequence[RunSpec], run_dirs: Sequence[Path], results: 
     one after another in this process (``workers`` 1), by ``workers`` processes, or on a Dask cluster
     (``scheduler``). ``hours``: no run starts after that budget (a run under way finishes; rerun to go on).
     ``retrain``: ignore the records (the run cache still answers: a cached run is the same run). ``weights``: an
-    analysis needs the trained models, so a recorded run missing from the run cache is trained again (its record,
-    from the machine that made the tables, is kept). ``lines``: also print a line for each run trained. A run's
+    analysis needs the trained models, so a recorded run missing from the run cache is trained again, with its
+    record's thread count (on the record's machine kind that makes it the same model, bit for bit; the record, from
+    the machine that made the tables, is kept). ``lines``: also print a line for each run trained. A run's
     file lock keeps two processes, or machines that share the run cache, from training it twice."""
     from acmtl.companion.records import read_records, write_record
     from acmtl.companion.runs import is_complete
@@ -206,18 +210,23 @@ def ensure_records(specs: Sequence[RunSpec], run_dirs: Sequence[Path], results: 
     def next_run() -> tuple[RunSpec, Path] | None:
         return next(queue, None) if deadline is None or time.monotonic() < deadline else None
 
+    def threads_for(run_dir: Path, share: int | None) -> int | None:
+        # float sums depend on the thread count: a recorded run trained again takes its record's
+        return found[run_dir.name]["where"].get("threads") if run_dir.name in kept else share
+
     if todo and workers <= 1 and not scheduler:
         while (item := next_run()) is not None:
             bar.set_postfix_str(_label(item[0]))
-            finished(item[0], train_and_record(item[0], str(item[1].parent), None))
+            finished(item[0], train_and_record(item[0], str(item[1].parent), threads_for(item[1], None)))
     elif todo:
         with executor(min(workers, len(todo)), scheduler) as (pool, slots):
             # one missing run gets every core, not a worker's share; a Dask worker keeps its own threads
-            threads = None if scheduler else max(1, (os.cpu_count() or 1) // slots)
+            share = None if scheduler else max(1, (os.cpu_count() or 1) // slots)
             running = {}
 
             def start_next() -> None:
                 if (item := next_run()) is not None:
+                    threads = threads_for(item[1], share)
                     running[pool.submit(train_and_record, item[0], str(item[1].parent), threads)] = item[0]
 
             for _ in range(slots):

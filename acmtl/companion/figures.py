@@ -164,8 +164,7 @@ def figure7_attention(results: Path) -> Figure:
         letters = list(dict.fromkeys(part["sentence"]))
         x = np.arange(len(letters))
         width = 0.8 / len(archs)
-        for j, arch in enumerate(archs):
-            offset = (j - (len(archs) - 1) / 2) * width
+        for arch, offset in zip(archs, plots.side_by_side(len(archs), width)):
             mine = part[part["arch"] == arch].set_index("sentence").loc[letters]
             ax.bar(x + offset, mine["attention_score"], width, label=plots.label(arch), color=plots.color(arch),
                    zorder=2)
@@ -199,13 +198,12 @@ def _curves(ax, part: pd.DataFrame, paper: pd.DataFrame) -> None:
         ax.plot(run["epoch"], 100 * run["dev_f1"], "--", color=plots.color(arch), alpha=0.6,
                 label=f"{plots.label(arch)}, dev")
     for _, same in part[part["selected"]].groupby("epoch"):  # models that selected one epoch: side by side
-        for k, best in enumerate(same.itertuples()):
-            ax.plot(best.epoch + 0.5 * (k - (len(same) - 1) / 2), 100 * best.test_f1, "o",
+        for best, shift in zip(same.itertuples(), plots.side_by_side(len(same), 0.5)):
+            ax.plot(best.epoch + shift, 100 * best.test_f1, "o",
                     color=plots.color(best.arch), mec="black")
     last = int(part["epoch"].max())
     step = 0.04 * (last + 1)  # side by side: the paper's F1s lie within 2-3 points of each other
-    shifts = step * (np.arange(len(paper)) - (len(paper) - 1) / 2)
-    for row, shift in zip(paper.itertuples(), shifts):
+    for row, shift in zip(paper.itertuples(), plots.side_by_side(len(paper), step)):
         plots.paper_marker(ax, last + 1 + shift, row.paper_final_f1, PAPER_ARCH.get(row.model, "reference"))
     every = max(1, last // 6)
     ticks = [t for t in range(1, last + 1, every) if last + 1 - t >= every]  # none too close to "paper"

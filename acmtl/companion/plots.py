@@ -98,11 +98,16 @@ def paper_marker(ax, x, y, name: str, *, label_text: str | None = None, **kwargs
                zorder=4, **kwargs)
 
 
+def side_by_side(n: int, step: float) -> np.ndarray:
+    """x offsets that set ``n`` items ``step`` apart, centred on 0 (one item: no offset)."""
+    return step * (np.arange(n) - (n - 1) / 2)
+
+
 def published_column(ax, anchors: pd.DataFrame, x: float, tick: str = "published") -> None:
     """Published results (rows with ``system``, ``anchor_f1_low``/``_high``, ``anchor_f1_text``) side by side in a
     column of their own at ``x``: a range as a grey interval, a value as a grey point, each in the legend. Side by
     side rather than bands across the panel: results 1-3 points apart would stack on one another and hide."""
-    offsets = np.linspace(-0.3, 0.3, len(anchors)) if len(anchors) > 1 else [0.0]
+    offsets = side_by_side(len(anchors), 0.6 / max(len(anchors) - 1, 1))
     for a, dx, marker in zip(anchors.itertuples(), offsets, ANCHOR_MARKERS):
         half = (a.anchor_f1_high - a.anchor_f1_low) / 2
         ax.errorbar(x + dx, a.anchor_f1_low + half, yerr=half or None, fmt=marker, color=COLORS["reference"],
@@ -123,7 +128,7 @@ def f1_by_size(ax, summary: pd.DataFrame, *, metric: str = "test_f1", paper: pd.
     sizes = sorted(summary["size"].unique())
     position = {s: i for i, s in enumerate(sizes)}
     archs = list(archs or dict.fromkeys(summary["arch"]))
-    offsets = np.linspace(-0.2, 0.2, len(archs))  # apart: two models may score alike if len(archs) > 1 else [0.0]
+    offsets = side_by_side(len(archs), 0.4 / max(len(archs) - 1, 1))  # apart: two models may score alike
     for arch, offset in zip(archs, offsets):
         rows = summary[summary["arch"] == arch].sort_values("size")
         if rows.empty:
