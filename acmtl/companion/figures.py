@@ -199,8 +199,7 @@ def _curves(ax, part: pd.DataFrame, paper: pd.DataFrame) -> None:
                 label=f"{plots.label(arch)}, dev")
     for _, same in part[part["selected"]].groupby("epoch"):  # models that selected one epoch: side by side
         for best, shift in zip(same.itertuples(), plots.side_by_side(len(same), 0.5)):
-            ax.plot(best.epoch + shift, 100 * best.test_f1, "o",
-                    color=plots.color(best.arch), mec="black")
+            ax.plot(best.epoch + shift, 100 * best.test_f1, "o", color=plots.color(best.arch), mec="black")
     last = int(part["epoch"].max())
     step = 0.04 * (last + 1)  # side by side: the paper's F1s lie within 2-3 points of each other
     for row, shift in zip(paper.itertuples(), plots.side_by_side(len(paper), step)):
