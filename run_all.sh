@@ -6,6 +6,7 @@
 #   ./run_all.sh --html-only [--profile smoke|default|paper] [NOTEBOOK...] export the executed notebooks, no rerun
 #   ./run_all.sh --lab [JUPYTER LAB ARGS...]                               open notebooks/ in JupyterLab
 #   ./run_all.sh --tests [PYTEST ARGS...]                                  set up, then run the test suite (pytest -n auto)
+#   ./run_all.sh --cpu | --gpu [ARGS...]                                   install torch's CPU or CUDA build (Linux)
 #
 # The default profile executes the notebooks in place (the committed, rendered copies); other
 # profiles write their executed copies to build/notebooks-<profile>/ and leave notebooks/ alone.
@@ -15,6 +16,8 @@
 # named, the runs that have none are trained first, in one pool (acmtl runs --plan PROFILE --train), and the
 # notebooks train only the models their analyses need; --retrain ignores the records and trains every run.
 # ACMTL_WORKERS=N trains up to N runs at once (default: one per core, as many as memory allows).
+# The lock installed: requirements-macos.lock on macOS; on Linux requirements-cuda.lock (torch's CUDA build) where
+# `nvidia-smi -L` sees a GPU, else requirements.lock (the CPU wheel); --cpu / --gpu choose on Linux.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -25,16 +28,19 @@ lab=0
 tests=0
 notebooks=()
 retrain=()
+build=auto
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) profile="$2"; shift 2 ;;
     --profile=*) profile="${1#*=}"; shift ;;
     --html) html=1; shift ;;
     --retrain) retrain=(--retrain); shift ;;
+    --cpu) build=cpu; shift ;;
+    --gpu) build=gpu; shift ;;
     --html-only) html=1; execute=0; shift ;;
     --lab) lab=1; shift; break ;;
     --tests) tests=1; shift; break ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) notebooks+=("$1"); shift ;;
   esac
 done
@@ -49,7 +55,13 @@ for i in "${!notebooks[@]}"; do
   notebooks[$i]="notebooks/$name"
 done
 
-# 1. environment: .venv with the pinned dependencies (torch 2.13.0, the CPU wheel).
+# 1. environment: .venv with the pinned dependencies of this platform's lock (torch 2.13.0).
+lock=requirements.lock
+if [ "$(uname -s)" = Darwin ]; then
+  lock=requirements-macos.lock
+elif [ "$build" = gpu ] || { [ "$build" = auto ] && nvidia-smi -L >/dev/null 2>&1; }; then
+  lock=requirements-cuda.lock
+fi
 if [ ! -x .venv/bin/python ]; then
   py=$(command -v python3.11 || command -v python3)
   "$py" -c 'import sys; assert sys.version_info[:2] == (3, 11), "acmtl needs Python 3.11"'
@@ -57,10 +69,10 @@ if [ ! -x .venv/bin/python ]; then
   "$py" -m venv .venv
 fi
 stamp=.venv/.acmtl-installed
-want=$(cat pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml "$lock" | sha256sum | cut -d' ' -f1)  # another lock, or a new one, reinstalls
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "run_all: installing acmtl and its locked dependencies (requirements.lock, hash-checked) into .venv"
-  .venv/bin/python -m pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
+  echo "run_all: installing acmtl and its locked dependencies ($lock, hash-checked) into .venv"
+  .venv/bin/python -m pip install -q --disable-pip-version-check --require-hashes -r "$lock"
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
   echo "$want" > "$stamp"
 fi
