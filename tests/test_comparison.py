@@ -35,10 +35,14 @@ def test_mismatched_runs_are_an_error():
         seed_paired_bootstrap([RIGHT], [MISSED[:-1]])
 
 
-@pytest.mark.parametrize("low, high, expected", [(0.01, 0.03, "beats"), (-0.03, -0.001, "loses"),
-                                                 (-0.01, 0.02, "ties"), (0.0, 0.02, "ties")])
-def test_verdict_rule(low, high, expected):
-    assert comparison.verdict(low, high) == expected
+@pytest.mark.parametrize("low, high, seeds, expected", [
+    (0.01, 0.03, 3, "beats"), (-0.03, -0.001, 5, "loses"), (-0.01, 0.02, 3, "ties"), (0.0, 0.02, 3, "ties"),
+    (0.01, 0.03, 2, "too few seeds")])
+def test_verdict_rule(low, high, seeds, expected):
+    from acmtl.companion.stats import SeedComparison
+
+    result = SeedComparison((low + high) / 2, low, high, seeds, (), 0.0, 0.0, 2.0)
+    assert comparison.verdict(result) == expected
 
 
 def _run(tmp_path, arch: str, seed: int, predicted: list[list[str]]) -> dict:
@@ -53,12 +57,21 @@ def _run(tmp_path, arch: str, seed: int, predicted: list[list[str]]) -> dict:
 
 
 def test_head_to_head_pairs_runs_by_seed(tmp_path):
-    runs = pd.DataFrame([_run(tmp_path, "acmtl", 0, GOLD), _run(tmp_path, "acmtl", 1, GOLD),
-                         _run(tmp_path, "encoder_crf", 0, MISSES), _run(tmp_path, "encoder_crf", 1, MISSES),
-                         _run(tmp_path, "encoder_crf", 2, GOLD)])  # seed 2 has no partner: left out
-    (row,) = comparison.head_to_head(runs, n_resamples=200).itertuples()
-    assert (row.seeds, row.verdict) == (2, "beats")
+    runs = pd.DataFrame([*(_run(tmp_path, "acmtl", s, GOLD) for s in (0, 1, 2)),
+                         *(_run(tmp_path, "encoder_crf", s, MISSES) for s in (0, 1, 2)),
+                         _run(tmp_path, "encoder_crf", 3, GOLD)])  # seed 3 has no partner: left out
+    (row,) = comparison.head_to_head(runs).itertuples()
+    assert (row.seeds, row.verdict) == (3, "beats")
     assert row.diff == pytest.approx(row.f1_a_mean - row.f1_b_mean) and row.ci_low > 0
     sentence = comparison.verdict_sentence(row)
     assert sentence.startswith("MSRA, 1,000 training sentences: AC-MTL beats encoder+CRF by ")
-    assert f"{100 * row.diff:.2f} F1 points" in sentence and "2 seeds" in sentence
+    assert f"{100 * row.diff:.2f} F1 points" in sentence and "3 seeds" in sentence
+
+
+def test_two_seeds_are_too_few_for_a_verdict(tmp_path):
+    """However large the gap, two paired seeds give no verdict: the sentence says so instead."""
+    runs = pd.DataFrame([_run(tmp_path, arch, s, tags) for arch, tags in (("acmtl", GOLD), ("encoder_crf", MISSES))
+                         for s in (0, 1)])
+    (row,) = comparison.head_to_head(runs).itertuples()
+    assert (row.seeds, row.verdict) == (2, comparison.TOO_FEW)
+    assert "too few to judge" in comparison.verdict_sentence(row)

@@ -37,22 +37,24 @@ def test_pairs_are_matched_by_seed_and_judged(tmp_path, tiny_corpus_dir):
     blind = [["O"] * len(g) for g in gold]  # finds nothing
     half = gold[: len(gold) // 2] + blind[len(gold) // 2:]  # the seed-1 reference: right on half the sentences
     rows = []
-    for seed, reference in ((0, blind), (1, half)):
+    for seed, reference in ((0, blind), (1, half), (2, blind)):
         for variant, tags in (("paper", reference), ("pool_1", gold), ("no_positions", reference)):
             run = _fake_run(tmp_path / f"{variant}-{seed}", tags, gold)
             rows.append({"variant": variant, "seed": seed, "corpus_spec": spec, "size": None, **run})
     rows.append({"variant": "max_over_kernels", "seed": 1, "corpus_spec": spec, "size": None,
                  **_fake_run(tmp_path / "max-1", gold, gold)})
-    pairs = paired_table(pd.DataFrame(rows), n_resamples=200)
-    assert set(zip(pairs["variant"], pairs["seed"])) == {("pool_1", 0), ("pool_1", 1), ("no_positions", 0),
-                                                         ("no_positions", 1), ("max_over_kernels", 1)}
+    runs = pd.DataFrame(rows)
+    pairs = paired_table(runs)
+    assert set(zip(pairs["variant"], pairs["seed"])) == {(v, s) for v in ("pool_1", "no_positions") for s in (0, 1, 2)
+                                                         } | {("max_over_kernels", 1)}
     pool = pairs[pairs["variant"] == "pool_1"]
     assert (pool["reference"] == "paper").all()
-    assert pool["diff"].tolist() == [1.0, pytest.approx(1.0 - score(gold, half).f1)]  # each seed with its own pair
-    verdicts = summarize_pairs(pairs).set_index("variant")
-    assert verdicts.loc["pool_1", "verdict"] == "helps"
+    assert pool["diff"].tolist() == [1.0, pytest.approx(1.0 - score(gold, half).f1), 1.0]  # each seed, its own pair
+    verdicts = summarize_pairs(pairs, runs).set_index("variant")
+    assert verdicts.loc["pool_1", "verdict"] == "helps" and verdicts.loc["pool_1", "ci_low"] > 0
     assert verdicts.loc["no_positions", "verdict"] == "no clear effect"  # identical predictions: a zero interval
     assert verdicts.loc["max_over_kernels", "seeds"] == 1
+    assert verdicts.loc["max_over_kernels", "verdict"] == "too few seeds"  # one seed helps, but one is not enough
     assert verdicts.loc["pool_1", "diff_mean"] == pytest.approx(pool["diff"].mean())
 
 
@@ -111,7 +113,7 @@ def test_wiring_comparisons_pair_each_variant_with_the_default_by_seed(tmp_path,
                           **_fake_run(tmp_path / f"{v}-{seed}", dev if v == "identity_start" else blind, dev,
                                       "corpus_dev")}
                          for v, seeds in grid.items() for seed in seeds])
-    table = wiring_comparisons(runs, "residual_block", n_resamples=200).set_index("variant")
+    table = wiring_comparisons(runs, "residual_block").set_index("variant")
     assert set(table.index) == {"identity_start", "pool_1"}  # AC-MTL variants only, the default not with itself
     assert table.loc["identity_start", "dev_seeds"] == 3 and table.loc["pool_1", "dev_seeds"] == 1
     assert table.loc["identity_start", "dev_diff"] == 1.0 and table.loc["identity_start", "dev_ci_low"] == 1.0

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_results_provenance import provenance_problems
 
@@ -363,16 +364,26 @@ def test_every_notebook_starts_by_deciding_where_it_writes() -> None:
         assert "publish" not in stored, notebook.name
 
 
-def test_ablation_steps_pair_by_seed() -> None:
+def test_ablation_steps_pair_by_seed(tmp_path) -> None:
     import pandas as pd
 
+    from acmtl.companion.records import pack_counts
 
-    per_run = pd.DataFrame({"arch": ["acmtl", "acmtl", "bert_mhsa_cnn", "bert_mhsa_cnn"], "seed": [0, 1, 0, 1],
-                            "test_f1": [0.80, 0.70, 0.75, 0.72], "full_test_f1": [0.60, 0.61, 0.50, 0.65]})
+    def run(arch: str, seed: int, test_f1: float, full_test_f1: float) -> dict:
+        """A run whose record scores one sentence with 100 gold and 100 predicted entities: F1 = tp / 100."""
+        record = tmp_path / f"{arch}-{seed}.json"
+        counts = {split: pack_counts(np.array([[round(100 * f1), 100, 100]]))
+                  for split, f1 in (("test", test_f1), ("full_test", full_test_f1))}
+        record.write_text(json.dumps({"counts": counts}))
+        return {"arch": arch, "seed": seed, "record": str(record)}
+
+    per_run = pd.DataFrame([run("acmtl", 0, 0.80, 0.60), run("acmtl", 1, 0.70, 0.61),
+                            run("bert_mhsa_cnn", 0, 0.75, 0.50), run("bert_mhsa_cnn", 1, 0.72, 0.65)])
     (step,) = tables.ablation_steps(per_run, {"acmtl": 90.0, "bert_mhsa_cnn": 88.5}).to_dict("records")
     assert step["component"] == "multi-task learning" and step["seeds"] == 2
     assert step["test_f1_difference_per_seed"] == "+5.00 -2.00" and step["test_f1_difference"] == pytest.approx(1.5)
     assert step["full_test_f1_difference"] == pytest.approx(3.0) and step["paper_difference"] == pytest.approx(1.5)
+    assert step["effect"] == "too few seeds to judge"  # two seeds: described, not judged
 
 
 def test_run_curves_mark_the_selected_epoch(tmp_path) -> None:

@@ -102,7 +102,7 @@ PROFILES: dict[str, Profile] = {
         train=TrainConfig(epochs=50, patience=7, encoder_lr=2e-4, head_lr=1e-3),
         notes="m3e-small (4-layer Chinese RoBERTa) on a 2-core CPU; learning rates chosen on dev F1",
         # MSRA: 5 seeds at every size, the unit the head-to-head interval (comparison) replicates over; the
-        # short-text stand-in 3, the least a comparison is judged on (comparison.MIN_SEEDS)
+        # short-text stand-in 3, the least a comparison is judged on (stats.MIN_SEEDS)
         table2={"msra": {200: (0, 1, 2, 3, 4), 1000: (0, 1, 2, 3, 4), 3000: (0, 1, 2, 3, 4)},
                 "short": {200: (0, 1, 2), 1000: (0, 1, 2)}},
         ablation_size=1000, ablation_seeds=(0, 1, 2, 3, 4),

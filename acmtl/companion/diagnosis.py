@@ -3,8 +3,8 @@
 Every variant below is trained on the same MSRA subsets with the same seeds and the same
 hyper-parameters as the reference (``paper``: the model as the paper's equations print it), and
 scored on the full official test set. For each seed the two runs' predictions on the same 4,620
-sentences give a paired difference with a bootstrap interval (:func:`acmtl.core.evaluate.paired_bootstrap`);
-:func:`paired_table` averages them over seeds.
+sentences give a paired difference; :func:`summarize_pairs` judges the mean over seeds with the seed-aware interval
+of :func:`acmtl.companion.stats.compare`, the one every verdict of the companion uses.
 
 The same runs choose the default wiring, on the corpus' own dev split only: every contender is paired
 by seed with the current default (:func:`wiring_comparisons`) and :func:`chosen_wiring` states the rule.
@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from acmtl.companion.stats import MIN_SEEDS  # a wiring becomes the default only with this many paired seeds
 from acmtl.companion.wirings import REFERENCES, VARIANTS, variant_grid
 
-# A wiring becomes the default only with this many seeds paired with the current default's; fewer describe.
-MIN_SEEDS = 3
 DATACLASS_WIRING = "residual_block"  # ModelConfig's defaults: what a profile without a wiring of its own trains
 RULE_COLUMNS = ("dev_seeds", "dev_diff", "dev_ci_low", "dev_ci_high")  # see wiring_comparisons
 
@@ -70,47 +69,49 @@ def diagnosis_runs(profile: str, grid: dict[str, tuple[int, ...]], *, size: int 
     return pd.concat(frames, ignore_index=True)
 
 
-def paired_table(runs: pd.DataFrame, *, split: str = "full_test", n_resamples: int = 1000) -> pd.DataFrame:
-    """One row per variant and seed: its F1 and its reference's on ``split``, and the paired difference with a
-    bootstrap interval, from the runs' records (``runs``: :func:`diagnosis_runs`' rows)."""
+def _pairs_of(runs: pd.DataFrame, variant: str, reference: str, split: str):
+    """The seeds ``variant`` and ``reference`` share in ``runs``, and each one's per-seed counts on ``split``."""
     from acmtl.companion.records import load_counts
-    from acmtl.core.evaluate import paired_bootstrap
 
+    records = {(r.variant, r.seed): r.record for r in runs.itertuples()}
+    seeds = sorted({s for v, s in records if v == variant} & {s for v, s in records if v == reference})
+    return seeds, *([load_counts(records[(v, s)], split) for s in seeds] for v in (variant, reference))
+
+
+def paired_table(runs: pd.DataFrame, *, split: str = "full_test") -> pd.DataFrame:
+    """One row per variant and seed: its F1 and its reference's on ``split``, and the paired difference with its
+    test-sentence interval (:func:`acmtl.companion.stats.compare` of one seed), from the runs' records (``runs``:
+    :func:`diagnosis_runs`' rows)."""
+    from acmtl.companion.stats import compare
+
+    f1 = {(r.variant, r.seed): getattr(r, f"{split}_f1") for r in runs.itertuples()}
     rows = []
-    by_key = {(r.variant, r.seed): r for r in runs.itertuples()}
-    for (variant, seed), run in sorted(by_key.items()):
+    for variant in dict.fromkeys(runs["variant"]):
         reference = REFERENCES.get(variant)
-        if reference is None or (reference, seed) not in by_key:
-            continue
-        pair = paired_bootstrap(load_counts(run.record, split), load_counts(by_key[(reference, seed)].record, split),
-                                n_resamples=n_resamples, seed=seed)
-        rows.append({"variant": variant, "reference": reference, "seed": seed,
-                     "f1": getattr(run, f"{split}_f1"),
-                     "reference_f1": getattr(by_key[(reference, seed)], f"{split}_f1"),
-                     "diff": pair["diff"], "ci_low": pair["low"], "ci_high": pair["high"]})
-    return pd.DataFrame(rows)
+        for seed, a, b in zip(*_pairs_of(runs, variant, reference, split)) if reference else ():
+            pair = compare([a], [b])
+            rows.append({"variant": variant, "reference": reference, "seed": seed, "f1": f1[(variant, seed)],
+                         "reference_f1": f1[(reference, seed)], "diff": pair.diff, "ci_low": pair.low,
+                         "ci_high": pair.high})
+    return pd.DataFrame(rows).sort_values(["variant", "seed"], ignore_index=True)
 
 
-def wiring_comparisons(runs: pd.DataFrame, current: str, *, n_resamples: int = 1000) -> pd.DataFrame:
+def wiring_comparisons(runs: pd.DataFrame, current: str) -> pd.DataFrame:
     """Every AC-MTL variant against the ``current`` default wiring on the corpus' own dev split, paired by seed:
-    the seeds both have (``dev_seeds``), the mean difference of F1 (``dev_diff``) and its 95 % interval
-    (``dev_ci_low``, ``dev_ci_high``), which resamples seeds and dev sentences together
-    (:func:`evaluate.seed_paired_bootstrap`), from the runs' records. What :func:`chosen_wiring` decides on."""
-    from acmtl.companion.records import load_counts
-    from acmtl.core.evaluate import seed_paired_bootstrap
+    the seeds both have (``dev_seeds``), the mean difference of F1 (``dev_diff``) and its seed-aware 95 % interval
+    (``dev_ci_low``, ``dev_ci_high``; :func:`acmtl.companion.stats.compare`), from the runs' records. What
+    :func:`chosen_wiring` decides on."""
+    from acmtl.companion.stats import compare
 
     wirings = runs[[VARIANTS[v].arch == "acmtl" for v in runs["variant"]]]
-    records = {(r.variant, r.seed): r.record for r in wirings.itertuples()}
     rows = []
     for variant in wirings["variant"].unique():
-        seeds = sorted({s for v, s in records if v == variant} & {s for v, s in records if v == current})
+        seeds, a, b = _pairs_of(wirings, variant, current, "corpus_dev")
         if variant == current or not seeds:
             continue
-        pair = seed_paired_bootstrap([load_counts(records[(variant, s)], "corpus_dev") for s in seeds],
-                                     [load_counts(records[(current, s)], "corpus_dev") for s in seeds],
-                                     n_resamples=n_resamples)
-        rows.append({"variant": variant, "dev_seeds": len(seeds), "dev_diff": pair["diff"],
-                     "dev_ci_low": pair["low"], "dev_ci_high": pair["high"]})
+        pair = compare(a, b)
+        rows.append({"variant": variant, "dev_seeds": len(seeds), "dev_diff": pair.diff,
+                     "dev_ci_low": pair.low, "dev_ci_high": pair.high})
     return pd.DataFrame(rows, columns=["variant", *RULE_COLUMNS])
 
 
@@ -122,20 +123,25 @@ def selection_scores(runs: pd.DataFrame) -> pd.DataFrame:
     return means.rename(columns={"dev_f1": "subset_dev_f1"}).add_suffix("_mean").reset_index()
 
 
-def summarize_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
-    """One row per variant: mean F1 of it and its reference, mean paired difference, per-seed differences
-    with their intervals, and the verdict: "helps" / "hurts" when every seed's interval excludes zero on
-    the same side, else "no clear effect"."""
+def summarize_pairs(pairs: pd.DataFrame, runs: pd.DataFrame, *, split: str = "full_test") -> pd.DataFrame:
+    """One row per variant: mean F1 of it and its reference, the mean paired difference over seeds with its
+    seed-aware 95 % interval (:func:`acmtl.companion.stats.compare`, from the runs' records), the per-seed
+    differences with their test-sentence intervals, and the verdict: "helps" / "hurts" when the interval excludes
+    zero on that side, "no clear effect" when it includes zero, "too few seeds" below
+    :data:`acmtl.companion.stats.MIN_SEEDS`."""
+    from acmtl.companion.stats import compare
+
     rows = []
     for variant, group in pairs.groupby("variant", sort=False):
-        above, below = (group["ci_low"] > 0).all(), (group["ci_high"] < 0).all()
+        reference = group["reference"].iloc[0]
+        pooled = compare(*_pairs_of(runs, variant, reference, split)[1:])
         rows.append({
-            "variant": variant, "reference": group["reference"].iloc[0], "suspect": VARIANTS[variant].suspect,
-            "seeds": len(group), "f1_mean": group["f1"].mean(), "reference_f1_mean": group["reference_f1"].mean(),
-            "diff_mean": group["diff"].mean(),
+            "variant": variant, "reference": reference, "suspect": VARIANTS[variant].suspect,
+            "seeds": pooled.seeds, "f1_mean": group["f1"].mean(), "reference_f1_mean": group["reference_f1"].mean(),
+            "diff_mean": pooled.diff, "ci_low": pooled.low, "ci_high": pooled.high,
             "diff_per_seed": "; ".join(f"{100 * r.diff:+.2f} [{100 * r.ci_low:+.2f}, {100 * r.ci_high:+.2f}]"
                                        for r in group.itertuples()),
-            "verdict": "helps" if above else "hurts" if below else "no clear effect",
+            "verdict": {1: "helps", -1: "hurts", 0: "no clear effect", None: "too few seeds"}[pooled.side()],
         })
     order = [v for v in VARIANTS if v in {r["variant"] for r in rows}]
     return pd.DataFrame(rows).set_index("variant").loc[order].reset_index()
@@ -157,7 +163,7 @@ def run_diagnosis(profile: str, *, size: int = 1000, corpus: str = "msra",
     runs = diagnosis_runs(profile, grid, size=size, corpus=corpus, progress=progress)
     pairs = paired_table(runs)
     current = get_profile(profile).wiring or DATACLASS_WIRING
-    verdicts = (summarize_pairs(pairs).merge(selection_scores(runs), on="variant", how="outer")
+    verdicts = (summarize_pairs(pairs, runs).merge(selection_scores(runs), on="variant", how="outer")
                 .merge(wiring_comparisons(runs, current), on="variant", how="left"))
     verdicts["verdict"] = verdicts["verdict"].fillna("reference")  # `paper` itself: compared, not judged
     verdicts = verdicts.set_index("variant").loc[[v for v in VARIANTS if v in set(verdicts["variant"])]].reset_index()
@@ -167,5 +173,5 @@ def run_diagnosis(profile: str, *, size: int = 1000, corpus: str = "msra",
     publish.write_table(pairs, "table3_diagnosis_pairs", profile, corpora=corpora, seeds=seeds, started=started,
                         extra={**extra, "runs": runs.to_dict("records")})
     publish.write_table(verdicts, "table3_diagnosis", profile, corpora=corpora, seeds=seeds, started=started,
-                        extra=extra)
+                        extra={**extra, "runs": runs.to_dict("records")})
     return pairs, verdicts

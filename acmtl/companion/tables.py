@@ -140,11 +140,17 @@ def base_size_parameters(types: Sequence[str]) -> dict[str, dict[str, int]]:
 
 def figure6_table(bench: dict, counted: Mapping[str, Mapping[str, int]], paper: pd.DataFrame) -> pd.DataFrame:
     """One row per model: what ``bench`` (:func:`bench.run_benchmark`) measured on this machine, then the
-    ``counted`` models it did not run, with the paper's parameters and speed for the same model at its size."""
+    ``counted`` models it did not run, with the paper's parameters and speed for the same model at its size.
+    ``tokens_per_s_<precision>`` is the median of the ``timed_passes``; ``min_`` / ``max_tokens_per_s_<precision>``
+    their range (the slowest and the fastest pass)."""
     precisions = bench["protocol"]["precisions"]
     rows = [{"model": name, "label": r["label"], "measured_on": "this machine",
              **{f"params_{k}": v for k, v in r["params"].items()}, "gflop_per_token": r["gflop_per_token"],
-             **{f"tokens_per_s_{p}": r["tokens_per_s"][p] for p in precisions}} for name, r in bench["models"].items()]
+             "timed_passes": bench["protocol"]["repeats"],
+             **{f"{column}_{p}": value for p in precisions for column, value in
+                zip(("tokens_per_s", "min_tokens_per_s", "max_tokens_per_s"),
+                    (r["tokens_per_s"][p], *r["tokens_per_s_range"][p]))}}
+            for name, r in bench["models"].items()]
     rows += [{"model": name, "label": BASE_SIZE_LABELS[name], "measured_on": "count only (meta device, no weights)",
               **{f"params_{k}": v for k, v in counts.items()}} for name, counts in counted.items()
              if name not in bench["models"]]
@@ -167,21 +173,32 @@ ABLATION_STEPS = (("pinyin features", "encoder_pinyin_crf", "encoder_crf"),
 
 def ablation_steps(per_run: pd.DataFrame, paper_f1: Mapping[str, float]) -> pd.DataFrame:
     """What each component adds, paired by seed: per step of :data:`ABLATION_STEPS` whose two variants ran, the
-    mean and per-seed F1 difference (points) on the subset test split and the full test set, and the same
-    difference of the paper's F1 (``paper_f1``: arch -> F1 in percent)."""
-    f1 = per_run.pivot_table(index="seed", columns="arch", values=["test_f1", "full_test_f1"])
+    mean and per-seed F1 difference (points) on the subset test split and the full test set, the full test's
+    seed-aware 95 % interval (:func:`acmtl.companion.stats.compare`) and what it says (``effect``: raises, lowers,
+    within the noise, or too few seeds to judge), and the same difference of the paper's F1 (``paper_f1``: arch ->
+    F1 in percent)."""
+    from acmtl.companion.comparison import record_counts
+    from acmtl.companion.stats import compare_runs
+
     rows = []
     for step, with_, without in ABLATION_STEPS:
         if not {with_, without} <= set(per_run["arch"]):
             continue
-        row = {"component": step, "with": ARCH_LABELS[with_], "without": ARCH_LABELS[without], "seeds": len(f1)}
-        for split in ("test_f1", "full_test_f1"):
-            diff = 100 * (f1[split][with_] - f1[split][without])
-            row[f"{split}_difference"] = round(diff.mean(), 2)
-            row[f"{split}_difference_per_seed"] = " ".join(f"{d:+.2f}" for d in diff)
+        row = {"component": step, "with": ARCH_LABELS[with_], "without": ARCH_LABELS[without]}
+        for split in ("test", "full_test"):
+            result = compare_runs(per_run, with_, without, record_counts, split=split)
+            row["seeds"] = result.seeds
+            row[f"{split}_f1_difference"] = round(100 * result.diff, 2)
+            row[f"{split}_f1_difference_per_seed"] = " ".join(f"{100 * d:+.2f}" for d in result.per_seed)
+        row["full_test_ci_low"], row["full_test_ci_high"] = round(100 * result.low, 2), round(100 * result.high, 2)
+        row["effect"] = EFFECT[result.side()]
         row["paper_difference"] = round(paper_f1.get(with_, float("nan")) - paper_f1.get(without, float("nan")), 2)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# What a paired difference's interval says a component does to F1 (stats.SeedComparison.side).
+EFFECT = {1: "raises F1", -1: "lowers F1", 0: "within the noise", None: "too few seeds to judge"}
 
 
 def figure8_vs_paper(curve_runs: Mapping[str, pd.DataFrame], noise: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
