@@ -16,7 +16,7 @@ SENTENCES = 1000
 FALSE_POSITIVES = 0.2  # per gold entity
 DIFFICULTY = (5.0, 2.0)  # Beta parameters of a sentence's difficulty d: a gold entity is found with probability ρ·d
 RECALL = {"a": 0.90, "b": 0.92}  # ρ of each model; a seed moves it by N(0, SEED_SD)
-SEED_SD = 0.018
+SEED_SD = 0.035
 
 
 def _population_f1(rho: np.ndarray) -> np.ndarray:
@@ -31,14 +31,17 @@ def _true_difference() -> float:
     return float(np.mean(_population_f1(RECALL["a"] + u[0]) - _population_f1(RECALL["b"] + u[1])))
 
 
-def _experiment(rng: np.random.Generator, seeds: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _experiment(rng: np.random.Generator, seeds: int, own_difficulty: bool = False,
+                ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """One experiment: a fresh test set drawn from the population, ``seeds`` runs of each model on it (per-sentence
-    (tp, predicted, gold) counts)."""
+    (tp, predicted, gold) counts). ``own_difficulty``: each model finds its own sentences hard, the same ones for
+    every seed, so the test set favours one model by chance and every seed shares that luck."""
     gold = 1 + rng.poisson(1.5, SENTENCES)
-    difficulty = rng.beta(*DIFFICULTY, SENTENCES)
+    shared = rng.beta(*DIFFICULTY, SENTENCES)
     runs = {}
     for model, rho in RECALL.items():
         runs[model] = []
+        difficulty = rng.beta(*DIFFICULTY, SENTENCES) if own_difficulty else shared
         for _ in range(seeds):
             p = np.clip((rho + rng.normal(0, SEED_SD)) * difficulty, 0, 1)
             tp = rng.binomial(gold, p)
@@ -46,11 +49,11 @@ def _experiment(rng: np.random.Generator, seeds: int) -> tuple[list[np.ndarray],
     return runs["a"], runs["b"]
 
 
-def _coverage(interval, seeds: int, experiments: int) -> float:
+def _coverage(interval, seeds: int, experiments: int, own_difficulty: bool = False) -> float:
     truth, rng = _true_difference(), np.random.default_rng(seeds)
     hits = 0
     for _ in range(experiments):
-        low, high = interval(*_experiment(rng, seeds))
+        low, high = interval(*_experiment(rng, seeds, own_difficulty))
         hits += low <= truth <= high
     return hits / experiments
 
@@ -66,16 +69,20 @@ def _percentile_bootstrap(a, b):
 
 
 def test_the_simulation_is_like_our_experiments():
-    """The per-seed paired differences scatter by about 2 F1 points, as ours do (2.06 at MSRA-1000)."""
+    """The per-seed paired differences scatter by about 2 F1 points, as ours do (2.06 at MSRA-1000, 2.67 at
+    Resume-200)."""
     rng = np.random.default_rng(0)
     a, b = _experiment(rng, 200)
     diffs = [counts_f1(x) - counts_f1(y) for x, y in zip(a, b)]
     assert 0.015 < np.std(diffs) < 0.03
 
 
+@pytest.mark.parametrize("own_difficulty", [False, True], ids=["shared difficulty", "own difficulty"])
 @pytest.mark.parametrize("seeds", [3, 5])
-def test_the_interval_covers_the_true_difference_95_percent_of_the_time(seeds):
-    coverage = _coverage(_seed_aware, seeds, experiments=1000)
+def test_the_interval_covers_the_true_difference_95_percent_of_the_time(seeds, own_difficulty):
+    """At least 93 % and at most 99 % (too wide is wrong too), whether the test sentences' luck is shared by both
+    models or favours one of them for every seed."""
+    coverage = _coverage(_seed_aware, seeds, 800, own_difficulty)
     assert 0.93 <= coverage <= 0.99, coverage
 
 
@@ -99,12 +106,12 @@ def test_the_difference_is_the_mean_of_the_per_seed_f1_differences():
     assert result.per_seed == pytest.approx(per_seed)
     assert result.diff == pytest.approx(np.mean(per_seed))
     assert result.seed_sd == pytest.approx(np.std(per_seed, ddof=1))
-    assert result.low < result.diff < result.high and result.dof >= 3
+    assert result.low < result.diff < result.high and result.dof == 3
 
 
-def test_with_no_sentence_noise_it_is_the_t_interval_over_seeds():
-    """Per-seed contrasts that differ but whose sentences all move together (one sentence): the shared part is 0,
-    so the interval is Student's t over the seeds with K - 1 degrees of freedom."""
+def test_with_no_shared_sentence_noise_it_is_the_t_interval_over_seeds():
+    """Per-seed contrasts on one sentence: nothing to resample, so the interval is Student's t over the seeds with
+    K - 1 degrees of freedom."""
     a = [np.array([[k, 10, 10]]) for k in (5, 6, 8)]  # F1 0.5, 0.6, 0.8
     b = [np.array([[5, 10, 10]])] * 3
     result = compare(a, b)

@@ -12,12 +12,14 @@ mean over ``K`` seeds is uncertain for two reasons:
   computed without resampling by the delta method (linearising F1 = 2·TP / (predicted + gold) in each sentence's
   counts, which is what a paired bootstrap over sentences estimates, without its Monte-Carlo noise).
 
-The interval is ``d̄ ± t(ν) · sqrt(s² / K + C)``, a Student t interval over seeds widened by the shared sentence
-variance, with Satterthwaite's degrees of freedom ``ν = (s² / K + C)² / ((s² / K)² / (K - 1))`` (Satterthwaite,
-1946, *Biometrics Bulletin* 2(6):110-114): ``K - 1`` when the seeds dominate, more as the sentences do. With three
-seeds it is wide (``t(2) = 4.30``): three seeds cannot say more. ``tests/test_stats.py`` checks its coverage by
-simulation (93-99 % at 3 and 5 seeds), and that the percentile bootstrap over seeds and sentences it replaces
-(:func:`acmtl.core.evaluate.seed_paired_bootstrap`, about a sign test with 3 seeds) covers too little.
+The interval is ``d̄ ± t(K - 1) · sqrt(s² / K + C)``: Student's t interval over the seeds, its variance widened by
+the sentence variance the seeds share. ``K - 1`` degrees of freedom whatever the sentences' share, which errs wide
+where that share is large; with three seeds the interval is wide (``t(2) = 4.30``): three seeds cannot say more.
+Seeds and test-set sampling as the two sources of a benchmark's variance follow Bouthillier et al., "Accounting for
+Variance in Machine Learning Benchmarks" (MLSys 2021). ``tests/test_stats.py`` checks the coverage by simulation
+(93-99 % at 3 and 5 seeds, whether the test sentences' luck is shared by both models or favours one), and that the
+percentile bootstrap over seeds and sentences it replaces (:func:`acmtl.core.evaluate.seed_paired_bootstrap`,
+about a sign test with 3 seeds) covers too little.
 
 A comparison with fewer than :data:`MIN_SEEDS` seeds is described, never judged (:func:`side` says so).
 """
@@ -48,7 +50,7 @@ class SeedComparison:
     per_seed: tuple[float, ...]
     seed_sd: float  # the per-seed contrasts' standard deviation (NaN for one seed)
     sentence_se: float  # the part of the standard error that the shared test sentences add
-    dof: float
+    dof: float  # of the t quantile: seeds - 1 (infinite for one seed, whose interval is the sentences' alone)
 
     @property
     def enough_seeds(self) -> bool:
@@ -115,8 +117,7 @@ def compare_seeds(terms: Sequence[tuple[float, Sequence[np.ndarray]]], *, metric
     else:
         seed_var = float(contrast.var(ddof=1))
         shared = max(0.0, (k * var_mean - float(var_each.mean())) / (k - 1))
-        between = seed_var / k
-        dof = math.inf if between == 0 else (between + shared) ** 2 / (between ** 2 / (k - 1))
+        between, dof = seed_var / k, k - 1.0
     se = math.sqrt(between + shared)
     half = float(scipy_stats.t.ppf(0.5 + level / 2, dof)) * se if se > 0 else 0.0
     return SeedComparison(diff=mean, low=mean - half, high=mean + half, seeds=k,
