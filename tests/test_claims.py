@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -152,16 +153,19 @@ def test_an_f1_interval_stays_within_0_and_100() -> None:
     mean, low, high = f1_interval([70.2356, 77.3784])
     assert (mean, low, high) == pytest.approx((73.807, 28.43, 100.0), abs=0.01)
     assert f1_interval([1.0, 9.0])[1] == 0.0 and math.isnan(f1_interval([50.0])[1])
-    assert "[28.43, 100.00] (2 seeds)" in judge_value(94.75, [70.2356, 77.3784]).ours
+    two = judge_value(94.75, [70.2356, 77.3784])  # two seeds: shown, not judged, and no interval printed
+    assert (two.verdict, two.ours) == ("too few seeds to judge", "73.81 (2 seeds: 70.24, 77.38)")
+    assert "100.00]" in judge_value(94.75, [70.2356, 77.3784, 99.0]).ours
 
 
 @pytest.mark.parametrize("paper, ours, verdict", [
     (61.0, [60.0, 61.0, 62.0], "reproduced"),  # interval 61 ± 2.48 holds the paper's value
     (98.36, [60.0, 61.0, 62.0], "not reproduced"),
     (70.0, [50.0, 70.0, 90.0], "partly"),  # inside, but ± 49.7 points: consistent only because it is wide
-    (94.75, [70.2356, 77.3784], "not reproduced"),  # inside [28.43, 100], but our mean 73.81 is 21 points off
-    (80.5, [80.0], "reproduced"),  # one seed: within 1 point
-    (82.0, [80.0], "not reproduced"),
+    (94.75, [70.2356, 77.3784, 71.0], "not reproduced"),  # inside [63.4, 82.4]? no: 94.75 lies above it
+    (94.75, [60.0, 77.3784, 99.0], "not reproduced"),  # inside a wide one, but our mean 78.8 is 16 points off
+    (80.5, [80.0], "too few seeds to judge"),  # one or two seeds: shown, not judged
+    (82.0, [80.0, 81.0], "too few seeds to judge"),
 ])
 def test_value_rule(paper, ours, verdict) -> None:
     from acmtl.companion.verdicts import judge_value
@@ -169,27 +173,34 @@ def test_value_rule(paper, ours, verdict) -> None:
     assert judge_value(paper, ours).verdict == verdict
 
 
+def _seeds(differences: list[float]):
+    """A paired comparison whose per-seed differences are ``differences`` (F1 points), on one test sentence each:
+    nothing to resample, so its interval is the t interval over the seeds."""
+    from acmtl.companion.stats import compare
+
+    def run(tp: float) -> np.ndarray:  # F1 = tp / 1000 with 1000 gold and 1000 predicted entities
+        return np.array([[round(tp), 1000, 1000]])
+
+    return compare([run(500 + 10 * d) for d in differences], [run(500)] * len(differences))
+
+
 @pytest.mark.parametrize("differences, verdict", [
     ([2.0, 3.0, 4.0], "reproduced"),  # paired interval above 0: the paper's direction
     ([-2.0, -3.0, -4.0], "not reproduced"),
     ([5.0, -1.0, 4.0], "partly"),  # includes 0, mean on the paper's side
     ([-5.0, 1.0, -4.0], "not reproduced"),  # includes 0, mean on the other side
-    ([1.5], "partly"),  # one seed: the sign alone
-    ([-1.5], "not reproduced"),
+    ([1.5], "too few seeds to judge"),  # one or two seeds: the sign alone says nothing
+    ([-1.5, -3.0], "too few seeds to judge"),
 ])
 def test_direction_rule(differences, verdict) -> None:
     from acmtl.companion.verdicts import judge_direction
 
-    assert judge_direction(differences).verdict == verdict
+    assert judge_direction(_seeds(differences)).verdict == verdict
 
 
 def test_interval_case_and_count_rules() -> None:
-    from acmtl.companion.verdicts import judge_cases, judge_count, judge_intervals
+    from acmtl.companion.verdicts import judge_cases, judge_count
 
-    assert judge_intervals([(0.5, 2.0), (0.1, 3.0)]) == "reproduced"
-    assert judge_intervals([(-2.0, -0.5), (-3.0, -0.1)]) == "not reproduced"
-    assert judge_intervals([(0.5, 2.0), (-0.5, 1.0)]) == "partly"
-    assert judge_intervals([(-0.5, 2.0), (-3.0, 0.5)]) == "not reproduced"  # mixed, the midpoints' mean below 0
     assert [judge_cases(c) for c in ([True, True], [True, True, False], [True, False], [True, False, False],
                                      [False])] == ["reproduced", "partly"] + ["not reproduced"] * 3
     assert judge_count(64.0, 108.3) == "not reproduced" and judge_count(102.0, 101.7) == "reproduced"
@@ -204,19 +215,21 @@ def test_a_claim_of_several_parts_takes_its_worst_part() -> None:
     assert combine(["partly", "not reproduced", "reproduced"]) == "not reproduced"
     assert combine([True, False]) == "not reproduced" and combine([True, True]) == "reproduced"
     assert combine(["not testable here"]) == "not testable here"
+    assert combine(["reproduced", "too few seeds to judge"]) == "too few seeds to judge"  # a part unjudged
+    assert combine(["too few seeds to judge", "not reproduced"]) == "not reproduced"  # but a failed part decides
 
 
 @pytest.mark.parametrize("differences, verdict", [
-    ([-0.65, 0.98], "not reproduced"),  # Table 3's multi-task step: the sign agrees on average, the size never
+    ([-0.65, 0.98], "too few seeds to judge"),  # Table 3's multi-task step with two seeds
     ([1.9, 2.2, 2.0], "reproduced"),  # above 0 and 2.05 inside a narrow interval
     ([3.0, 3.3, 3.1], "not reproduced"),  # above 0, but 2.05 outside the interval: a different gain
-    ([1.5, 3.5], "partly"),  # a wide interval, the mean 2.5 nearer the claimed gain than no gain
-    ([0.5, 1.5], "not reproduced"),  # a wide interval, the mean 1.0 nearer no gain than the claimed one
+    ([-1.0, 6.0, 2.5], "partly"),  # a wide interval, the mean 2.5 nearer the claimed gain than no gain
+    ([-2.0, 4.0, 1.0], "not reproduced"),  # a wide interval, the mean 1.0 nearer no gain than the claimed one
 ])
 def test_a_claimed_gain_is_judged_on_its_size_too(differences, verdict) -> None:
     from acmtl.companion.verdicts import judge_magnitude
 
-    assert judge_magnitude(2.05, differences).verdict == verdict
+    assert judge_magnitude(2.05, _seeds(differences)).verdict == verdict
 
 
 def test_scores_highest_is_judged_against_every_row() -> None:
@@ -225,16 +238,17 @@ def test_scores_highest_is_judged_against_every_row() -> None:
 
     f1 = {"encoder_crf": [0.80, 0.81, 0.82], "bert_cnn": [0.60, 0.61, 0.62], "bert_mhsa": [0.61, 0.62, 0.63],
           "bert_mhsa_cnn": [0.62, 0.63, 0.64], "acmtl": [0.70, 0.71, 0.72]}
-    runs = pd.DataFrame([{"arch": arch, "seed": seed, "test_f1": value} for arch, values in f1.items()
-                         for seed, value in enumerate(values)])
-    judgement = judge_highest(runs, "test_f1", "acmtl")
+    runs = pd.DataFrame([{"arch": arch, "seed": seed, "counts": np.array([[round(1000 * value), 1000, 1000]])}
+                         for arch, values in f1.items() for seed, value in enumerate(values)])
+    judgement = judge_highest(runs, "acmtl", lambda run, split: run.counts)
     assert judgement.verdict == "not reproduced"
-    assert "AC-MTL − RoBERTa: -10.00 [-10.00, -10.00] (3 seeds)" in judgement.ours
-    assert judge_highest(runs[runs["arch"] != "encoder_crf"], "test_f1", "acmtl").verdict == "reproduced"
+    assert "AC-MTL − RoBERTa: -10.00 [-10.00, -10.00], 3 seeds" in judgement.ours
+    assert judge_highest(runs[runs["arch"] != "encoder_crf"], "acmtl",
+                         lambda run, split: run.counts).verdict == "reproduced"
 
 
-def test_the_plateau_claim_needs_both_halves(tmp_path) -> None:
-    """AC-MTL plateaus by epoch 10, as the paper says, but so do the baselines: the claim's second half fails."""
+def test_the_plateau_claim_from_one_model_each_is_shown_not_judged(tmp_path) -> None:
+    """One curve per architecture is too few seeds to compare models: the row says which half holds, no verdict."""
     from acmtl.companion.verdicts import claims_verdict
 
     def curve(arch: str, plateau: int) -> list[dict]:
@@ -243,35 +257,51 @@ def test_the_plateau_claim_needs_both_halves(tmp_path) -> None:
 
     pd.DataFrame(curve("acmtl", 8) + curve("encoder_crf", 7)).to_csv(tmp_path / "figure8_curves.csv", index=False)
     claim = "Figure 8(a): AC-MTL plateaus by epoch 10, baselines need 20"
-    assert claims_verdict(tmp_path)[0].set_index("claim").loc[claim, "verdict"] == "not reproduced"
-    pd.DataFrame(curve("acmtl", 8) + curve("encoder_crf", 22)).to_csv(tmp_path / "figure8_curves.csv", index=False)
-    assert claims_verdict(tmp_path)[0].set_index("claim").loc[claim, "verdict"] == "reproduced"
+    row = claims_verdict(tmp_path)[0].set_index("claim").loc[claim]
+    assert row["verdict"] == "too few seeds to judge"
+    assert "AC-MTL by 10: yes, every baseline at 20 or later: no" in row["ours"]
 
 
 def test_head_to_head_rule_reads_every_msra_size() -> None:
-    """Above 0 at every size reproduces the abstract; the worst size decides; no MSRA row: not testable."""
+    """Above 0 at every size reproduces the abstract; the worst size decides; no MSRA run: not testable."""
     from acmtl.companion.verdicts import judge_head_to_head
 
-    def table(*intervals):
-        return pd.DataFrame([{"corpus": "msra", "size": size, "diff": (low + high) / 2, "ci_low": low, "ci_high": high,
-                              "seeds": 5} for size, (low, high) in zip((200, 1000, 3000), intervals)])
+    def runs(*gaps: list[float]) -> pd.DataFrame:
+        """AC-MTL minus encoder+CRF per seed (F1 points) at 200, 1000 and 3000 sentences."""
+        return pd.DataFrame([{"corpus": "msra", "size": size, "arch": arch, "seed": seed,
+                              "counts": np.array([[500 + 10 * gap * (arch == "acmtl"), 1000, 1000]])}
+                             for size, per_seed in zip((200, 1000, 3000), gaps) for seed, gap in enumerate(per_seed)
+                             for arch in ("acmtl", "encoder_crf")])
 
-    assert judge_head_to_head(table((0.01, 0.03), (0.002, 0.02), (0.001, 0.01))).verdict == "reproduced"
-    assert judge_head_to_head(table((0.01, 0.03), (-0.02, -0.01), (0.001, 0.01))).verdict == "not reproduced"
-    assert judge_head_to_head(table((0.01, 0.03), (-0.01, 0.014), (0.001, 0.01))).verdict == "partly"  # a tie
-    assert judge_head_to_head(table((-0.03, -0.01), (-0.02, 0.01), (-0.01, -0.001))).verdict == "not reproduced"
-    assert "1,000: +0.20 [-1.00, +1.40], 5 seeds" in judge_head_to_head(
-        table((-0.03, -0.01), (-0.01, 0.014), (-0.01, -0.001))).ours
-    assert judge_head_to_head(table((0.01, 0.03)).assign(corpus="resume")).verdict == "not testable here"
-    assert judge_head_to_head(None).verdict == "not testable here"
+    def judge(*gaps):
+        return judge_head_to_head(runs(*gaps), lambda run, split: run.counts)
+
+    above, below, tie = [2, 3, 4], [-2, -3, -4], [-1, 2, 3]
+    assert judge(above, above, above).verdict == "reproduced"
+    assert judge(above, below, above).verdict == "not reproduced"
+    assert judge(above, tie, above).verdict == "partly"
+    assert judge(above, [1, 2], above).verdict == "too few seeds to judge"
+    assert "1,000: +1.33 [-3.84, +6.50], 3 seeds" in judge(above, tie, above).ours
+    assert judge_head_to_head(runs(above).assign(corpus="resume"), lambda run, split: run.counts).verdict == (
+        "not testable here")
 
 
 def _write_table2(folder, test_f1: dict[tuple[str, int], list[float]]) -> None:
-    """A table2_performance.csv and provenance whose per-run records hold ``test_f1`` (fractions) per arch, seed."""
+    """A table2_performance.csv and provenance whose per-run records hold ``test_f1`` (fractions) per arch, seed,
+    on the subset test and, as one sentence of 10,000 entities, on the full test."""
     import json
 
-    runs = [{"corpus": "msra", "arch": arch, "size": size, "seed": seed, "test_precision": f, "test_recall": f,
-             "test_f1": f} for (arch, size), values in test_f1.items() for seed, f in enumerate(values)]
+    from acmtl.companion.records import pack_counts
+
+    (folder / "runs").mkdir()
+    runs = []
+    for (arch, size), values in test_f1.items():
+        for seed, f in enumerate(values):
+            record = folder / "runs" / f"{arch}-{size}-{seed}.json"
+            counts = pack_counts(np.array([[round(10_000 * f), 10_000, 10_000]]))
+            record.write_text(json.dumps({"counts": {"full_test": counts}}))
+            runs.append({"corpus": "msra", "arch": arch, "size": size, "seed": seed, "test_precision": f,
+                         "test_recall": f, "test_f1": f, "record": f"results/runs/{record.name}"})
     rows = [{"corpus": "msra", "arch": arch, "size": size, "seeds": len(v), "full_test_f1": "1.00",
              "status": "measured"} for (arch, size), v in test_f1.items()]
     pd.DataFrame(rows).to_csv(folder / "table2_performance.csv", index=False)
@@ -293,7 +323,8 @@ def test_table2_verdicts_from_hand_made_results(tmp_path) -> None:
     assert verdict["Table 2, MSRA 200: AC-MTL leads RoBERTa in P, R and F1"] == "not reproduced"
     assert verdict["Table 2, MSRA 1000: AC-MTL F1"] == "not testable here"  # no run at 1000
     assert verdict["Figure 6(a): AC-MTL has 64 M parameters"] == "not testable here"  # no figure 6 results
-    assert set(inputs) == {"table2_performance.csv", "table2_performance.provenance.json"}
+    assert set(inputs) - {f"runs/{p.name}" for p in (tmp_path / "runs").iterdir()} == {
+        "table2_performance.csv", "table2_performance.provenance.json"}  # and the records of the full test's counts
     not_testable = df[df["verdict"] == "not testable here"]
     assert not_testable["not_testable"].str.len().gt(0).all() and df.loc[df["verdict"] != "not testable here",
                                                                           "rule"].str.len().gt(0).all()

@@ -149,18 +149,27 @@ def summarize_pairs(pairs: pd.DataFrame, runs: pd.DataFrame, *, split: str = "fu
 
 def run_diagnosis(profile: str, *, size: int = 1000, corpus: str = "msra",
                   progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The profile's diagnosis grid trained (or reused), paired and judged; writes ``table3_diagnosis_pairs``
-    (one row per variant and seed) and ``table3_diagnosis`` (one row per variant, with its dev scores and its
-    paired comparison with the current default wiring, which :func:`chosen_wiring` decides on) with provenance.
+    """The profile's diagnosis grid trained (or reused), paired and judged (:func:`write_diagnosis`).
     Returns (pairs, verdicts)."""
     import time
 
-    from acmtl.companion import publish
     from acmtl.companion.config import get_profile
 
     started = time.time()
     grid = get_profile(profile).diagnosis
     runs = diagnosis_runs(profile, grid, size=size, corpus=corpus, progress=progress)
+    return write_diagnosis(profile, runs, grid, size, started=started)
+
+
+def write_diagnosis(profile: str, runs: pd.DataFrame, grid: dict[str, tuple[int, ...]], size: int, *,
+                    started: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pair and judge the diagnosis' ``runs`` (:func:`diagnosis_runs`' rows; their records hold the counts);
+    writes ``table3_diagnosis_pairs`` (one row per variant and seed) and ``table3_diagnosis`` (one row per variant,
+    with its dev scores and its paired comparison with the current default wiring, which :func:`chosen_wiring`
+    decides on) with provenance that lists the runs. Returns (pairs, verdicts)."""
+    from acmtl.companion import publish
+    from acmtl.companion.config import get_profile
+
     pairs = paired_table(runs)
     current = get_profile(profile).wiring or DATACLASS_WIRING
     verdicts = (summarize_pairs(pairs, runs).merge(selection_scores(runs), on="variant", how="outer")
@@ -168,10 +177,8 @@ def run_diagnosis(profile: str, *, size: int = 1000, corpus: str = "msra",
     verdicts["verdict"] = verdicts["verdict"].fillna("reference")  # `paper` itself: compared, not judged
     verdicts = verdicts.set_index("variant").loc[[v for v in VARIANTS if v in set(verdicts["variant"])]].reset_index()
     extra = {"variants": {v: VARIANTS[v].overrides for v in grid}, "seeds": grid, "size": size,
-             "current_wiring": current}
+             "current_wiring": current, "runs": runs.to_dict("records")}
     corpora, seeds = list(runs["corpus_spec"].unique()), sorted(set(runs["seed"]))
-    publish.write_table(pairs, "table3_diagnosis_pairs", profile, corpora=corpora, seeds=seeds, started=started,
-                        extra={**extra, "runs": runs.to_dict("records")})
-    publish.write_table(verdicts, "table3_diagnosis", profile, corpora=corpora, seeds=seeds, started=started,
-                        extra={**extra, "runs": runs.to_dict("records")})
+    for table, name in ((pairs, "table3_diagnosis_pairs"), (verdicts, "table3_diagnosis")):
+        publish.write_table(table, name, profile, corpora=corpora, seeds=seeds, started=started, extra=extra)
     return pairs, verdicts

@@ -8,7 +8,7 @@ typed by hand anywhere.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -19,8 +19,8 @@ from acmtl.companion.config import get_profile
 from acmtl.companion.experiments import corpus_label
 from acmtl.companion.figures import read
 from acmtl.companion.publish import NOTEBOOK_TABLES, duration
+from acmtl.companion.stats import compare_runs
 from acmtl.companion.tables import ARCH_LABELS, PAPER_MODELS
-from acmtl.companion.verdicts import interval_side, t_interval
 from acmtl.core.evaluate import is_missing
 
 
@@ -127,42 +127,43 @@ def workers_speedup(results: Path) -> str:
 
 # AC-MTL built up from its baseline one component at a time, as Table 3's rows do.
 BUILD_UP = ("encoder_crf", "bert_mhsa", "bert_mhsa_cnn", "acmtl")
-EFFECT = {-1: "lowers F1", 1: "raises F1", 0: "within the seed noise"}
+EFFECT = {-1: "lowers F1", 1: "raises F1", 0: "within the noise", None: "too few seeds to judge"}
 
 
-def step_effect(differences: Sequence[float]) -> tuple[str, int]:
-    """One step's per-seed paired F1 differences (points) as "mean [low, high]", and which way it moves F1: -1 or
-    +1 only where the 95 % interval excludes 0 (the verdicts' rule; one seed has none), 0 within the seed noise."""
-    mean, low, high = t_interval(differences)
-    text = f"{mean:+.2f}" if len(differences) < 2 else f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]"
-    return text, interval_side(low, high)
-
-
-def build_up(table: pd.DataFrame, runs: pd.DataFrame) -> str:
-    """Where AC-MTL's F1 goes (``table``: Table 3's rows; ``runs``: their per-run records): the full-test F1 of
-    each step from encoder+CRF to AC-MTL, each step's paired difference over seeds with its 95 % interval, and
-    "lowers" or "raises" only for a step whose interval says so."""
+def build_up(table: pd.DataFrame, runs: pd.DataFrame, counts: Callable) -> str:
+    """Where AC-MTL's F1 goes (``table``: Table 3's rows; ``runs``: their per-run rows, whose per-sentence counts
+    ``counts(run, split)`` reads): the full-test F1 of each step from encoder+CRF to AC-MTL, each step's paired
+    difference over seeds with its seed-aware 95 % interval (:func:`acmtl.companion.stats.compare`), and "lowers" or
+    "raises" only for a step whose interval says so."""
     f1 = table.set_index("arch")["full_test_f1_mean"].reindex(list(BUILD_UP)).dropna()
-    by_seed = 100 * runs.pivot_table(index="seed", columns="arch", values="full_test_f1")
     chain, sides = [f"{ARCH_LABELS[f1.index[0]]} {100 * f1.iloc[0]:.2f}"], []
     for before, after in zip(f1.index, f1.index[1:]):
-        text, side = step_effect(list((by_seed[after] - by_seed[before]).dropna()))
-        chain.append(f"{ARCH_LABELS[after]} {100 * f1[after]:.2f} ({text}, {EFFECT[side]})")
-        sides.append(side)
-    moved = sum(side != 0 for side in sides)
-    trend = (f"every component added on top of the encoder {EFFECT[sides[0]]}" if moved == len(sides) and
+        step = compare_runs(runs, after, before, counts)
+        chain.append(f"{ARCH_LABELS[after]} {100 * f1[after]:.2f} ({step.text()}, {EFFECT[step.side()]})")
+        sides.append(step.side())
+    moved = sum(side in (-1, 1) for side in sides)
+    trend = (f"{len(sides) - sides.count(None)} of the {len(sides)} steps have enough seeds to judge"
+             if None in sides else
+             f"every component added on top of the encoder {EFFECT[sides[0]]}" if moved == len(sides) and
              len(set(sides)) == 1 else
              f"{moved} of the {len(sides)} components added on top of the encoder "
-             f"move{'s' * (moved == 1)} F1 beyond the seed noise")
+             f"move{'s' * (moved == 1)} F1 beyond the noise")
     return (f"**From encoder+CRF to AC-MTL** (full test, MSRA-{int(table['size'].iloc[0]):,}, "
-            f"{int(table['seeds'].min())} seeds; each step paired by seed, with its 95 % interval): {trend}: "
-            + " → ".join(chain) + ".")
+            f"{int(table['seeds'].min())} seeds; each step paired by seed, with its 95 % interval over seeds and test "
+            f"sentences): {trend}: " + " → ".join(chain) + ".")
+
+
+def _record_counts(results: Path) -> Callable:
+    """A reader of a per-run row's counts from its record under ``results/runs/``."""
+    from acmtl.companion.records import load_counts
+
+    return lambda run, split: load_counts(results / "runs" / Path(run.record).name, split)
 
 
 def table3(results: Path) -> list[str]:
     steps, record = read(results, "table3_ablation_steps")
     table, ablation = read(results, "table3_ablation")
-    lines = [f"* {build_up(table, pd.DataFrame(ablation['extra']['runs']))}"]
+    lines = [f"* {build_up(table, pd.DataFrame(ablation['extra']['runs']), _record_counts(results))}"]
     steps = steps.sort_values("component", key=lambda c: c != "multi-task learning", kind="stable")  # the paper's point
     for _, r in steps.iterrows():  # not itertuples: "with" is a keyword
         paper = f"the paper: {r.paper_difference:+.2f}" if pd.notna(r.paper_difference) else "not in the paper"
@@ -185,7 +186,8 @@ def figure7(results: Path) -> list[str]:
         if "acmtl" in wide and wide.shape[1] > 1:
             top = int((wide["acmtl"] >= wide.max(axis=1)).sum())
             lines.append(f"* **{panel}** ({part['token'].iloc[0]}): AC-MTL has the highest score of the "
-                         f"{wide.shape[1]} models in {top} of {len(wide)} sentences (the paper: in all of them).")
+                         f"{wide.shape[1]} models in {top} of {len(wide)} sentences (the paper: in all of them); one "
+                         "model per architecture, described, not judged.")
         ratio = part.groupby("model", sort=False)["score_over_uniform"].mean()
         lines.append("  Mean score / uniform baseline: " + ", ".join(f"{m} {r:.2f}×" for m, r in ratio.items())
                      + " (1× = no more attention than an even spread).")
@@ -205,10 +207,11 @@ def figure8(results: Path) -> list[str]:
         less = [ARCH_LABELS[a] for a in worst.index
                 if a != "acmtl" and worst.loc["acmtl", "f1_drop"] < worst.loc[a, "f1_drop"]]
         claim = paper[paper["context"].str.startswith("8(b)")]["paper_final_f1"].iloc[0]
+        others = ", ".join(f"{ARCH_LABELS[a]} {100 * worst.loc[a, 'f1_drop']:.1f}" for a in worst.index if a != "acmtl")
+        ranked = (f"less than {', '.join(less)}" if less else "more than every baseline")
         lines.append(f"* **Noise**: at {100 * worst['realised_rate'].mean():.1f} % misspelt characters AC-MTL loses "
-                     f"{100 * worst.loc['acmtl', 'f1_drop']:.1f} F1 points, "
-                     f"less than: {', '.join(less) or 'none of the baselines'} "
-                     f"(the paper: AC-MTL the most robust, {claim:.2f} on its perturbed set).")
+                     f"{100 * worst.loc['acmtl', 'f1_drop']:.1f} F1 points ({others}): {ranked}, one model each, too "
+                     f"few seeds to rank them (the paper: AC-MTL the most robust, {claim:.2f} on its perturbed set).")
     for r in worst.reset_index().itertuples():
         lines.append(f"* **Noise**, {r.model}: F1 {100 * (r.f1 + r.f1_drop):.1f} clean → {100 * r.f1:.1f} with "
                      f"{100 * r.realised_rate:.1f}% of characters misspelt ({100 * r.f1_drop:.1f} points lost).")
