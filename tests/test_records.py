@@ -48,6 +48,7 @@ def test_a_record_recomputes_the_runs_scores_and_names_no_machine_path(finished_
         everything = np.arange(len(counts))[None, :]  # one "resample": every sentence once
         assert _resampled_f1(counts, everything)[0] == pytest.approx(metrics[split]["entity_f1"])
         assert record["scores"][split]["f1"] == metrics[split]["entity_f1"]
+        assert record["scores"][split]["token_accuracy"] == metrics[split]["token_accuracy"]  # its name kept whole
     assert len(record["curve"]) == record["times"]["epochs_run"] == 2
     assert len(path.read_bytes()) < 20_000  # a few KB, fit for git
 

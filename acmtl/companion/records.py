@@ -82,7 +82,7 @@ def build_record(run_dir: str | Path, gold: Mapping[str, Sequence[Sequence[str]]
                  "data_sha256": corpus["data_sha256"], "sentences": corpus["sentences"]},
         "where": {**where, "device": metrics.get("device"), "precision": metrics.get("precision"),
                   "threads": metrics.get("threads")},
-        "scores": {split: {k[len("entity_"):]: v for k, v in scores.items()}
+        "scores": {split: {k.removeprefix("entity_"): v for k, v in scores.items()}
                    for split, scores in metrics.items() if isinstance(scores, dict) and "entity_f1" in scores},
         "counts": {split: pack_counts(sentence_counts([list(t) for t in gold[split]],
                                                       [line.split() for line in tags]))
