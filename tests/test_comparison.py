@@ -51,7 +51,9 @@ def _run(tmp_path, arch: str, seed: int, predicted: list[list[str]]) -> dict:
     from acmtl.core.evaluate import score
 
     record = tmp_path / f"{arch}-{seed}.json"
-    record.write_text(json.dumps({"counts": {"full_test": pack_counts(sentence_counts(GOLD, predicted))}}))
+    where = {"cpu": "Intel" if seed < 3 else "AMD", "precision": "bf16"}
+    record.write_text(json.dumps({"counts": {"full_test": pack_counts(sentence_counts(GOLD, predicted))},
+                                  "where": where}))
     return {"corpus": "msra", "corpus_spec": "msra", "size": 1000, "arch": arch, "seed": seed,
             "record": str(record), "full_test_f1": score(GOLD, predicted).f1}
 
@@ -66,6 +68,15 @@ def test_head_to_head_pairs_runs_by_seed(tmp_path):
     sentence = comparison.verdict_sentence(row)
     assert sentence.startswith("MSRA, 1,000 training sentences: AC-MTL beats encoder+CRF by ")
     assert f"{100 * row.diff:.2f} F1 points" in sentence and "3 seeds" in sentence
+    assert row.trained_on == "Intel, bf16 (6 runs)" and "runs from" not in sentence
+
+
+def test_a_comparison_across_machines_says_so(tmp_path):
+    runs = pd.DataFrame([_run(tmp_path, arch, s, tags) for arch, tags in (("acmtl", GOLD), ("encoder_crf", MISSES))
+                         for s in (0, 1, 2, 3)])
+    (row,) = comparison.head_to_head(runs).itertuples()
+    assert row.trained_on == "mixed: Intel, bf16 (6 runs); AMD, bf16 (2 runs)"
+    assert "runs from Intel, bf16 (6 runs); AMD, bf16 (2 runs)" in comparison.verdict_sentence(row)
 
 
 def test_two_seeds_are_too_few_for_a_verdict(tmp_path):

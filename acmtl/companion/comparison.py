@@ -9,6 +9,8 @@ and "too few seeds" below :data:`acmtl.companion.stats.MIN_SEEDS` paired seeds.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from acmtl.companion.experiments import corpus_label
@@ -18,12 +20,26 @@ from acmtl.companion.stats import MIN_SEEDS, SeedComparison, compare, compare_ru
 MODEL_NAMES = {"acmtl": "AC-MTL", "encoder_crf": "encoder+CRF"}
 TOO_FEW = "too few seeds"
 COLUMNS = ("corpus", "corpus_label", "size", "a", "b", "split", "seeds", "f1_a_mean", "f1_b_mean", "diff", "ci_low",
-           "ci_high", "seed_sd", "diff_per_seed", "verdict")
+           "ci_high", "seed_sd", "diff_per_seed", "verdict", "trained_on")
 
 
 def record_counts(run, split: str):
     """The per-sentence counts on ``split`` of a run row (``run.record``: its record's path)."""
     return load_counts(run.record, split)
+
+
+def trained_on(runs: pd.DataFrame) -> str:
+    """Where ``runs`` were trained, from their records: "CPU, precision" of each kind with its count of runs, so a
+    comparison that mixes machines or precisions says so."""
+    import json
+    from collections import Counter
+
+    kinds = Counter()
+    for run in runs.itertuples():
+        where = json.loads(Path(run.record).read_text(encoding="utf-8")).get("where", {})
+        kinds[f"{where.get('cpu') or where.get('device') or 'unknown'}, {where.get('precision') or '?'}"] += 1
+    text = "; ".join(f"{kind} ({n} runs)" for kind, n in kinds.most_common())
+    return f"mixed: {text}" if len(kinds) > 1 else text
 
 
 def head_to_head(runs: pd.DataFrame, a: str = "acmtl", b: str = "encoder_crf", *,
@@ -50,6 +66,7 @@ def head_to_head(runs: pd.DataFrame, a: str = "acmtl", b: str = "encoder_crf", *
             "diff_per_seed": "; ".join(f"seed {s}: {100 * p.diff:+.2f} [{100 * p.low:+.2f}, {100 * p.high:+.2f}]"
                                        for s, p in zip(seeds, per_seed)),
             "verdict": verdict(pooled),
+            "trained_on": trained_on(pd.DataFrame([by_key[(arch, s)] for arch in (a, b) for s in seeds])),
         })
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
@@ -71,6 +88,7 @@ def verdict_sentence(row) -> str:
     gap = {"beats": f"beats {b} by {100 * row.diff:.2f} F1 points",
            "loses": f"loses to {b} by {-100 * row.diff:.2f} F1 points",
            "ties": f"ties with {b} (difference {100 * row.diff:+.2f} F1 points, the interval includes 0)"}[row.verdict]
+    mixed = f"; runs from {row.trained_on.removeprefix('mixed: ')}" if str(row.trained_on).startswith("mixed") else ""
     return (f"{where}{a} {gap} on the full test set (95 % CI [{100 * row.ci_low:+.2f}, {100 * row.ci_high:+.2f}] "
             f"over {row.seeds} seeds and the test sentences; {a} {100 * row.f1_a_mean:.2f}, {b} "
-            f"{100 * row.f1_b_mean:.2f}).")
+            f"{100 * row.f1_b_mean:.2f}{mixed}).")
