@@ -166,7 +166,10 @@ def _outputs(notebook: str) -> str:
     ("01_performance", "table2_performance", lambda df: df["test_f1"].dropna()),
     ("01_performance", "table2_performance", lambda df: df["full_test_f1"].dropna()),
     ("03_ablation", "table3_ablation", lambda df: df["test_f1"]),
-    ("05_robustness", "figure8_noise", lambda df: df["f1"].map("{:.4f}".format)),
+    # in percent (acmtl.companion.lab.readable); as a fraction in outputs executed before the notebook showed percent
+    ("05_robustness", "figure8_noise",
+     lambda df: [re.compile(rf"(?<![\d.])({re.escape(f'{100 * f:.2f}')}|{re.escape(f'{f:.4f}')})(?!\d)")
+                 for f in df["f1"]]),
     ("07_error_analysis", "figure10_error_categories",
      lambda df: [re.compile(rf"{re.escape(r.category)}\s+{r.errors}\s+{r.sentences}\s") for r in df.itertuples()]),
 ])
