@@ -13,9 +13,12 @@ interleaved, under one fixed protocol:
 * The reference is what a plain transformers user writes: ``AutoModelForTokenClassification``
   on the same encoder (m3e-small), ``tokenizer(chars, is_split_into_words=True, padding=True,
   truncation=True)``, argmax, and ``word_ids()`` to map tokens back to characters.
-* One untimed warm-up pass per model and precision (it also counts FLOPs), then ``repeats``
-  timed passes, taken round-robin over the models so a change in the machine's load hits all
-  of them alike; each model's speed is the median. Untrained models: weights do not change speed.
+* One untimed warm-up pass per model and precision (it also counts FLOPs; the first pass is the slowest), then
+  ``repeats`` timed passes, taken round-robin over the models (A B C A B C ...) so a change in the machine's load
+  hits all of them alike. Each timing is reported as the median pass and the range of the passes (slowest,
+  fastest: ``*_range``); a ratio of two models is the ratio of their medians and carries the range of the
+  per-pass ratios, pass i of one against pass i of the other, timed in the same round (``ratios["ranges"]``).
+  Untrained models: weights do not change speed.
 * Precisions: fp32, fp16 autocast on CUDA, and bf16 autocast where the hardware runs bf16 natively
   (CUDA with bf16, a CPU with AMX or AVX512-BF16: :func:`acmtl.core.train.bf16_supported`); elsewhere bf16
   is emulated and many times slower, so it is not measured. On CUDA the BERT-base-size AC-MTL (the
@@ -34,8 +37,7 @@ interleaved, under one fixed protocol:
   before timing for each (as ``train`` encodes once and a transformers user tokenises once); the
   reference's loss is its token-level cross-entropy. Training takes ``train_repeats`` timed passes,
   more than inference's ``repeats``: one pass is 4 batches, and on a quiet 2-core CPU the AC-MTL /
-  reference ratio of single passes ranged from 0.65 to 0.87, enough to move a median of 3 by several
-  hundredths from one run to the next.
+  reference ratio of single passes ranged from 0.65 to 0.87.
 * Latency: one 50-character sentence, ``NERPredictor.predict`` against the reference's
   tokenise-forward-argmax-map, p50 and p95 over ``latency_calls`` calls after 5 warm-up calls.
 * Hardware: the matrix-multiply throughput (GFLOP/s of a square matmul, timed in the same
@@ -93,7 +95,7 @@ AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}  # precision -> autoc
 @dataclass(frozen=True)
 class Protocol:
     sample_every: int  # every n-th MSRA test sentence
-    repeats: int  # timed inference passes per model and precision (the median is reported)
+    repeats: int  # timed inference passes per model and precision (the median and range are reported)
     train_repeats: int  # timed training passes (more than inference's: one pass is short and noisy)
     train_batches: int  # length-bucketed training batches per timed training pass
     train_batch_size: int
@@ -103,9 +105,9 @@ class Protocol:
     latency_chars: int = 50
 
 
-FULL = Protocol(sample_every=16, repeats=3, train_repeats=7, train_batches=4, train_batch_size=32,
+FULL = Protocol(sample_every=16, repeats=5, train_repeats=7, train_batches=4, train_batch_size=32,
                 latency_calls=100, matmul_size=2048)
-QUICK = Protocol(sample_every=289, repeats=1, train_repeats=2, train_batches=1, train_batch_size=8,
+QUICK = Protocol(sample_every=289, repeats=2, train_repeats=2, train_batches=1, train_batch_size=8,
                  latency_calls=3, matmul_size=512)
 
 MODELS = {
@@ -116,6 +118,26 @@ MODELS = {
     "encoder_crf": "encoder+CRF, m3e-small",
     "bilstm_crf": "BiLSTM-CRF",
 }
+
+
+# -- timed passes: the median and the range -------------------------------------------------------
+
+
+def pass_speeds(characters: int, seconds: Sequence[float]) -> list[float]:
+    """Characters per second of each timed pass, in the order the passes ran."""
+    return [characters / s for s in seconds]
+
+
+def speed_of(characters: int, seconds: Sequence[float]) -> tuple[float, list[float]]:
+    """Characters per second of the median pass, and [slowest, fastest] pass."""
+    return characters / statistics.median(seconds), [characters / max(seconds), characters / min(seconds)]
+
+
+def ratio_range(ours: Sequence[float], theirs: Sequence[float]) -> list[float]:
+    """[min, max] of ``ours[i] / theirs[i]``: pass i of two models timed in the same round (the models are
+    interleaved, so both passes met the same load on the machine)."""
+    ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
+    return [min(ratios), max(ratios)]
 
 
 # -- the pipelines ------------------------------------------------------------------------------
@@ -445,7 +467,8 @@ def _run(protocol: Protocol, device: torch.device, threads: int | None, backends
         on_backends[backend, "reference"] = pipelines["reference"].on_backend(backend, machine["threads"])
 
     results = {name: {"label": MODELS[name], "params": pipe.params()} for name, pipe in pipelines.items()}
-    matmul, by_backend = _time_inference(pipelines, results, texts, precisions, protocol, device, log, on_backends)
+    matmul, matmul_range, by_backend = _time_inference(pipelines, results, texts, precisions, protocol, device, log,
+                                                       on_backends)
     log("latency")
     text = next(s.text for s in corpus.splits["test"] if len(s.chars) >= protocol.latency_chars)
     for name in ("acmtl", "reference"):
@@ -464,7 +487,8 @@ def _run(protocol: Protocol, device: torch.device, threads: int | None, backends
                                            "sentences": len(texts), "precisions": precisions,
                                            "backends": ["eager", *backends],
                                            "paper_acmtl_tokens_per_s_v100": PAPER_TOKENS_PER_S},
-            "machine": machine, "matmul_gflops": matmul, "models": results, "backends": by_backend,
+            "machine": machine, "matmul_gflops": matmul, "matmul_gflops_range": matmul_range, "models": results,
+            "backends": by_backend,
             "ratios": ratios, "targets": targets}
 
 
@@ -479,9 +503,13 @@ def compare(models: dict, precisions: Sequence[str], by_backend: dict | None = N
     against the plain eager fp32 reference and against the reference on the same backend; the fastest
     AC-MTL backend is judged against the plain eager reference (what a transformers user runs).
     ``on_gpu``: also AC-MTL at BERT-base size against the paper's V100 tokens/s (a CPU run is not comparable).
+    Each ratio is of medians; ``ratios["ranges"]`` holds, under the same keys, the [min, max] of the per-pass
+    ratios (:func:`ratio_range`).
     """
     same_gemm = models["reference_fast_gemm" if "reference_fast_gemm" in models else "reference"]
     acmtl, plain = models["acmtl"], models["reference"]
+    inference = lambda model, p: pass_speeds(model["characters"], model["inference_seconds"][p])
+    training = lambda model, p: pass_speeds(model["train_characters"], model["train_seconds"][p])
     ratios = {
         "inference_like_for_like": {p: acmtl["tokens_per_s"][p] / same_gemm["tokens_per_s"][p] for p in precisions},
         "inference_vs_plain_reference": {p: acmtl["tokens_per_s"][p] / plain["tokens_per_s"][p] for p in precisions},
@@ -501,9 +529,23 @@ def compare(models: dict, precisions: Sequence[str], by_backend: dict | None = N
     ratios["inference_by_backend"] = {
         backend: {"vs_eager_reference": ours / plain["tokens_per_s"]["fp32"], "like_for_like": ours / theirs}
         for backend, (ours, theirs) in speeds.items()}
+    on_backend = lambda measured: pass_speeds(measured["characters"], measured["inference_seconds"])
+    passes = {"eager": (inference(acmtl, "fp32"), inference(same_gemm, "fp32"))} | {
+        backend: (on_backend(m["acmtl"]), on_backend(m["reference"])) for backend, m in (by_backend or {}).items()}
+    ranges = {
+        "inference_like_for_like": {p: ratio_range(inference(acmtl, p), inference(same_gemm, p)) for p in precisions},
+        "inference_vs_plain_reference": {p: ratio_range(inference(acmtl, p), inference(plain, p)) for p in precisions},
+        "training_like_for_like": {p: ratio_range(training(acmtl, p), training(plain, p)) for p in precisions},
+        "inference_by_backend": {backend: {"vs_eager_reference": ratio_range(ours, inference(plain, "fp32")),
+                                           "like_for_like": ratio_range(ours, theirs)}
+                                 for backend, (ours, theirs) in passes.items()},
+    }
     if on_gpu:
-        ratios["bert_base_vs_paper"] = {p: models["acmtl_bert_base"]["tokens_per_s"][p] / PAPER_TOKENS_PER_S
+        bert_base = models["acmtl_bert_base"]
+        ratios["bert_base_vs_paper"] = {p: bert_base["tokens_per_s"][p] / PAPER_TOKENS_PER_S for p in precisions}
+        ranges["bert_base_vs_paper"] = {p: [speed / PAPER_TOKENS_PER_S for speed in bert_base["tokens_per_s_range"][p]]
                                         for p in precisions}
+    ratios["ranges"] = ranges
     fastest = max(speeds, key=lambda backend: speeds[backend][0])
     targets["inference"]["fastest_backend"] = {"backend": fastest, **ratios["inference_by_backend"][fastest],
                                                "met": ratios["inference_by_backend"][fastest]["vs_eager_reference"]
@@ -513,16 +555,17 @@ def compare(models: dict, precisions: Sequence[str], by_backend: dict | None = N
 
 def _time_inference(pipelines: dict, results: dict, texts: list, precisions: list[str], protocol: Protocol,
                     device: torch.device, log: Callable[[str], None],
-                    on_backends: dict[tuple[str, str], object]) -> tuple[dict[str, float], dict]:
+                    on_backends: dict[tuple[str, str], object]) -> tuple[dict[str, float], dict, dict]:
     """Fill in each model's speed; the matmul peak and ``on_backends`` ((backend, model) -> pipeline, fp32 only)
-    are timed in the same rounds. Returns matmul GFLOP/s and, per backend and model, characters and speed."""
+    are timed in the same rounds. Returns matmul GFLOP/s (median, range) and, per backend and model, characters
+    and speed."""
     dtypes = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
     cases = [(name, p) for name in pipelines for p in precisions] + [(key, "fp32") for key in on_backends]
     every = pipelines | on_backends
     characters = {}
-    for name, precision in cases:  # warm-up; eager fp32 also counts FLOPs and characters
+    log(f"warm-up: one untimed pass of each of {len(cases)} models and precisions")
+    for name, precision in cases:  # eager fp32 also counts FLOPs and characters
         pipe = every[name]
-        log(f"warm-up {name} {precision}")
         with _autocast(device, precision):
             if name in on_backends:
                 characters[name] = pipe.infer(texts)
@@ -549,21 +592,24 @@ def _time_inference(pipelines: dict, results: dict, texts: list, precisions: lis
                 for stage, value in pipelines[name].stage_seconds.items():
                     shares[stage].append(value / seconds[name, precision][-1])
     matmul = {key: statistics.median(values) for key, values in gemm.items()}
-    speed = {name: {p: r["characters"] / statistics.median(seconds[name, p]) for p in precisions}
-             for name, r in results.items()}
+    matmul_range = {key: [min(values), max(values)] for key, values in gemm.items()}
+    timed = {name: {p: speed_of(r["characters"], seconds[name, p]) for p in precisions} for name, r in results.items()}
+    speed = {name: {p: median for p, (median, _) in by_precision.items()} for name, by_precision in timed.items()}
     for name, result in results.items():
         result["inference_seconds"] = {p: seconds[name, p] for p in precisions}  # every timed pass
-        result["tokens_per_s"] = speed[name]
+        result["tokens_per_s"] = speed[name]  # the median pass
+        result["tokens_per_s_range"] = {p: spread for p, (_, spread) in timed[name].items()}
         result["vs_reference"] = {p: speed[name][p] / speed["reference"][p] for p in precisions}
         result["fraction_of_matmul_peak"] = {p: speed[name][p] * result["gflop_per_token"] / matmul[p]
                                              for p in precisions}
     results["acmtl"]["time_share"] = {stage: statistics.median(values) for stage, values in shares.items()}
     measured: dict[str, dict] = {}
     for (backend, name), chars in characters.items():
-        timed = seconds[(backend, name), "fp32"]
-        measured.setdefault(backend, {})[name] = {"characters": chars, "inference_seconds": timed,
-                                                  "tokens_per_s": chars / statistics.median(timed)}
-    return matmul, measured
+        passes = seconds[(backend, name), "fp32"]
+        median, spread = speed_of(chars, passes)
+        measured.setdefault(backend, {})[name] = {"characters": chars, "inference_seconds": passes,
+                                                  "tokens_per_s": median, "tokens_per_s_range": spread}
+    return matmul, matmul_range, measured
 
 
 def _time_training(pipelines: dict, results: dict, sentences: list[Sentence], tags: list[str],
@@ -581,71 +627,83 @@ def _time_training(pipelines: dict, results: dict, sentences: list[Sentence], ta
             seconds[name, precision].append(
                 _seconds(lambda name=name, precision=precision: loops[name].run(precision), device))
     for name, loop in loops.items():
+        timed = {p: speed_of(loop.chars, seconds[name, p]) for p in precisions}
         results[name]["train_characters"] = loop.chars
         results[name]["train_seconds"] = {p: seconds[name, p] for p in precisions}  # every timed pass
-        results[name]["train_chars_per_s"] = {p: loop.chars / statistics.median(seconds[name, p])
-                                              for p in precisions}
+        results[name]["train_chars_per_s"] = {p: median for p, (median, _) in timed.items()}
+        results[name]["train_chars_per_s_range"] = {p: spread for p, (_, spread) in timed.items()}
+
+
+def _span(low: float, high: float, digits: int = 0) -> str:
+    """A range of timed passes, as printed: 2,410-2,630 (speeds) or 0.85-0.95 (ratios)."""
+    return f"{low:,.{digits}f}-{high:,.{digits}f}"
 
 
 def format_table(results: dict) -> str:
-    """The results as plain-text tables, the ratios and targets below them."""
+    """The results as plain-text tables, the ratios and targets below them: each speed and ratio the median of the
+    timed passes, with their range."""
     precisions, machine, ratios = results["protocol"]["precisions"], results["machine"], results["ratios"]
-    models = results["models"]
+    models, ranges = results["models"], ratios["ranges"]
     gemm = f", fp32 linear layers via {machine['cpu_linear_backend']}" if "cpu_linear_backend" in machine else ""
     lines = [f"device: {machine.get('gpu') or machine.get('cpu')} ({machine['device']}), {machine['threads']} threads"
              f"{gemm}; CPU flags: {' '.join(machine['cpu_flags']) or '-'}; bf16 native: {machine['bf16_native']}",
              f"torch {machine['torch']}, onnxruntime {machine.get('onnxruntime') or '-'}; "
              + "matmul: " + ", ".join(f"{p} {g:,.0f} GFLOP/s" for p, g in results["matmul_gflops"].items()),
              f"{results['protocol']['sentences']} MSRA test sentences ({results['protocol']['mode']} protocol); "
-             f"the paper: {PAPER_TOKENS_PER_S:,.0f} tokens/s for AC-MTL on a V100", ""]
+             f"the paper: {PAPER_TOKENS_PER_S:,.0f} tokens/s for AC-MTL on a V100",
+             f"each speed and ratio: the median of {results['protocol']['repeats']} timed passes (training: "
+             f"{results['protocol']['train_repeats']}) after a warm-up, the models interleaved; beside it the range "
+             "of the passes", ""]
     head = f"{'inference':<52}{'params':>12}{'GFLOP/tok':>10}" + "".join(
-        f"{p + ' tok/s':>12}{'peak':>7}" for p in precisions)
+        f"{p + ' tok/s':>12}{'range':>14}{'peak':>6}" for p in precisions)
     lines += [head, "-" * len(head)]
     for result in models.values():
         lines.append(f"{result['label']:<52}{result['params']['total']:>12,}{result['gflop_per_token']:>10.3f}"
-                     + "".join(f"{result['tokens_per_s'][p]:>12,.0f}{100 * result['fraction_of_matmul_peak'][p]:>6.0f}%"
-                               for p in precisions))
+                     + "".join(f"{result['tokens_per_s'][p]:>12,.0f}{_span(*result['tokens_per_s_range'][p]):>14}"
+                               f"{100 * result['fraction_of_matmul_peak'][p]:>5.0f}%" for p in precisions))
     head = f"\n{'training chars/s; latency of one sentence (ms)':<52}" + "".join(
-        f"{p + ' train':>12}{p + ' p50':>10}{p + ' p95':>10}" for p in precisions)
+        f"{p + ' train':>12}{'range':>14}{p + ' p50':>10}{p + ' p95':>10}" for p in precisions)
     lines += [head, "-" * len(head.strip())]
     for name in TRAINED:
         result = models[name]
         latency = result.get("latency_ms")  # measured for AC-MTL and the reference only
         lines.append(f"{result['label']:<52}" + "".join(
-            f"{result['train_chars_per_s'][p]:>12,.0f}"
+            f"{result['train_chars_per_s'][p]:>12,.0f}{_span(*result['train_chars_per_s_range'][p]):>14}"
             + (f"{latency[p]['p50']:>10.1f}{latency[p]['p95']:>10.1f}" if latency else f"{'-':>10}{'-':>10}")
             for p in precisions))
     share = models["acmtl"]["time_share"]
     lines += ["", f"AC-MTL inference time: ids + pinyin {100 * share['prepare']:.1f}%, "
                   f"Viterbi {100 * share['viterbi']:.1f}%, the rest the network"]
     head = (f"\n{'inference backends (fp32 activations)':<40}{'AC-MTL tok/s':>14}{'reference tok/s':>17}"
-            f"{'vs eager reference':>20}{'like for like':>15}")
+            f"{'vs eager reference':>26}{'like for like':>24}")
     lines += [head, "-" * len(head.strip())]
     eager = {"acmtl": models["acmtl"], "reference": models.get("reference_fast_gemm", models["reference"])}
     speeds = {"eager": {name: m["tokens_per_s"]["fp32"] for name, m in eager.items()}} | {
         backend: {name: m["tokens_per_s"] for name, m in rows.items()} for backend, rows in results["backends"].items()}
     for backend, ratio in ratios["inference_by_backend"].items():
-        speed = speeds[backend]
+        speed, spread = speeds[backend], ranges["inference_by_backend"][backend]
         lines.append(f"{backend:<40}{speed['acmtl']:>14,.0f}{speed['reference']:>17,.0f}"
-                     f"{ratio['vs_eager_reference']:>20.3f}{ratio['like_for_like']:>15.3f}")
+                     + "".join(f"{ratio[key]:>12.3f} ({_span(*spread[key], 2)})" for key in ratio))
     if "bert_base_vs_paper" in ratios:
         lines.append("AC-MTL at BERT-base size / the paper's V100 tokens/s: " + ", ".join(
-            f"{p} {r:.2f}x" for p, r in ratios["bert_base_vs_paper"].items()))
+            f"{p} {r:.2f}x ({_span(*ranges['bert_base_vs_paper'][p], 2)})"
+            for p, r in ratios["bert_base_vs_paper"].items()))
     targets = results["targets"]
 
-    def judged(ratio: dict, met: dict, goal: float) -> str:
-        return f"(target >= {goal}): " + ", ".join(
-            f"{p} {ratio[p]:.3f} ({'met' if met[p] else 'missed'})" for p in precisions)  # 0.797 must not read 0.80
+    def judged(kind: str, met: dict, goal: float) -> str:
+        return f"(target >= {goal}): " + ", ".join(  # 0.797 must not read 0.80
+            f"{p} {ratios[kind][p]:.3f} (range {_span(*ranges[kind][p], 3)}, {'met' if met[p] else 'missed'})"
+            for p in precisions)
 
     plain_differs = "reference_fast_gemm" in models  # else the plain reference runs on acmtl's library already
     lines.append("targets are judged like for like: both models at the same precision on the same GEMM library"
                  + ("; 'as a plain user runs it' keeps the reference on torch's default BLAS" if plain_differs else ""))
     for kind, target in targets.items():
         lines.append(f"{kind} AC-MTL / reference, like for like "
-                     + judged(ratios[f"{kind}_like_for_like"], target["met_like_for_like"], target["target"]))
+                     + judged(f"{kind}_like_for_like", target["met_like_for_like"], target["target"]))
     if plain_differs:
         lines.append("inference AC-MTL / reference as a plain user runs it "
-                     + judged(ratios["inference_vs_plain_reference"], targets["inference"]["met_vs_plain_reference"],
+                     + judged("inference_vs_plain_reference", targets["inference"]["met_vs_plain_reference"],
                               targets["inference"]["target"]))
     fastest = targets["inference"]["fastest_backend"]
     lines.append(f"inference AC-MTL on its fastest backend ({fastest['backend']}) / the reference in eager fp32 "
@@ -662,9 +720,10 @@ def compare_backends(model_dir: str | Path, backends: Sequence[str] | None = Non
     """Entity F1 of a trained MSRA model on MSRA's official test set per backend, against eager.
 
     ``model_dir``: a run directory or a saved model; ``sample_every``: every n-th test sentence (1: all).
-    Per backend: entity P/R/F1, seconds, ``f1_change_points`` (F1 minus eager's, in points) and
-    ``identical_sentences`` (the share of sentences tagged exactly as eager tags them). ONNX exports are
-    cached beside the weights (``<model>/onnx/``), as ``predict --backend`` does.
+    Per backend: entity P/R/F1, ``f1_change_points`` (F1 minus eager's, in points) and ``identical_sentences``
+    (the share of sentences tagged exactly as eager tags them). No timing: one pass over the test set would be a
+    timing without its spread; :func:`run_benchmark` times each backend (median and range of interleaved passes).
+    ONNX exports are cached beside the weights (``<model>/onnx/``), as ``predict --backend`` does.
     """
     directory = Path(model_dir)
     directory = directory / "model" if (directory / "model").is_dir() else directory
@@ -676,12 +735,9 @@ def compare_backends(model_dir: str | Path, backends: Sequence[str] | None = Non
     for backend in ["eager", *[b for b in (backends or onnx_backends.available_backends()) if b != "eager"]]:
         network = onnx_backends.acmtl_emissions(model, backend, cache_dir=directory / "onnx")
         log(f"{backend}: tagging {len(items)} sentences")
-        started = time.perf_counter()
         paths[backend] = tag_encoded(model, items, network=network, batch_size=batch_size)
-        seconds = time.perf_counter() - started
         scores = score(gold, [[model.cfg.tags[i] for i in path] for path in paths[backend]])
-        measured[backend] = {"precision": scores.precision, "recall": scores.recall, "f1": scores.f1,
-                             "seconds": seconds}
+        measured[backend] = {"precision": scores.precision, "recall": scores.recall, "f1": scores.f1}
     for backend, result in measured.items():
         result["f1_change_points"] = 100 * (result["f1"] - measured["eager"]["f1"])
         result["identical_sentences"] = statistics.mean(a == b for a, b in zip(paths[backend], paths["eager"]))

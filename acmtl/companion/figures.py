@@ -79,38 +79,45 @@ def table2_performance(results: Path) -> Figure:
 
 BASE_SIZE_COLORS = {"acmtl_bert_base": "acmtl", "encoder_crf_bert_base": "encoder_crf", "xlnet_crf_base": "xlnet_crf"}
 PRECISION_MARKERS = ("o", "s", "^")  # speed per precision: a shape, not a colour (colour is the model)
+PRECISION_PLACES = {1: ("",), 2: ("lower", "upper"), 3: ("lowest", "middle", "highest")}  # within a model's row
+LABEL_WIDTH = 32  # characters per line of a model's tick label: a long one would run into the panel beside it
 
 
 def figure6_speed_params(results: Path) -> Figure:
     """(a) parameters of every model, (b) characters per second of those measured here, both in the same order
-    (by parameter count); the paper's numbers hollow, on the rows of the same model at the paper's size."""
+    (by parameter count): each precision a point at the median of the timed passes, a bar across their range,
+    set apart within the model's row; the paper's numbers hollow, on the rows of the same model at the paper's
+    size."""
     table, record = read(results, "figure6_speed_params")
     precisions = record["extra"]["bench"]["protocol"]["precisions"]
     colour = lambda names: [plots.color(BASE_SIZE_COLORS.get(n, n)) for n in names]
-    fig, axes = plots.new_figure(1, 2, width=5.4, height=3.8)
-    ax_params, ax_speed = axes[0]
+    tick_labels = lambda rows: [plots.wrapped(text, LABEL_WIDTH) for text in rows["label"]]
     order = table.sort_values("params_total", kind="stable").reset_index(drop=True)
+    fig, axes = plots.new_figure(1, 2, width=5.4, height=max(3.8, 0.5 * len(order)))  # room for two-line labels
+    ax_params, ax_speed = axes[0]
     names = list(order["model"])
     ax_params.barh(range(len(order)), order["params_millions"], color=colour(names),
                    hatch=["//" if "base" in n else "" for n in names], edgecolor="white", alpha=0.55)
     for i, (name, value) in enumerate(zip(names, order["paper_params_millions"])):
         if pd.notna(value):
             plots.paper_marker(ax_params, value, i, BASE_SIZE_COLORS.get(name, name))
-    ax_params.set_yticks(range(len(order)), order["label"], fontsize=7.5)
+    ax_params.set_yticks(range(len(order)), tick_labels(order), fontsize=7.5)
     ax_params.set_xlabel("parameters (millions)")
     ax_params.set_title("(a) parameters (hatched: BERT-base size)")
 
     # points, not bars: speeds span two decades, so the axis is logarithmic and a bar's length would mean nothing
     speed = order[order["measured_on"] == "this machine"].reset_index(drop=True)  # (a)'s order
-    shifts = np.linspace(-0.18, 0.18, len(precisions)) if len(precisions) > 1 else [0.0]
+    shifts = plots.side_by_side(len(precisions), 0.36 / max(len(precisions) - 1, 1))
     for p, shift, marker in zip(precisions, shifts, PRECISION_MARKERS):
-        ax_speed.scatter(speed[f"tokens_per_s_{p}"], np.arange(len(speed)) + shift, marker=marker,
-                         c=colour(speed["model"]), s=36, zorder=3)
+        rows = np.arange(len(speed)) + shift
+        ax_speed.hlines(rows, speed[f"min_tokens_per_s_{p}"], speed[f"max_tokens_per_s_{p}"],
+                        colors=colour(speed["model"]), linewidth=1.5, zorder=2)
+        ax_speed.scatter(speed[f"tokens_per_s_{p}"], rows, marker=marker, c=colour(speed["model"]), s=36, zorder=3)
     for i, (name, value) in enumerate(zip(speed["model"], speed["paper_tokens_per_s"])):
         if pd.notna(value):
             plots.paper_marker(ax_speed, value, i, BASE_SIZE_COLORS.get(name, name))
     ax_speed.set_xscale("log")
-    ax_speed.set_yticks(range(len(speed)), speed["label"], fontsize=7.5)
+    ax_speed.set_yticks(range(len(speed)), tick_labels(speed), fontsize=7.5)
     device = "GPU" if record["device"].get("gpu") else "CPU"
     paper_device = ", ".join(table["paper_device"].dropna().unique())
     ax_speed.set_xlabel(f"characters tagged per second (log scale)\nthis machine's {device}; the paper: {paper_device}")
@@ -118,10 +125,15 @@ def figure6_speed_params(results: Path) -> Figure:
     fig.suptitle(f"Figure 6 measured: {table['device'].dropna().iloc[0]}", fontsize=9)
     fig.tight_layout()
     # the precisions in grey: the model colours belong to the models
-    shapes = [mpl.lines.Line2D([], [], marker=m, linestyle="none", color="0.35", label=f"measured, {p}")
-              for p, m in zip(precisions, PRECISION_MARKERS)]
+    places = PRECISION_PLACES[len(precisions)]
+    shapes = [mpl.lines.Line2D([], [], marker=m, linestyle="none", color="0.35",
+                               label=f"measured, {p}" + (f" ({place} in each row)" if place else ""))
+              for p, m, place in zip(precisions, PRECISION_MARKERS, places)]
+    passes = int(speed["timed_passes"].iloc[0])
+    spread = mpl.lines.Line2D([], [], color="0.35", linewidth=1.5,
+                              label=f"point: median of {passes} timed passes; line: their range")
     handles, labels = plots.legend_entries(ax_params, ax_speed)
-    _below_legend(fig, [*shapes, *handles], [*(h.get_label() for h in shapes), *labels], ncol=5)
+    _below_legend(fig, [*shapes, spread, *handles], [*(h.get_label() for h in (*shapes, spread)), *labels], ncol=3)
     return fig
 
 
