@@ -42,7 +42,7 @@ def test_acmtl_fits_32_sentences(learned):
 
 def test_curve_records_the_loss_parts_and_plots_them(learned):
     """Each epoch's mean loss is 0.7 · NER + 0.15 · (boundary + type) of its recorded parts (up to the
-    rounding of averaging), and the figure draws one line per part next to the total."""
+    rounding of averaging), and the figure draws one line per part next to the total, named by its weights."""
     import matplotlib.pyplot as plt
 
     from acmtl.companion.plots import loss_parts
@@ -55,11 +55,12 @@ def test_curve_records_the_loss_parts_and_plots_them(learned):
                                             rel=1e-5)
     assert curve[-1]["loss_ner"] < curve[0]["loss_ner"]  # the main task is learned
     fig, ax = plt.subplots()
-    loss_parts(ax, curve)
+    loss_parts(ax, curve, {"ner": 0.7, "boundary": 0.15, "type": 0.15})
     lines = {line.get_label(): line.get_ydata().tolist() for line in ax.get_lines()}
     plt.close(fig)
     assert lines == {"NER (CRF)": [r["loss_ner"] for r in curve], "boundary": [r["loss_boundary"] for r in curve],
-                     "type": [r["loss_type"] for r in curve], "total (weighted)": [r["loss"] for r in curve]}
+                     "type": [r["loss_type"] for r in curve],
+                     "total = 0.7·NER (CRF) + 0.15·boundary + 0.15·type": [r["loss"] for r in curve]}
 
 
 def test_learning_rate_warms_up_then_decays_linearly_to_zero():

@@ -22,6 +22,7 @@ from acmtl.companion.analysis import LEGAL_TYPE_GLOSSES
 from acmtl.companion.claims import paper_robustness
 from acmtl.companion.experiments import corpus_label
 from acmtl.companion.publish import save_figure, target_dirs
+from acmtl.companion.records import read_records
 from acmtl.companion.tables import PAPER_MODELS, paper_table2_for
 
 PAPER_ARCH = {name: arch for arch, name in PAPER_MODELS.items()}
@@ -139,79 +140,112 @@ def figure6_speed_params(results: Path) -> Figure:
 
 # -- Table 3 ---------------------------------------------------------------------------------------
 
+SEED_ROW_OFFSET = 0.3  # Table 3: the seeds' ticks just under their mean, where no error bar hides them
+
 
 def table3_ablation(results: Path) -> Figure:
-    """F1 of each ablation variant, mean ± std over seeds: the subset's test split (the paper's Table 3 hollow)
-    and the full official test set."""
+    """F1 of each ablation variant as a dot plot: every seed (a tick) and their mean ± std, on the subset's test
+    split and the full official test set, beside the paper's Table 3. Each panel is zoomed to its values over one
+    common span of F1 points, so the 1-4-point differences the table is about are as long in every panel."""
     table, record = read(results, "table3_ablation")
+    runs = pd.DataFrame(record["extra"]["runs"])
     order = list(table["arch"])
-    fig, axes = plots.new_figure(1, 2, width=max(4.6, 0.95 * len(order)), height=3.6, sharey=True)  # room per label
-    plots.grouped_bars(axes[0][0], order, 100 * table["test_f1_mean"], 100 * table["test_f1_std"],
-                       paper=table["paper_f1"].tolist())
-    plots.grouped_bars(axes[0][1], order, 100 * table["full_test_f1_mean"], 100 * table["full_test_f1_std"])
-    axes[0][0].set_ylabel("entity F1 (%)")
+    rows = np.arange(len(order))[::-1]  # the table's first variant on top
+    fig, axes = plots.new_figure(1, 3, width=3.3, height=0.5 + 0.42 * len(order), sharey=True)
+    panels = [(axes[0][0], "test_f1", f"(a) subset test split\n({int(table['size'].iloc[0])}-sentence subset)"),
+              (axes[0][1], "full_test_f1", "(b) full official test set\n(the same models)")]
+    for ax, metric, title in panels:
+        for row, arch, mean, std in zip(rows, order, table[f"{metric}_mean"], table[f"{metric}_std"]):
+            seeds = 100 * runs.loc[runs["arch"] == arch, metric]
+            ax.errorbar(100 * mean, row, xerr=100 * std, fmt="o", capsize=0, color=plots.color(arch), zorder=3)
+            ax.plot(seeds, np.full(len(seeds), row - SEED_ROW_OFFSET), "|", color=plots.color(arch), markersize=9)
+        ax.set_title(title)
+    paper = axes[0][2]
+    for row, arch, value in zip(rows, order, table["paper_f1"]):
+        if pd.notna(value):
+            plots.paper_marker(paper, value, row, arch)
+    paper.set_title("(c) the paper's Table 3\n(its full training set)")
+    plots.common_span(axes[0], pad=1.0)
+    for ax in axes[0]:
+        ax.set_xlabel("entity F1 (%)")
+    axes[0][0].set_yticks(rows, [plots.label(a) for a in order])
+    axes[0][0].set_ylim(rows.min() - 0.6, rows.max() + 0.5)
     seeds = ", ".join(map(str, record["seeds"]))
-    axes[0][0].set_title(f"subset test split\n({int(table['size'].iloc[0])} sentences, seeds {seeds})", fontsize=10)
-    axes[0][1].set_title("full official test set", fontsize=10)
-    corpus = table["corpus"].iloc[0]
-    fig.suptitle(f"Table 3 reproduced: {corpus_label(corpus)} ({record['encoder']}, profile {record['profile']});"
-                 "\nbars: mean ± std over seeds", fontsize=10)
+    fig.suptitle(f"Table 3 reproduced: {corpus_label(table['corpus'].iloc[0])} ({record['encoder']}, profile "
+                 f"{record['profile']}, seeds {seeds})", fontsize=10)
     fig.tight_layout()
-    _below_legend(fig, *plots.legend_entries(axes[0][0]), ncol=4)
+    # in grey: the rows name the models
+    ours = [mpl.lines.Line2D([], [], marker="o", color="0.35", label="ours: mean ± std over seeds"),
+            mpl.lines.Line2D([], [], marker="|", linestyle="none", markersize=9, color="0.35", label="ours: one seed")]
+    handles, labels = plots.legend_entries(paper)
+    _below_legend(fig, [*ours, *handles], [*(h.get_label() for h in ours), *labels], ncol=3)
     return fig
 
 
 # -- Figure 7 --------------------------------------------------------------------------------------
 
 TOKEN_GLOSSES = {"北京": "Beijing", "创新": "innovation"}  # the paper's English words, beside the characters
+BAND_ABOVE = 2.0  # Figure 7: paper values above twice our highest score get a band of their own
 
 
 def figure7_attention(results: Path) -> Figure:
-    """Attention received by 北京 (a) and 创新 (b) per sentence and model, beside the uniform baseline."""
+    """Attention received by 北京 (a) and 创新 (b) per sentence and model, beside the uniform baseline. A panel whose
+    paper values all lie above ``BAND_ABOVE`` times our highest gets them in a band of their own, over a cut in the
+    axis, so that they do not squash our bars."""
     scores, record = read(results, "figure7_attention_scores")
     archs = list(dict.fromkeys(scores["arch"]))
-    fig, axes = plots.new_figure(1, 2, width=5.0, height=4.0)
-    axes = axes[0]
-    for ax, (panel, part) in zip(axes, scores.groupby("panel", sort=True)):
+    fig, grid = plots.new_figure(2, 2, width=5.0, height=2.1, gridspec_kw={"height_ratios": [1, 3]})
+    for (panel, part), (band, ax) in zip(scores.groupby("panel", sort=True), grid.T):
         letters = list(dict.fromkeys(part["sentence"]))
         x = np.arange(len(letters))
+        ours = max(part["attention_score"].max(), part["uniform_score"].max())
+        stated = part["paper_attention_score"].dropna()
+        if stated.empty or stated.min() <= BAND_ABOVE * ours:  # one axis: the paper's values fit our scale
+            ax.set_subplotspec(band.get_subplotspec().get_gridspec()[:, list(grid[0]).index(band)])
+            band.remove()
+            band = ax
         width = 0.8 / len(archs)
         for arch, offset in zip(archs, plots.side_by_side(len(archs), width)):
             mine = part[part["arch"] == arch].set_index("sentence").loc[letters]
             ax.bar(x + offset, mine["attention_score"], width, label=plots.label(arch), color=plots.color(arch),
                    zorder=2)
-            stated = mine["paper_attention_score"].dropna()
-            if len(stated):
-                plots.paper_marker(ax, x[[letters.index(s) for s in stated.index]] + offset, stated, arch)
+            paper = mine["paper_attention_score"].dropna()
+            if len(paper):
+                plots.paper_marker(band, x[[letters.index(s) for s in paper.index]] + offset, paper, arch)
         uniform = part.drop_duplicates("sentence").set_index("sentence").loc[letters, "uniform_score"]
         ax.hlines(uniform, x - 0.45, x + 0.45, colors="black", linestyles="dotted", label="uniform attention",
                   zorder=3)
         ax.set_xticks(x, letters)  # each panel on its own scale: (b)'s longer sentences get lower scores
+        if band is not ax:
+            plots.cut_axis(band, ax, top=1.15 * ours)
         for bars in ax.containers:  # once the scale is final
             plots.small_bar_values(ax, bars)
         token = part["token"].iloc[0]
         gloss = f" ({TOKEN_GLOSSES[token]})" if token in TOKEN_GLOSSES else ""
-        ax.set(title=f"{panel}: attention received by {token}{gloss}", xlabel="sentence",
-               ylabel="attention received (mean over heads and queries)")
+        band.set_title(f"{panel}: attention received by {token}{gloss}")
+        ax.set(xlabel="sentence", ylabel="attention received\n(mean over heads and queries)")
     fig.suptitle(f"Attention scores, {record['profile']} profile", fontsize=10)
     fig.tight_layout()
-    _below_legend(fig, *plots.legend_entries(*axes), ncol=3)
+    _below_legend(fig, *plots.legend_entries(*fig.axes), ncol=3)
     return fig
 
 
 # -- Figure 8 --------------------------------------------------------------------------------------
 
 
+SELECTED_SIZE = 5  # Figure 8: the selected epoch's dot, small enough for two side by side an epoch apart
+
+
 def _curves(ax, part: pd.DataFrame, paper: pd.DataFrame) -> None:
-    """Test (solid) and dev (dashed) F1 per epoch, the selected epoch filled (models that selected the same epoch
-    side by side); the paper's final F1s at "paper", no epoch tick close enough to overlap it."""
+    """Test F1 per epoch, one curve per model (its dev curve, which picks the epoch, is in the table), the selected
+    epoch filled (models that selected the same epoch side by side, a whole epoch apart: the dots must not touch);
+    the paper's final F1s at "paper", no epoch tick close enough to overlap it."""
     for arch, run in part.groupby("arch", sort=False):
-        ax.plot(run["epoch"], 100 * run["test_f1"], "-", color=plots.color(arch), label=f"{plots.label(arch)}, test")
-        ax.plot(run["epoch"], 100 * run["dev_f1"], "--", color=plots.color(arch), alpha=0.6,
-                label=f"{plots.label(arch)}, dev")
+        ax.plot(run["epoch"], 100 * run["test_f1"], "-", color=plots.color(arch), label=plots.label(arch))
     for _, same in part[part["selected"]].groupby("epoch"):  # models that selected one epoch: side by side
-        for best, shift in zip(same.itertuples(), plots.side_by_side(len(same), 0.5)):
-            ax.plot(best.epoch + shift, 100 * best.test_f1, "o", color=plots.color(best.arch), mec="black")
+        for best, shift in zip(same.itertuples(), plots.side_by_side(len(same), 1.0)):
+            ax.plot(best.epoch + shift, 100 * best.test_f1, "o", color=plots.color(best.arch), mec="black",
+                    markersize=SELECTED_SIZE)
     last = int(part["epoch"].max())
     step = 0.04 * (last + 1)  # side by side: the paper's F1s lie within 2-3 points of each other
     for row, shift in zip(paper.itertuples(), plots.side_by_side(len(paper), step)):
@@ -219,7 +253,7 @@ def _curves(ax, part: pd.DataFrame, paper: pd.DataFrame) -> None:
     every = max(1, last // 6)
     ticks = [t for t in range(1, last + 1, every) if last + 1 - t >= every]  # none too close to "paper"
     ax.set_xticks([*ticks, last + 1], [*map(str, ticks), "paper"])  # the paper's final F1s stand right of the curves
-    ax.set(xlabel="epoch", ylabel="entity F1 (%)", ylim=(0, 101), xlim=(0.5, last + 1 + step * (len(paper) + 1) / 2))
+    ax.set(xlabel="epoch", ylabel="test F1 (%)", ylim=(0, 101), xlim=(0.5, last + 1 + step * (len(paper) + 1) / 2))
 
 
 def figure8_robustness(results: Path) -> Figure:
@@ -235,42 +269,58 @@ def figure8_robustness(results: Path) -> Figure:
     axes[0].set_title(f"(a) {corpus_label(corpora[0])}, {int(curves['size'].iloc[0])}-sentence subset")
     for arch, part in noise.groupby("arch", sort=False):
         axes[1].plot(100 * part["realised_rate"], 100 * part["f1"], "o-", color=plots.color(arch))
-    for row in paper[paper["context"].str.startswith("8(b)")].itertuples():
-        axes[1].axhline(row.paper_final_f1, color=plots.color(PAPER_ARCH.get(row.model, "reference")), ls=":",
-                        label=f"the paper, {row.model} (noise rate not stated)")
+    for row in paper[paper["context"].str.startswith("8(b)")].itertuples():  # named on the line, not in the legend
+        colour = plots.color(PAPER_ARCH.get(row.model, "reference"))
+        axes[1].axhline(row.paper_final_f1, color=colour, ls=":")
+        axes[1].annotate(f"the paper, {row.model}: {row.paper_final_f1:.2f}\n(noise rate not stated)",
+                         (1, row.paper_final_f1), xycoords=("axes fraction", "data"), xytext=(-2, -3),
+                         textcoords="offset points", ha="right", va="top", fontsize=8, color=colour)
     split = record["extra"]["noise_split"]
     axes[1].set(title=f"(b) MSRA {split.replace('_', ' ')}, misspelt", xlabel="characters replaced (%)",
                 ylabel="entity F1 (%)", ylim=(0, 101))
     _curves(axes[2], curves[curves["corpus"] == corpora[-1]], paper[paper["context"].str.startswith("8(c)")])
-    axes[2].set_title(f"(c) {corpus_label(corpora[-1])}", fontsize=10)
-    fig.suptitle(f"Robustness, {record['profile']} profile; hollow markers at 'paper': the paper's final F1",
-                 fontsize=10)
+    axes[2].set_title(f"(c) {corpus_label(corpora[-1])}")
+    fig.suptitle(f"Robustness, {record['profile']} profile: (a), (c) test F1 per epoch, the paper's final F1 hollow at "
+                 "'paper'; (b) the selected models on misspelt text", fontsize=10)
     fig.tight_layout()
     handles, labels = plots.legend_entries(*axes)
     selected = mpl.lines.Line2D([], [], marker="o", linestyle="none", color="0.4", mec="black",
-                                label="selected epoch (best dev F1)")
+                                markersize=SELECTED_SIZE, label="selected epoch (best dev F1)")
     _below_legend(fig, [*handles, selected], [*labels, selected.get_label()], ncol=3)
     return fig
 
 
+def loss_weights(model: dict) -> dict[str, float]:
+    """The weight of each part in an AC-MTL run's training loss, from its model settings (a run record's
+    ``spec.model``): w·ner + (1 - w)/2·(boundary + type), plus λ·sharing under soft sharing (``ACMTLOutput``)."""
+    w = model["main_task_weight"]
+    weights = {"ner": w, "boundary": (1 - w) / 2, "type": (1 - w) / 2}
+    if model["mtl"] == "soft":
+        weights["sharing"] = model["soft_sharing_l2"]
+    return weights
+
+
 def figure8_loss_parts(results: Path) -> Figure:
-    """The training loss of Figure 8's AC-MTL run (first corpus, first seed) per epoch, with its parts: what the
-    0.7 / 0.15 / 0.15 weighting of the three tasks adds up to (``ACMTL.forward``'s output, kept in curve.json)."""
+    """The training loss of Figure 8's AC-MTL run (first corpus, first seed) per epoch, with its parts and the
+    weights that add them up to the total, read from the run's record (``ACMTL.forward``'s output, kept in
+    curve.json)."""
     curves, record = read(results, "figure8_curves")
     run = curves[(curves["arch"] == "acmtl") & (curves["corpus"] == curves["corpus"].iloc[0])]
     run = run[run["seed"] == run["seed"].min()]
+    corpus, seed = run["corpus"].iloc[0], int(run["seed"].iloc[0])
+    specs = [r["spec"] for r in read_records(results, [Path(f).name for f in record["extra"]["runs"]]).values()]
+    spec = next(s for s in specs if (s["arch"], s["corpus"], s["seed"]) == ("acmtl", corpus, seed))
     fig, axes = plots.new_figure(1, 1, width=6.0, height=3.8)
     ax = axes[0][0]
     columns = [c for c in run.columns if c == "loss" or c.startswith("loss_")]
     rows = run[["epoch", *columns]].dropna(axis=1, how="all").to_dict("records")
     if "loss" in rows[0]:
-        plots.loss_parts(ax, rows)
+        plots.loss_parts(ax, rows, loss_weights(spec["model"]))
         ax.legend(fontsize=8)
     else:  # a table written before training recorded its loss
         ax.text(0.5, 0.5, "no loss recorded in this run's curve", ha="center", va="center", transform=ax.transAxes)
-    ax.set_title(f"AC-MTL training loss and its parts, {corpus_label(run['corpus'].iloc[0])}, "
-                 f"{int(run['size'].iloc[0])} sentences, seed {int(run['seed'].iloc[0])} ({record['profile']} profile)",
-                 fontsize=9)
+    ax.set_title(f"AC-MTL training loss and its parts\n{corpus_label(corpus)}, {int(run['size'].iloc[0])}-sentence "
+                 f"subset, seed {seed} ({record['profile']} profile)")
     fig.tight_layout()
     return fig
 
@@ -326,42 +376,76 @@ def figure9_legal_theme_river(results: Path) -> Figure:
 # -- Figure 10 -------------------------------------------------------------------------------------
 
 
+TYPE_ERROR_COLORS = {"type confusion": "#CC6677", "boundary+type": "#DDAA33"}  # the categories with a type change
+
+
 def figure10_error_analysis(results: Path) -> Figure:
-    """Errors per category and the type changes (gold→predicted) among them, most frequent first."""
+    """Errors per category and the type changes (gold→predicted) among them, most frequent first; each type change
+    split by the category it falls in (coloured as in the left panel), its counts written."""
     counts, record = read(results, "figure10_error_categories")
     pairs, _ = read(results, "figure10_error_type_pairs")
     extra = record["extra"]
     counts = counts.sort_values("errors", ascending=False, kind="stable")
     fig, axes = plots.new_figure(1, 2, width=6.0, height=4.2, gridspec_kw={"width_ratios": [3, 2]})
     left, right = axes[0]
-    left.barh(counts["category"], counts["errors"], color="C0")
+    left.barh(counts["category"], counts["errors"], color=[TYPE_ERROR_COLORS.get(c, "C0") for c in counts["category"]])
     for y, (n, s) in enumerate(zip(counts["errors"], counts["sentences"])):
         left.annotate(f" {n} ({s} sentences)", (n, y), va="center", fontsize=8)
     left.invert_yaxis()  # the most frequent on top
     left.set_xlim(0, 1.45 * max(1, counts["errors"].max()))  # room for the labels
     left.set(xlabel="errors", title="Error categories")
-    by_pair = pairs.groupby("type_pair")["errors"].sum().sort_values(ascending=False, kind="stable")
-    right.barh(by_pair.index, by_pair.to_numpy(), color="C1")
+    by_pair = pairs.pivot_table(index="type_pair", columns="category", values="errors", aggfunc="sum", fill_value=0)
+    by_pair = by_pair.reindex(columns=list(TYPE_ERROR_COLORS), fill_value=0)
+    by_pair = by_pair.loc[by_pair.sum(axis=1).sort_values(ascending=False, kind="stable").index]
+    start = np.zeros(len(by_pair))
+    for category, colour in TYPE_ERROR_COLORS.items():
+        right.barh(by_pair.index, by_pair[category], left=start, color=colour, label=category)
+        start += by_pair[category].to_numpy()
+    for y, (total, row) in enumerate(zip(start, by_pair.itertuples(index=False))):
+        parts = [str(n) for n in row if n]
+        right.annotate(f" {' + '.join(parts)} = {total:.0f}" if len(parts) > 1 else f" {total:.0f}", (total, y),
+                       va="center", fontsize=8)
     right.invert_yaxis()
+    right.set_xlim(0, 1.45 * max(1, start.max()))
+    right.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
     right.set(xlabel="errors", title="Type changes (gold→predicted)")
     split = {"full_test": "official test set", "test": "subset test split"}.get(extra["split"], extra["split"])
     fig.suptitle(f"{plots.label(extra['arch'])} on the MSRA {split}: errors in {extra['misclassified']} "
                  f"misclassified sentences ({record['profile']} profile)", fontsize=10)
     fig.tight_layout()
+    fig.legend(*plots.legend_entries(right), loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
+               title="colour: the category of the error (left), the part of each type change in it (right)")
     return fig
 
 
 # -- Tuning (notebook 08): one figure pair per study, from its trial table -------------------------------------
 
 TRIAL_STATES = {"PRUNED": ("v", "0.45", "pruned (stopped early: no corpus-dev F1)"),
-                "FAIL": ("x", "#CC3311", "failed (no value)")}
+                "FAIL": ("x", "#CC3311", "failed (not in the budget); → the trial that ran its settings again")}
+
+
+def _reruns(table: pd.DataFrame) -> dict[int, int]:
+    """Each failed trial that a later trial ran again (its worker was lost; the storage retries its settings once):
+    the failed trial's number -> the later one's."""
+    settings = table.filter(like="params_").astype(str).agg("|".join, axis=1)
+    reruns = {}
+    for number in table.loc[table["state"] == "FAIL", "number"]:
+        later = table.loc[(settings == settings[table["number"] == number].iloc[0]) & (table["number"] > number),
+                          "number"]
+        if len(later):
+            reruns[int(number)] = int(later.min())
+    return reruns
 
 
 def tuning_history(table: pd.DataFrame, arch: str) -> Figure:
     """Corpus-dev F1 of each complete trial and the best so far, at the trial numbers of ``table``
-    (``results/tuning_<study>.csv``); pruned and failed trials, which have no corpus-dev F1, in a strip below."""
-    table = table.sort_values("number")
+    (``results/tuning_<study>.csv``); pruned and failed trials, which have no corpus-dev F1, in a strip below, each
+    failed one pointing to the trial that ran its settings again. The title counts them: a study's budget counts
+    its finished (complete or pruned) trials, so a failed trial adds a number beyond it."""
+    table = table.sort_values("number").reset_index(drop=True)
     complete = table[table["state"] == "COMPLETE"]
+    pruned, failed = (int((table["state"] == state).sum()) for state in TRIAL_STATES)
+    reruns = _reruns(table)
     fig, axes = plots.new_figure(2, 1, width=6.0, height=1.9, sharex=True, gridspec_kw={"height_ratios": [5, 1]})
     ax, strip = axes[:, 0]
     ax.plot(complete["number"], 100 * complete["value"], "o", color=plots.color(arch), label="complete: corpus-dev F1")
@@ -372,19 +456,26 @@ def tuning_history(table: pd.DataFrame, arch: str) -> Figure:
         numbers = table.loc[table["state"] == state, "number"]
         if len(numbers):
             strip.plot(numbers, [0] * len(numbers), marker, color=colour, label=text)
-    strip.set_yticks([])
+    for number, again in reruns.items():
+        strip.annotate(f"→{again}", (number, 0), xytext=(0, 5), textcoords="offset points", ha="center",
+                       va="bottom", fontsize=7, color=TRIAL_STATES["FAIL"][1])  # above its ×: clear of the next
+    strip.set(yticks=[], ylim=(-1, 2))
     strip.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
     strip.set_xlabel("trial number (as in the study's table)")
-    ax.set(ylabel="corpus-dev F1 (%)",
-           title=f"{plots.label(arch)}: corpus-dev F1 per trial ({len(complete)} complete of {len(table)})")
-    ax.legend(*plots.legend_entries(ax, strip), loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    counts = f"{len(table)} trials: {len(complete) + pruned} finished ({len(complete)} complete, {pruned} pruned)"
+    if failed:
+        again = "each" if len(reruns) == failed else f"{len(reruns)} of them"
+        counts += f" and {failed} failed, {again} run again later"
+    ax.set(ylabel="corpus-dev F1 (%)", title=f"{plots.label(arch)}: corpus-dev F1 per trial\n{counts}")
     fig.tight_layout()
+    _below_legend(fig, *plots.legend_entries(ax, strip), ncol=2)
     return fig
 
 
 def tuning_importances(table: pd.DataFrame, arch: str) -> Figure:
     """fANOVA importance of each tuned setting for corpus-dev F1 over the complete trials of ``table``, the
-    evaluator seeded so the same table always gives the same bars."""
+    evaluator seeded so the same table always gives the same bars; the title states n, the complete trials they
+    rest on (pruned trials have no corpus-dev F1), and calls fewer than two per setting a rough ranking."""
     import optuna
 
     from acmtl.companion import tune
@@ -394,7 +485,7 @@ def tuning_importances(table: pd.DataFrame, arch: str) -> Figure:
         fig, axes = plots.new_figure(1, 1, width=6.0, height=1.2)
         ax = axes[0][0]
         ax.axis("off")
-        ax.set_title(f"{plots.label(arch)}: parameter importances ({complete} complete trials)")
+        ax.set_title(f"{plots.label(arch)}: parameter importances from n = {complete} complete trials")
         ax.text(0.5, 0.4, "every complete trial scored the same: no importance to attribute", ha="center",
                 va="center", fontsize=9, transform=ax.transAxes)
         return fig
@@ -406,8 +497,10 @@ def tuning_importances(table: pd.DataFrame, arch: str) -> Figure:
     bars = ax.barh(names, values, color=plots.color(arch))
     ax.bar_label(bars, fmt="%.2f", fontsize=8, padding=2)
     ax.set_xlim(0, 1.15 * max(values))  # room for the values
-    ax.set(xlabel="importance for corpus-dev F1 (fANOVA; the values sum to 1)",
-           title=f"{plots.label(arch)}: parameter importances ({complete} complete trials)")
+    title = f"{plots.label(arch)}: parameter importances from n = {complete} complete trials"
+    if complete < 2 * len(names):
+        title += f"\n(fewer than two per setting for {len(names)} settings: a rough ranking)"
+    ax.set(xlabel="importance for corpus-dev F1 (fANOVA; the values sum to 1)", title=title)
     fig.tight_layout()
     return fig
 

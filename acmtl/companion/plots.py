@@ -147,18 +147,35 @@ def f1_by_size(ax, summary: pd.DataFrame, *, metric: str = "test_f1", paper: pd.
     ax.set_ylabel("entity F1 (%)")
 
 
-def grouped_bars(ax, names: Sequence[str], values: Sequence[float], errors: Sequence[float] | None = None, *,
-                 paper: Sequence[float] | None = None, width: float = 0.6) -> None:
-    """One bar per model in its colour (± error) with its value written above (differences of a point or two
-    cannot be read off a 0-100 axis), the paper's value as a hollow marker on the same x."""
-    x = np.arange(len(names))
-    bars = ax.bar(x, values, width, yerr=errors, color=[color(n) for n in names], zorder=2)
-    ax.bar_label(bars, fmt="%.1f", fontsize=7.5, padding=2)
-    if paper is not None:
-        for xi, name, value in zip(x, names, paper):
-            if value is not None and not np.isnan(value):
-                paper_marker(ax, xi, value, name)
-    ax.set_xticks(x, [wrapped(label(n)) for n in names], fontsize=8)
+def common_span(axes, pad: float, ceiling: float = 100.0) -> None:
+    """Set each axes' x range around its own data, all of one width (the widest data's plus ``pad`` on each side), so
+    a difference is as long in every panel wherever its values lie; no range passes ``ceiling`` (F1 in percent)."""
+    span = max(ax.dataLim.width for ax in axes) + 2 * pad
+    for ax in axes:
+        high = min(ax.dataLim.x0 + (ax.dataLim.width + span) / 2, ceiling + pad)
+        ax.set_xlim(high - span, high)
+
+
+def cut_axis(band, ax, *, top: float, mark: float = 0.02) -> None:
+    """Show ``band`` (the upper part of a panel, for values far above the rest, on a scale of its own) over ``ax``
+    (from 0 to ``top``) as one y axis with a cut: the shared x range, and a diagonal stroke on the axis at each side
+    of the cut."""
+    ax.set_ylim(0, top)
+    low, high = band.dataLim.intervaly
+    pad = 0.3 * max(high - low, 0.1 * high)
+    low, high = low - pad, high + pad
+    band.set_ylim(low, high)
+    # no tick label in the tenth of either part next to the cut, where the strokes are
+    ticks = mpl.ticker.MaxNLocator(nbins=4).tick_values(low, high)  # a short axis: matplotlib's own give one or two
+    band.set_yticks([t for t in ticks if low + 0.1 * (high - low) <= t <= high])
+    ax.set_yticks([t for t in ax.get_yticks() if 0 <= t <= 0.9 * top])
+    band.set_xlim(ax.get_xlim())
+    band.spines["bottom"].set_visible(False)
+    band.tick_params(axis="x", bottom=False, labelbottom=False)
+    for part, y in ((band, 0.0), (ax, 1.0)):
+        aspect = mark * ax.get_position().height / part.get_position().height  # strokes of one slope
+        part.plot([-mark, mark], [y - aspect, y + aspect], color="black", linewidth=1, clip_on=False,
+                  transform=part.transAxes)
 
 
 def small_bar_values(ax, bars, fraction: float = 0.03, fmt: str = "{:.2g}") -> None:
@@ -196,15 +213,17 @@ LOSS_PARTS = {"ner": ("NER (CRF)", "#D55E00"), "boundary": ("boundary", "#0072B2
               "sharing": ("soft-sharing L2", "#CC79A7")}
 
 
-def loss_parts(ax, curve: Sequence[dict]) -> None:
-    """A run's training loss per epoch (``curve.json`` rows): one line per recorded part, unweighted,
-    and the total they weight to, dashed (AC-MTL: 0.7 · NER + 0.15 · (boundary + type)). Log scale:
-    the soft-sharing penalty is orders of magnitude above the task losses."""
+def loss_parts(ax, curve: Sequence[dict], weights: dict[str, float]) -> None:
+    """A run's training loss per epoch (``curve.json`` rows): one line per part that ``weights`` names (without the
+    ``loss_`` prefix), unweighted, and the total they add up to with those weights, dashed, the weighting in its
+    label. Log scale: the soft-sharing penalty is orders of magnitude above the task losses."""
     epochs = [row["epoch"] for row in curve]
-    for key in [k for k in curve[0] if k.startswith("loss_")]:
-        name, colour = LOSS_PARTS.get(key.removeprefix("loss_"), (key, None))
-        ax.plot(epochs, [row[key] for row in curve], color=colour, marker="o", markersize=3, label=name)
-    ax.plot(epochs, [row["loss"] for row in curve], color="black", linestyle="--", label="total (weighted)")
+    terms = []
+    for part, weight in weights.items():
+        name, colour = LOSS_PARTS.get(part, (part, None))
+        ax.plot(epochs, [row[f"loss_{part}"] for row in curve], color=colour, marker="o", markersize=3, label=name)
+        terms.append(f"{weight:.3g}·{name}")
+    ax.plot(epochs, [row["loss"] for row in curve], color="black", linestyle="--", label=f"total = {' + '.join(terms)}")
     ax.set_yscale("log")
     ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
