@@ -1,5 +1,5 @@
 """The Python API: CRF marginals against brute force, entity confidences, the predictor's Hugging Face-style
-methods, the model card, config.json's model type, and the README's example run as written."""
+methods, the model card, config.json's model type, and the example of docs/using-a-model.md run as written."""
 
 from __future__ import annotations
 
@@ -204,8 +204,8 @@ def test_every_saved_model_has_a_card_and_a_finished_run_gets_its_scores(model_d
 
 
 def readme_block(marker: str) -> str:
-    """The fenced code block that follows ``marker`` in the README."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    """The fenced code block that follows ``marker`` on the README's page about using a trained model."""
+    text = (ROOT / "docs" / "using-a-model.md").read_text(encoding="utf-8")
     return text.split(marker, 1)[1].split("```", 2)[1].split("\n", 1)[1]
 
 
@@ -213,7 +213,7 @@ def test_readme_python_example_runs(model_dir, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the example saves a model folder into the working directory
     code = readme_block("<!-- example: python api")
     assert "runs/<hash>" in code
-    exec(compile(code.replace("runs/<hash>", str(model_dir.parent)), "README.md", "exec"), {})
+    exec(compile(code.replace("runs/<hash>", str(model_dir.parent)), "docs/using-a-model.md", "exec"), {})
     printed = capsys.readouterr().out
     assert "'score':" in printed and "'start':" in printed
     assert acmtl.from_pretrained(tmp_path / "my-ner-model").predict("北京") is not None

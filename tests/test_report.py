@@ -1,4 +1,4 @@
-"""The README's Table 2 block is rendered from results/ and kept in step with it."""
+"""The README's blocks and the claims page are rendered from results/ and kept in step with it."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from acmtl.companion.report import (
     BEGIN,
     CLAIMS_BEGIN,
     CLAIMS_END,
+    CLAIMS_PAGE,
     END,
     GLANCE_BEGIN,
     GLANCE_END,
@@ -97,15 +98,20 @@ def test_update_rewrites_only_the_blocks_and_check_detects_drift(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"# title\n\n{BEGIN}\nold\n{END}\n\nmiddle\n\n{CLAIMS_BEGIN}\nold\n{CLAIMS_END}\n\n"
                       f"{GLANCE_BEGIN}\nold\n{GLANCE_END}\n\nafter\n", encoding="utf-8")
+    page = tmp_path / CLAIMS_PAGE
     assert update_readme(readme, results, check=True) is False
     assert "old" in readme.read_text(encoding="utf-8")  # check changes nothing
-    assert not (results / "claims_verdict.csv").exists()
+    assert not (results / "claims_verdict.csv").exists() and not page.exists()
     assert update_readme(readme, results) is False
     text = readme.read_text(encoding="utf-8")
     assert text.startswith("# title\n\n") and text.endswith("\n\nafter\n") and render_block(results) in text
     assert "\n\nmiddle\n\n" in text and "old" not in text
     assert (results / "claims_verdict.csv").is_file() and (results / "claims_verdict.provenance.json").is_file()
+    assert "| claim | source |" in page.read_text(encoding="utf-8") and f"]({CLAIMS_PAGE.as_posix()})" in text
     assert update_readme(readme, results, check=True) is True
+    page.write_text(page.read_text(encoding="utf-8") + "edited by hand\n", encoding="utf-8")  # the page drifts
+    assert update_readme(readme, results, check=True) is False
+    assert update_readme(readme, results) is False and update_readme(readme, results, check=True) is True
     stale = pd.read_csv(results / "claims_verdict.csv").assign(verdict="reproduced")  # the CSV drifts: check says so
     stale.to_csv(results / "claims_verdict.csv", index=False)
     assert update_readme(readme, results, check=True) is False
@@ -118,19 +124,24 @@ def test_readme_without_markers_is_a_clear_error(tmp_path):
         update_readme(readme, tmp_path)
 
 
-def test_the_readme_claims_section_shows_every_row_of_the_csv():
-    """Each claim of results/claims_verdict.csv is one README line with its paper value, ours and verdict."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = text[text.index(CLAIMS_BEGIN):text.index(CLAIMS_END)]
-    lines = [line for line in block.splitlines() if line.startswith("| ") and not line.startswith("| claim |")]
+def test_the_claims_page_shows_every_row_of_the_csv_and_the_readme_its_counts():
+    """Each claim of results/claims_verdict.csv is one line of docs/claims.md with its paper value, ours and verdict;
+    the README counts the verdicts and links to the page."""
+    page = (ROOT / CLAIMS_PAGE).read_text(encoding="utf-8")
+    lines = [line for line in page.splitlines() if line.startswith("| ") and not line.startswith("| claim |")]
     claims = pd.read_csv(ROOT / "results" / "claims_verdict.csv", dtype=str, keep_default_na=False)
     assert len(lines) == len(claims)
     for line, row in zip(lines, claims.itertuples()):
         cells = [cell.strip() for cell in line.strip("|").split(" | ")]
         assert cells[0] == row.claim and cells[5] == f"**{row.verdict}**", line
         assert cells[2] == row.paper.replace("|", "\\|") and cells[3] == row.ours.replace("|", "\\|"), line
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text[text.index(CLAIMS_BEGIN):text.index(CLAIMS_END)]
     counts = claims["verdict"].value_counts()
-    assert f"**not reproduced**: {counts.get('not reproduced', 0)}," in block and f"(of {len(claims)} claims)" in block
+    for where in (page, block):
+        assert f"**not reproduced**: {counts.get('not reproduced', 0)}," in where
+        assert f"(of {len(claims)} claims)" in where
+    assert f"]({CLAIMS_PAGE.as_posix()})" in block
 
 
 def test_the_repository_readme_matches_results():
@@ -320,10 +331,15 @@ def test_the_records_line_counts_records_and_tables_at_this_code(tmp_path, monke
     assert "1 of 3 tables computed from run records use only records of this code" in line
 
 
-# Measured numbers in prose: a speed ratio (1.7x), a duration (3 h 24 min, 32 min, 40 s), an F1 or a difference
-# with two decimals (73.25, 0.02). Versions ("Python 3.11"), code spans and quoted claims are not measurements.
-MEASUREMENT = re.compile(r"\b\d+(?:\.\d+)?x\b|\b\d+ h(?: \d+ min)?\b|\b\d+(?:\.\d+)? (?:min|s)\b"
+# Measured numbers in prose: a speed ratio (1.7x, 10-100 times), a duration (3 h 24 min, 32 min, 40 s), an F1 or a
+# difference with two decimals (73.25, 0.02). Versions ("Python 3.11"), code spans and quoted claims are not
+# measurements.
+MEASUREMENT = re.compile(r"\b\d+(?:\.\d+)?x\b|\b\d+(?:\.\d+)?(?:[-–]\d+(?:\.\d+)?)? times\b"
+                         r"|\b\d+ h(?: \d+ min)?\b|\b\d+(?:\.\d+)? (?:min|s)\b"
                          r"|(?<!Python )(?<![\w.])\d{1,3}\.\d{2}(?![\w.])")
+# The README and the pages moved out of it (the claims page, which `acmtl report` writes whole, is all results)
+PAGES = [ROOT / "README.md", *(ROOT / "docs" / f"{name}.md" for name in ("running", "using-a-model", "reproducibility",
+                                                                        "data"))]
 
 
 def measured_numbers_in_prose(text: str) -> list[str]:
@@ -333,14 +349,17 @@ def measured_numbers_in_prose(text: str) -> list[str]:
     return [f"{line.strip()[:90]!r}: {m.group()}" for line in text.splitlines() for m in MEASUREMENT.finditer(line)]
 
 
-def test_every_measured_number_in_the_readme_is_written_from_results():
-    """A number measured by a run belongs in a block `acmtl report` computes from results/, never typed in prose,
-    where it would outlive the run that measured it."""
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_measured_number_in_the_readme_is_written_from_results(page):
+    """A number measured by a run belongs in a block `acmtl report` computes from results/ (or a page it writes),
+    never typed in prose, where it would outlive the run that measured it."""
     assert measured_numbers_in_prose("in bf16 1.7x faster; 73.25 in bf16; took 3 h 24 min, then 32 min") == [
         "'in bf16 1.7x faster; 73.25 in bf16; took 3 h 24 min, then 32 min': " + n
         for n in ("1.7x", "73.25", "3 h 24 min", "32 min")]
+    assert measured_numbers_in_prose("trained on 10-100 times more data, 3 times faster") == [
+        "'trained on 10-100 times more data, 3 times faster': " + n for n in ("10-100 times", "3 times")]
     assert measured_numbers_in_prose("Python 3.11, `torch==2.13.0`, “by 2.05 points”") == []
-    assert measured_numbers_in_prose((ROOT / "README.md").read_text(encoding="utf-8")) == []
+    assert measured_numbers_in_prose(page.read_text(encoding="utf-8")) == []
 
 
 def test_the_speed_finding_computes_the_bf16_ratio_from_the_benchmark(tmp_path):

@@ -1,10 +1,11 @@
-"""The README's Table 2 summary and claims verdicts, rendered from ``results/``, never typed by hand.
+"""The README's Table 2 summary, findings and claims verdicts, rendered from ``results/``, never typed by hand.
 
-``python -m acmtl report`` writes ``results/claims_verdict.csv`` (:mod:`acmtl.companion.verdicts`) and rewrites
-the blocks between their markers in README.md; ``--check`` only says whether they match
-``results/`` (a test runs it, so the README cannot drift from what ``./run_all.sh`` wrote). Three kinds of
-number stand side by side, each labelled: what the paper claims (``acmtl.companion.claims``), what we measured, and
-published results on the full corpora.
+``python -m acmtl report`` writes ``results/claims_verdict.csv`` (:mod:`acmtl.companion.verdicts`), rewrites the
+blocks between their markers in README.md and writes the claims page, ``docs/claims.md`` beside the README (every
+claim judged; the README shows the count per verdict and links to it); ``--check`` only says whether they match
+``results/`` (a test runs it, so neither can drift from what ``./run_all.sh`` wrote). Three kinds of number stand
+side by side, each labelled: what the paper claims (``acmtl.companion.claims``), what we measured, and published
+results on the full corpora.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from acmtl.companion import verdicts
 from acmtl.companion.claims import ANCHOR_FOR, ANCHOR_SHORT, published_anchors, table2_applies_to
 from acmtl.companion.verdicts import render_claims, write_claims_verdict
 from acmtl.core.evaluate import is_missing
@@ -25,6 +27,18 @@ CLAIMS_BEGIN = ("<!-- claims-verdict:begin (written by `python -m acmtl report` 
 CLAIMS_END = "<!-- claims-verdict:end -->"
 GLANCE_BEGIN = "<!-- findings:begin (written by `python -m acmtl report` from results/; do not edit) -->"
 GLANCE_END = "<!-- findings:end -->"
+CLAIMS_PAGE = Path("docs") / "claims.md"  # beside the README
+CLAIMS_INTRO = """\
+# Every claim of the paper, judged
+
+*Written by `python -m acmtl report` (run by `./run_all.sh`) from `results/claims_verdict.csv`; do not edit: a test
+fails when this page and `results/` disagree.* [Back to the README](../README.md).
+
+One row per claim: the paper's number or words (from `acmtl/companion/claims.py`, the one place they live), ours
+(from `results/*.csv` and their provenance), the published anchor where one exists, the verdict and the rule that
+decided it. Our models use a 4-layer encoder on a CPU, not bert-base-chinese on a V100: a value "not reproduced"
+says what this setup gives. The rules, as `acmtl/companion/verdicts.py` states and applies them:
+"""
 TABLE2 = "table2_performance.csv"
 HEAD_TO_HEAD = "table2_head_to_head.csv"
 
@@ -45,7 +59,7 @@ def table2_summary(results_dir: Path) -> str:
     for r in df.itertuples():
         corpus = r.corpus.partition("=")[0]
         if r.status != "measured":
-            ours, full = "not run: no Chinese XLNet weights on PyPI (see below)", "–"
+            ours, full = "not run: no Chinese XLNet weights on PyPI (docs/data.md)", "–"
         else:
             ours, full = f"{r.test_f1} ({int(r.seeds)})", _cell(r.full_test_f1)
         # The paper's Table 2 names no corpus (section 4.1 points to MSRA): its numbers go beside MSRA only.
@@ -116,16 +130,41 @@ def _replace_block(text: str, begin: str, end: str, block: str, what: str, readm
     return text[:start] + block + text[stop + len(end):]
 
 
+def verdict_rules() -> str:
+    """The rule table of :mod:`acmtl.companion.verdicts`' docstring, as it stands: the page cannot drift from it."""
+    lines = verdicts.__doc__.splitlines()
+    rules = [i for i, line in enumerate(lines) if line.startswith("====")]
+    return "\n".join(["```text", *lines[rules[0]:rules[-1] + 1], "```"])
+
+
+def claims_page(results_dir: Path) -> str:
+    """The claims page: how a verdict is reached, the count per verdict and one row per claim."""
+    return f"{CLAIMS_INTRO}\n{verdict_rules()}\n\n{render_claims(results_dir)}\n"
+
+
+def claims_counts(results_dir: Path) -> str:
+    """The README's claims block: the count per verdict (the first line of the page's table) and the link."""
+    counts, link = render_claims(results_dir).partition("\n")[0], CLAIMS_PAGE.as_posix()
+    return f"{counts}. Each claim, with the paper's value, ours and the rule that judged it: [{link}]({link})."
+
+
 def update_readme(readme: Path, results_dir: Path, *, check: bool = False) -> bool:
-    """Write ``results_dir/claims_verdict.csv`` and rewrite the README blocks (unless ``check``); True when all
-    of them already matched ``results_dir``."""
+    """Write ``results_dir/claims_verdict.csv``, rewrite the README blocks and write the claims page beside the
+    README (unless ``check``); True when all of them already matched ``results_dir``."""
     claims_current = write_claims_verdict(results_dir, check=check)
     text = readme.read_text(encoding="utf-8")
     new = _replace_block(text, BEGIN, END, render_block(results_dir), "Table 2", readme)
-    claims_block = f"{CLAIMS_BEGIN}\n{render_claims(results_dir)}\n{CLAIMS_END}"
+    claims_block = f"{CLAIMS_BEGIN}\n{claims_counts(results_dir)}\n{CLAIMS_END}"
     new = _replace_block(new, CLAIMS_BEGIN, CLAIMS_END, claims_block, "claims verdict", readme)
     glance = f"{GLANCE_BEGIN}\n{render_glance(results_dir)}\n{GLANCE_END}"
     new = _replace_block(new, GLANCE_BEGIN, GLANCE_END, glance, "findings", readme)
-    if new != text and not check:
-        atomic_write_bytes(readme, new.encode("utf-8"))
-    return claims_current and new == text
+    page = readme.parent / CLAIMS_PAGE
+    page_text = claims_page(results_dir)
+    page_current = page.is_file() and page.read_text(encoding="utf-8") == page_text
+    if not check:
+        if new != text:
+            atomic_write_bytes(readme, new.encode("utf-8"))
+        if not page_current:
+            page.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(page, page_text.encode("utf-8"))
+    return claims_current and new == text and page_current
