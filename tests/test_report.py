@@ -179,7 +179,7 @@ def test_the_head_to_head_verdicts_follow_their_csv(tmp_path):
     assert "AC-MTL against encoder+CRF" not in table2_summary(results)  # no verdict before notebook 01 wrote one
     row = {"corpus": "msra", "corpus_label": "MSRA", "size": 1000, "a": "acmtl", "b": "encoder_crf",
            "split": "full_test", "seeds": 5, "f1_a_mean": 0.73, "f1_b_mean": 0.75, "diff": -0.02, "ci_low": -0.031,
-           "ci_high": -0.009, "diff_per_seed": "", "verdict": "loses"}
+           "ci_high": -0.009, "diff_per_seed": "", "verdict": "loses", "trained_on": "Intel, bf16 (10 runs)"}
     pd.DataFrame([row]).to_csv(results / "table2_head_to_head.csv", index=False)
     text = table2_summary(results)
     assert ("* MSRA, 1,000 training sentences: AC-MTL loses to encoder+CRF by 2.00 F1 points on the full test set "
