@@ -26,6 +26,7 @@ EPILOG = """examples:
   python -m acmtl runs --plan default --train      # train every run the default notebooks need, then list them
   python -m acmtl runs --plan default --train --hours 2   # stop starting runs after 2 h; commit results/runs/
   python -m acmtl runs --plan default --verify 2   # retrain 2 recorded runs, each score beside its record
+  python -m acmtl runs --pack models.tar           # the notebooks' trained models, for a class (then --unpack)
   python -m acmtl evaluate runs/<hash> --split full_test --bootstrap 1000   # <hash>: a folder `runs` lists
   python -m acmtl evaluate runs/<hash> --data my_gold.conll --write-predictions compared.conll
   echo "他毕业于北京交通大学" | python -m acmtl predict --model runs/<hash>
@@ -208,6 +209,12 @@ def _add_runs(sub) -> None:
     r.add_argument("--verify", type=int, metavar="N", help="with --plan: train N randomly chosen recorded runs "
                    "again from scratch, $ACMTL_WORKERS at a time, each with its record's thread count, and print each "
                    "score beside its record (identical on the same device, CPU, precision and thread count)")
+    r.add_argument("--pack", type=Path, metavar="FILE", help="instead: write the trained models the notebooks' "
+                   "analyses load (02, 04-07, default profile) from the run cache to FILE (a tar), with their "
+                   "records, each file's sha256 and the run-defining code's digest")
+    r.add_argument("--unpack", type=Path, metavar="FILE", help="instead: put the models of a pack (--pack) into the "
+                   "run cache (with --root: that one), so the notebooks train none; a pack of other code, a damaged "
+                   "file or a member outside the cache is refused whole")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -323,10 +330,33 @@ def _runs_verify(args) -> int:
     return 0 if same["identical"].all() and other["within_tolerance"].all() else 1
 
 
+def _runs_pack(args) -> int:
+    from acmtl.companion.experiments import records_root
+    from acmtl.companion.pack import analysis_runs, describe, read_pack, write_pack
+    from acmtl.companion.publish import runs_root
+
+    root, results = args.root or runs_root("default"), records_root("default").parent
+    if args.pack is not None:
+        runs = {folder: describe(needed) for folder, needed in analysis_runs("default").items()}
+        manifest = write_pack(args.pack, runs, root, results)
+        size = args.pack.stat().st_size
+        print(f"acmtl runs: packed {len(runs)} trained models ({len(manifest['files'])} files, {size / 2**20:.0f} MiB) "
+              f"into {args.pack}")
+    else:
+        added = read_pack(args.unpack, root, results)
+        print(f"acmtl runs: unpacked {len(added)} trained models into {root}"
+              + ("".join(f"\n  {folder}  {what}" for folder, what in added.items()) or " (every one was there)"))
+    return 0
+
+
 def cmd_runs(args) -> int:
     from acmtl.companion.runs import format_runs, list_runs
     from acmtl.paths import runs_dir
 
+    if args.pack is not None or args.unpack is not None:
+        if args.pack is not None and args.unpack is not None or args.plan is not None or args.train:
+            raise SystemExit("acmtl runs: --pack and --unpack go alone (with --root at most)")
+        return _runs_pack(args)
     if (args.train or args.verify is not None) and args.plan is None:
         raise SystemExit("acmtl runs: --train and --verify work on a profile's plan: add --plan PROFILE")
     if (args.hours is not None or args.retrain or args.scheduler) and not args.train:
