@@ -21,6 +21,7 @@ import pandas as pd
 from tqdm.std import tqdm
 
 from acmtl.companion.config import get_profile
+from acmtl.companion.progress import training_output
 from acmtl.companion.publish import device_info, git_state, output_dirs, runs_root
 from acmtl.paths import cache_dir
 
@@ -129,8 +130,9 @@ def train_and_record(spec: RunSpec, root: str, threads: int | None) -> dict:
     transformers.utils.logging.disable_progress_bar()  # a new process: the parent's setting does not reach it
     before = torch.get_num_threads()
     torch.set_num_threads(threads or before)
-    try:
-        return record_of(spec, ensure_run(spec, progress=False, root=Path(root)))
+    try:  # under ./run_all.sh a notebook's training shows its bars on the terminal, not in the notebook
+        with training_output() as bars:
+            return record_of(spec, ensure_run(spec, progress=bars, root=Path(root)))
     finally:  # in the caller's process (one run at a time), what follows keeps its threads
         torch.set_num_threads(before)
 

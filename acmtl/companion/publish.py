@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from acmtl.companion.config import get_profile
+from acmtl.companion.progress import Watch, peak_memory_mib, watch_memory
 from acmtl.data.fetch import atomic_write_bytes
 from acmtl.paths import cache_dir, runs_dir
 from acmtl.version import __version__
@@ -102,6 +103,7 @@ def start_notebook(notebook: str, namespace: Mapping) -> Path:
     ``publish = True`` would publish again whenever the committed notebook is rerun by hand.
     """
     global _exercise_reason
+    watch_memory()  # the kernel's peak memory, its training workers' included, for the tables' provenance
     committed = committed_parameters(notebook)
     profile = namespace["profile"]
     changed = [name for name, value in committed.items() if name != "profile" and namespace.get(name) != value]
@@ -143,11 +145,14 @@ def kernel_config():
 def execute(notebook: str, output: str, profile: str, kernel: str = "acmtl") -> None:
     """Run ``notebook`` into ``output`` with papermill under ``profile``, its kernel talking over IPC sockets
     (:func:`kernel_config`): what ``./run_all.sh`` does for each notebook (papermill's command line cannot set the
-    transport, so every kernel start warned "running over TCP without encryption")."""
+    transport, so every kernel start warned "running over TCP without encryption"). While it runs, a line every
+    minute says which cell runs, and the bars of the models it trains reach the terminal
+    (:class:`acmtl.companion.progress.Watch`); at the end, a line gives the peak memory of its kernel's processes."""
     import papermill
 
-    papermill.execute_notebook(notebook, output, parameters={"profile": profile}, kernel_name=kernel,
-                               progress_bar=False, config=kernel_config())
+    with Watch(Path(notebook).stem, Path(output)):
+        papermill.execute_notebook(notebook, output, parameters={"profile": profile}, kernel_name=kernel,
+                                   progress_bar=False, config=kernel_config())
 
 
 def _shown(path: Path) -> str:
@@ -263,12 +268,10 @@ def _mib(folder: Path) -> float:
 
 
 def resources(profile: str) -> dict:
-    """What a run of the notebooks costs besides time: this process's peak memory (a notebook trains in its own
-    kernel, so training is included) and the disk taken by the environment, the data and encoder cache and
-    the run cache, when the table is written."""
-    import resource
-
-    return {"peak_memory_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),  # Linux: KiB
+    """What a run of the notebooks costs besides time: the peak memory so far of this process and the processes it
+    started (a notebook's kernel and its training workers: :func:`acmtl.companion.progress.peak_memory_mib`) and the
+    disk taken by the environment, the data and encoder cache and the run cache, when the table is written."""
+    return {"peak_memory_mib": peak_memory_mib(),
             "disk_mib": {"environment": _mib(Path(sys.prefix)), "cache": _mib(cache_dir()),
                          "runs": _mib(runs_root(profile))}}
 
@@ -377,7 +380,8 @@ NOTEBOOK_TABLES = {
 
 
 def timings(results: Path) -> pd.DataFrame:
-    """Per notebook: the wall time of its last run (the last table it wrote, from provenance), profile, day, machine."""
+    """Per notebook: the wall time of its last run (the last table it wrote, from provenance), its peak memory then
+    (MiB and as read; None where its provenance predates the measure), profile, day, machine."""
     rows = []
     for notebook, tables in NOTEBOOK_TABLES.items():
         records = [json.loads((results / f"{t}.provenance.json").read_text(encoding="utf-8"))
@@ -385,10 +389,14 @@ def timings(results: Path) -> pd.DataFrame:
         if records:
             last = max(records, key=lambda r: r["wall_seconds"])
             device = last["device"]
+            peak = last.get("resources", {}).get("peak_memory_mib")
             rows.append({"notebook": notebook, "profile": last["profile"], "wall_seconds": last["wall_seconds"],
-                         "wall": duration(last["wall_seconds"]), "date": last["timestamp"][:10],
+                         "wall": duration(last["wall_seconds"]), "peak_memory_mib": peak,
+                         "peak_memory": None if peak is None else f"{peak / 1024:.1f} GiB",
+                         "date": last["timestamp"][:10],
                          "machine": f"{device.get('gpu') or device.get('cpu')}, {device['cpu_count']} cores"})
-    return pd.DataFrame(rows, columns=["notebook", "profile", "wall_seconds", "wall", "date", "machine"])
+    return pd.DataFrame(rows, columns=["notebook", "profile", "wall_seconds", "wall", "peak_memory_mib", "peak_memory",
+                                       "date", "machine"])
 
 
 def time_note(notebook: str, results: Path | None = None) -> str:
