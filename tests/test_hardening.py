@@ -166,6 +166,7 @@ ALLOWED_WRITES = {
     ("companion/publish.py", "write_table", "to_csv"): "to a string, then atomic_write_bytes",
     ("companion/verdicts.py", "write_claims_verdict", "to_csv"): "to a string, then atomic_write_bytes",
     ("companion/publish.py", "save_figure", "savefig"): "into a BytesIO, then atomic_write_bytes",
+    ("companion/pack.py", "write_pack", "open"): "a tar streamed into a NamedTemporaryFile, renamed by replace",
 }
 
 

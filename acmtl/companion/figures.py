@@ -21,7 +21,7 @@ from acmtl.companion import plots
 from acmtl.companion.analysis import LEGAL_TYPE_GLOSSES
 from acmtl.companion.claims import paper_robustness
 from acmtl.companion.experiments import corpus_label
-from acmtl.companion.publish import save_figure, target_dirs
+from acmtl.companion.publish import output_dirs, save_figure, target_dirs
 from acmtl.companion.records import read_records
 from acmtl.companion.tables import PAPER_MODELS, paper_table2_for
 
@@ -308,7 +308,10 @@ def figure8_loss_parts(results: Path) -> Figure:
     run = curves[(curves["arch"] == "acmtl") & (curves["corpus"] == curves["corpus"].iloc[0])]
     run = run[run["seed"] == run["seed"].min()]
     corpus, seed = run["corpus"].iloc[0], int(run["seed"].iloc[0])
-    specs = [r["spec"] for r in read_records(results, [Path(f).name for f in record["extra"]["runs"]]).values()]
+    # the records beside the tables, or where the profile keeps them (an exercise run writes its tables elsewhere)
+    folders = [Path(f).name for f in record["extra"]["runs"]]
+    specs = [r["spec"] for home in (results, output_dirs(record["profile"])[0])
+             for r in read_records(home, folders).values()]
     spec = next(s for s in specs if (s["arch"], s["corpus"], s["seed"]) == ("acmtl", corpus, seed))
     fig, axes = plots.new_figure(1, 1, width=6.0, height=3.8)
     ax = axes[0][0]
@@ -406,7 +409,7 @@ def figure10_error_analysis(results: Path) -> Figure:
         right.annotate(f" {' + '.join(parts)} = {total:.0f}" if len(parts) > 1 else f" {total:.0f}", (total, y),
                        va="center", fontsize=8)
     right.invert_yaxis()
-    right.set_xlim(0, 1.45 * max(1, start.max()))
+    right.set_xlim(0, 1.45 * max(1, start.max(initial=0)))  # a smoke run may have no type change at all
     right.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
     right.set(xlabel="errors", title="Type changes (gold→predicted)")
     split = {"full_test": "official test set", "test": "subset test split"}.get(extra["split"], extra["split"])
