@@ -167,6 +167,7 @@ ALLOWED_WRITES = {
     ("companion/verdicts.py", "write_claims_verdict", "to_csv"): "to a string, then atomic_write_bytes",
     ("companion/publish.py", "save_figure", "savefig"): "into a BytesIO, then atomic_write_bytes",
     ("companion/pack.py", "write_pack", "open"): "a tar streamed into a NamedTemporaryFile, renamed by replace",
+    ("companion/progress.py", "training_output", "open"): "appends progress bars to a terminal log, never read as data",
 }
 
 

@@ -312,13 +312,14 @@ def figure8_loss_parts(results: Path) -> Figure:
     folders = [Path(f).name for f in record["extra"]["runs"]]
     specs = [r["spec"] for home in (results, output_dirs(record["profile"])[0])
              for r in read_records(home, folders).values()]
-    spec = next(s for s in specs if (s["arch"], s["corpus"], s["seed"]) == ("acmtl", corpus, seed))
+    spec = next((s for s in specs if (s["arch"], s["corpus"], s["seed"]) == ("acmtl", corpus, seed)), None)
     fig, axes = plots.new_figure(1, 1, width=6.0, height=3.8)
     ax = axes[0][0]
     columns = [c for c in run.columns if c == "loss" or c.startswith("loss_")]
     rows = run[["epoch", *columns]].dropna(axis=1, how="all").to_dict("records")
     if "loss" in rows[0]:
-        plots.loss_parts(ax, rows, loss_weights(spec["model"]))
+        parts = [c.removeprefix("loss_") for c in columns if c != "loss" and c in rows[0]]
+        plots.loss_parts(ax, rows, loss_weights(spec["model"]) if spec else dict.fromkeys(parts))
         ax.legend(fontsize=8)
     else:  # a table written before training recorded its loss
         ax.text(0.5, 0.5, "no loss recorded in this run's curve", ha="center", va="center", transform=ax.transAxes)

@@ -213,7 +213,7 @@ LOSS_PARTS = {"ner": ("NER (CRF)", "#D55E00"), "boundary": ("boundary", "#0072B2
               "sharing": ("soft-sharing L2", "#CC79A7")}
 
 
-def loss_parts(ax, curve: Sequence[dict], weights: dict[str, float]) -> None:
+def loss_parts(ax, curve: Sequence[dict], weights: dict[str, float | None]) -> None:
     """A run's training loss per epoch (``curve.json`` rows): one line per part that ``weights`` names (without the
     ``loss_`` prefix), unweighted, and the total they add up to with those weights, dashed, the weighting in its
     label. Log scale: the soft-sharing penalty is orders of magnitude above the task losses."""
@@ -222,8 +222,9 @@ def loss_parts(ax, curve: Sequence[dict], weights: dict[str, float]) -> None:
     for part, weight in weights.items():
         name, colour = LOSS_PARTS.get(part, (part, None))
         ax.plot(epochs, [row[f"loss_{part}"] for row in curve], color=colour, marker="o", markersize=3, label=name)
-        terms.append(f"{weight:.3g}·{name}")
-    ax.plot(epochs, [row["loss"] for row in curve], color="black", linestyle="--", label=f"total = {' + '.join(terms)}")
+        terms.append(name if weight is None else f"{weight:.3g}·{name}")
+    weighting = " + ".join(terms) if None not in weights.values() else f"weighted sum of {', '.join(terms)} (no record)"
+    ax.plot(epochs, [row["loss"] for row in curve], color="black", linestyle="--", label=f"total = {weighting}")
     ax.set_yscale("log")
     ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
