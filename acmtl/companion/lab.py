@@ -106,25 +106,23 @@ def wiring_evidence(profile: str) -> pd.DataFrame:
     import json
 
     prof = get_profile(profile)
-    ignored = {"tags", "encoder_config", "vocab_size"}
-    wanted = {"Eq. 11 as printed": paper_config(profile, ["O"]), "the recorded runs'": trained_config(profile, ["O"])}
-    wanted = {name: {k: v for k, v in cfg.to_dict().items() if k not in ignored} for name, cfg in wanted.items()}
-    wanted = {name: {**model, "cnn_kernels": list(model["cnn_kernels"])} for name, model in wanted.items()}
-    scores: dict[str, dict[int, tuple[float, float]]] = {name: {} for name in wanted}
+    configs = {"Eq. 11 as printed": paper_config(profile, ["O"]), "the recorded runs'": trained_config(profile, ["O"])}
+    wanted = {name: {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.to_dict().items()
+                     if k not in ("tags", "encoder_config", "vocab_size")} for name, cfg in configs.items()}
+    scores: dict[str, dict[int, tuple[float, float]]] = {name: {} for name in configs}  # seed -> (full test, dev)
     for path in sorted((REPO / "results" / "runs").glob("*.json")):
         record = json.loads(path.read_text(encoding="utf-8"))
-        spec = record["spec"]
-        if spec["arch"] != "acmtl" or spec["corpus"] != "msra" or spec["size"] != prof.ablation_size:
+        spec, by_split = record["spec"], record["scores"]
+        if (spec["arch"], spec["corpus"], spec["size"]) != ("acmtl", "msra", prof.ablation_size):
             continue
         for name, model in wanted.items():
-            if all(spec["model"].get(k) == v for k, v in model.items()) and "corpus_dev" in record["scores"]:
-                scores[name][spec["seed"]] = (record["scores"]["full_test"]["f1"], record["scores"]["corpus_dev"]["f1"])
+            if all(spec["model"].get(k) == v for k, v in model.items()) and "corpus_dev" in by_split:
+                scores[name][spec["seed"]] = (by_split["full_test"]["f1"], by_split["corpus_dev"]["f1"])
     seeds = sorted(set.intersection(*(set(by_seed) for by_seed in scores.values())))
-    rows = [{"block": name, "S''": block_formula(ModelConfig(tags=["O"], **{k: tuple(v) if k == "cnn_kernels" else v
-                                                                         for k, v in model.items()})),
-             "seeds": len(seeds), "full-test F1 (%)": 100 * sum(scores[name][s][0] for s in seeds) / len(seeds),
+    rows = [{"block": name, "S''": block_formula(cfg), "seeds": len(seeds),
+             "full-test F1 (%)": 100 * sum(scores[name][s][0] for s in seeds) / len(seeds),
              "corpus-dev F1 (%)": 100 * sum(scores[name][s][1] for s in seeds) / len(seeds)}
-            for name, model in wanted.items()] if seeds else []
+            for name, cfg in configs.items()] if seeds else []
     return pd.DataFrame(rows, columns=["block", "S''", "seeds", "full-test F1 (%)", "corpus-dev F1 (%)"]).round(2)
 
 
