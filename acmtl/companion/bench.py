@@ -73,6 +73,7 @@ from torch.nn.utils.rnn import PackedSequence
 from torch.utils.flop_counter import FlopCounterMode
 
 from acmtl.companion.claims import paper_speed_params
+from acmtl.companion.progress import release_memory
 from acmtl.core.checkpoint import build_model, load_pretrained
 from acmtl.core.encoders import DEFAULT_ENCODER, bert_base_config, resolve_encoder
 from acmtl.core.evaluate import score
@@ -426,6 +427,7 @@ def run_benchmark(device: str = "cpu", *, quick: bool = False, threads: int | No
     try:
         return _run(protocol, dev, threads, backends, log)
     finally:
+        release_memory()  # the models were _run's: the notebook's next cells get their memory back
         torch.set_num_threads(old_threads)
         transformers.logging.set_verbosity(verbosity)
         if bars:
@@ -479,6 +481,10 @@ def _run(protocol: Protocol, device: torch.device, threads: int | None, backends
                     lambda name=name: pipelines[name].predict_one(text[: protocol.latency_chars]),
                     protocol.latency_calls, device)
     log("training")
+    on_backends.clear()  # training times TRAINED alone: the sessions and the other models go first (memory)
+    for name in set(pipelines) - set(TRAINED):
+        del pipelines[name]
+    release_memory()
     train_sentences = [s for s in corpus.splits["train"][:: protocol.sample_every] if len(s.chars) <= MAX_LEN]
     _time_training(pipelines, results, train_sentences, tags, precisions, protocol, device)
 

@@ -151,6 +151,7 @@ def write_pack(path: str | Path, runs: Mapping[str, str], root: Path, results: P
                 for name, source in sorted(sources.items()):
                     with source.open("rb") as handle:
                         tar.addfile(_member(name, manifest["files"][name]["bytes"]), handle)
+            Path(tmp.name).chmod(0o644)  # a temporary file is private; a pack is meant to be shared
             Path(tmp.name).replace(path)
         except BaseException:
             Path(tmp.name).unlink(missing_ok=True)

@@ -19,6 +19,7 @@ from tqdm.std import tqdm
 
 from acmtl.companion import experiments as ex
 from acmtl.companion.config import get_profile
+from acmtl.companion.progress import release_memory
 from acmtl.companion.publish import runs_root
 from acmtl.companion.wirings import variant_grid
 
@@ -201,6 +202,7 @@ def measure_workers(*, quick: bool = False, workers: Sequence[int] | None = None
 
     import torch
 
+    release_memory()  # what a notebook's earlier cells left (the benchmark) is not held beside the workers
     cores = os.cpu_count() or 1
     runs, epochs, size = (2, 1, 40) if quick else (4, 6, None)
     specs = [ex.run_spec("default", ex.corpus_spec("smoke", "msra"), "encoder_crf", size, seed, epochs=epochs,

@@ -99,6 +99,9 @@ class OnnxModel:
         options.intra_op_num_threads = threads or torch.get_num_threads()  # the thread count torch uses
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only
+        # no CPU arena: it keeps each session's largest batch's activations for good (1-2 GiB per session for the
+        # benchmark's 398-character batch, four sessions side by side); freed after each run, as eager PyTorch's are
+        options.enable_cpu_mem_arena = False
         self.path = path
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.names, graph_inputs = list(names), {i.name for i in self.session.get_inputs()}
