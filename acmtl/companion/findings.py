@@ -108,6 +108,13 @@ def figure6(results: Path) -> list[str]:
     return lines
 
 
+def _spread(row: pd.Series) -> str:
+    """'range of 5 passes 1.05-1.18x; median ' where the table has passes (older tables have one timing)."""
+    if "min_speedup" not in row or pd.isna(row["min_speedup"]):
+        return ""
+    return f"range of {int(row['passes'])} passes {row['min_speedup']:.2f}-{row['max_speedup']:.2f}x; median "
+
+
 def workers_speedup(results: Path) -> str:
     """One sentence: how much faster the plan's runs train side by side than one after another
     (``figure6_workers``, :func:`acmtl.companion.plan.measure_workers`)."""
@@ -121,7 +128,7 @@ def workers_speedup(results: Path) -> str:
     return (f"{int(many['workers'])} worker processes with {threads} torch thread{'s' * (threads != 1)} each "
             f"train the same {int(one['runs'])} short runs "
             f"{many['speedup']:.2f}x as fast as one process with {int(one['threads_per_worker'])} "
-            f"({duration(many['wall_seconds'])} against {duration(one['wall_seconds'])}, start-up included, "
+            f"({_spread(many)}{duration(many['wall_seconds'])} against {duration(one['wall_seconds'])}, start-up included, "
             f"{record['device']['cpu'] or 'this CPU'}, {int(one['cores'])} cores).")
 
 

@@ -189,14 +189,20 @@ def verify_records(profile: str, n: int, *, seed: int = 0, workers: int | None =
     return pd.DataFrame(rows)
 
 
-def measure_workers(*, quick: bool = False, workers: Sequence[int] | None = None) -> pd.DataFrame:
+def measure_workers(*, quick: bool = False, workers: Sequence[int] | None = None,
+                    repeats: int | None = None) -> pd.DataFrame:
     """How much faster a plan trains with its runs side by side: the same short runs (encoder+CRF on the smoke
     profile's MSRA stand-in, a fixed number of epochs, seeds 0, 1, ...) trained from an empty temporary run cache
     as :func:`train_plan` trains them, by each worker count in ``workers`` (default: 1 and
-    :func:`experiments.default_workers`) with ``cores // workers`` torch threads each; one row per count with its
-    wall seconds (process start-up included) and its speed-up over one worker with every core. ``quick``: two
-    tiny runs, a plumbing check."""
+    :func:`experiments.default_workers`) with ``cores // workers`` torch threads each.
+
+    After one warm-up pass (uncounted: it fills the file cache), ``repeats`` passes (default 5) each time every
+    count in turn, so a pass of each count meets the same load on the machine. One row per count: wall seconds of
+    the median pass with the slowest and fastest (``min_`` / ``max_wall_seconds``; process start-up included),
+    and the speed-up over one worker with every core: the ratio of medians, with the range of the per-pass ratios
+    (pass i of one worker over pass i of this count). ``quick``: two tiny runs, one pass, a plumbing check."""
     import os
+    import statistics
     import tempfile
     from pathlib import Path
 
@@ -204,24 +210,40 @@ def measure_workers(*, quick: bool = False, workers: Sequence[int] | None = None
 
     release_memory()  # what a notebook's earlier cells left (the benchmark) is not held beside the workers
     cores = os.cpu_count() or 1
-    runs, epochs, size = (2, 1, 40) if quick else (4, 6, None)
+    runs, epochs, size = (2, 1, 40) if quick else (4, 3, None)
+    repeats = (1 if quick else 5) if repeats is None else repeats
     specs = [ex.run_spec("default", ex.corpus_spec("smoke", "msra"), "encoder_crf", size, seed, epochs=epochs,
                          patience=epochs) for seed in range(runs)]
     counts = sorted({1, ex.default_workers()} if workers is None else set(workers), reverse=True)
-    rows, threads_before = [], torch.get_num_threads()
-    for count in counts:  # the most workers first: a cold file cache slows them, not the one-worker baseline
+    threads_before = torch.get_num_threads()
+
+    def wall_seconds(count: int) -> float:
         with tempfile.TemporaryDirectory(prefix="acmtl-workers-") as tmp:
             run_dirs = ex.run_dirs_of(specs, Path(tmp) / "runs")
-            threads = max(1, cores // count)
-            torch.set_num_threads(threads)  # one worker trains in this process
+            torch.set_num_threads(max(1, cores // count))  # one worker trains in this process
             start = time.perf_counter()
             try:
                 ex.ensure_records(specs, run_dirs, Path(tmp) / "results", count, tqdm(disable=True))
             finally:
                 torch.set_num_threads(threads_before)
-            rows.append({"workers": count, "threads_per_worker": threads, "cores": cores, "runs": runs,
-                         "epochs": epochs, "wall_seconds": round(time.perf_counter() - start, 2)})
+            return time.perf_counter() - start
+
+    if not quick:
+        for count in counts:
+            wall_seconds(count)
+    passes = {count: [] for count in counts}
+    for _ in range(repeats):
+        for count in counts:  # the most workers first in each pass
+            passes[count].append(wall_seconds(count))
+    rows = [{"workers": count, "threads_per_worker": max(1, cores // count), "cores": cores, "runs": runs,
+             "epochs": epochs, "passes": repeats, "wall_seconds": round(statistics.median(seconds), 2),
+             "min_wall_seconds": round(min(seconds), 2), "max_wall_seconds": round(max(seconds), 2)}
+            for count, seconds in passes.items()]
     table = pd.DataFrame(rows).sort_values("workers", ignore_index=True)
     if 1 in counts:
-        table["speedup"] = (table.loc[table["workers"] == 1, "wall_seconds"].iloc[0] / table["wall_seconds"]).round(3)
+        one = passes[1]
+        speedups = {count: [a / b for a, b in zip(one, seconds)] for count, seconds in passes.items()}
+        table["speedup"] = [round(statistics.median(one) / statistics.median(passes[c]), 3) for c in table["workers"]]
+        table["min_speedup"] = [round(min(speedups[c]), 3) for c in table["workers"]]
+        table["max_speedup"] = [round(max(speedups[c]), 3) for c in table["workers"]]
     return table
