@@ -55,9 +55,11 @@ class Needed(NamedTuple):
     notebooks: tuple[str, ...]
 
 
-# The notebooks whose analyses load trained models: ex.train_grid(..., weights=True). tests/test_pack.py checks
-# that no other notebook asks for weights.
+# The notebooks whose analyses load trained models: ex.train_grid(..., weights=True), and 05_robustness, whose
+# committed Figure 8(b) reads each run's counts from results/noise/ (acmtl.companion.noise_counts) but whose exercises
+# tag seed 0's models again (other noise rates). tests/test_pack.py checks that no other notebook asks for weights.
 ANALYSES = ("02_speed_params", "04_attention", "05_robustness", "06_legal_theme_river", "07_error_analysis")
+EXERCISES_ONLY = ("05_robustness",)  # of ANALYSES: the models only its exercises load
 
 
 def _grids(profile: str) -> list[tuple[str, str, list[str], int | None, int, dict]]:
