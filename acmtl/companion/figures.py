@@ -267,8 +267,13 @@ def figure8_robustness(results: Path) -> Figure:
     axes = axes[0]
     _curves(axes[0], curves[curves["corpus"] == corpora[0]], paper[paper["context"].str.startswith("8(a)")])
     axes[0].set_title(f"(a) {corpus_label(corpora[0])}, {int(curves['size'].iloc[0])}-sentence subset")
-    for arch, part in noise.groupby("arch", sort=False):
-        axes[1].plot(100 * part["realised_rate"], 100 * part["f1"], "o-", color=plots.color(arch))
+    seeds = noise.groupby("arch")["seed"].nunique().min() if "seed" in noise else 1
+    for arch, part in noise.groupby("arch", sort=False):  # over seeds: the mean, and the seeds' range as a bar
+        by_rate = part.groupby("rate")
+        mean, low, high = (100 * by_rate["f1"].agg(how) for how in ("mean", "min", "max"))
+        x = 100 * by_rate["realised_rate"].mean()
+        axes[1].errorbar(x, mean, yerr=[mean - low, high - mean] if seeds > 1 else None, fmt="o-", capsize=3,
+                         color=plots.color(arch))
     for row in paper[paper["context"].str.startswith("8(b)")].itertuples():  # named on the line, not in the legend
         colour = plots.color(PAPER_ARCH.get(row.model, "reference"))
         axes[1].axhline(row.paper_final_f1, color=colour, ls=":")
@@ -276,7 +281,8 @@ def figure8_robustness(results: Path) -> Figure:
                          (1, row.paper_final_f1), xycoords=("axes fraction", "data"), xytext=(-2, -3),
                          textcoords="offset points", ha="right", va="top", fontsize=8, color=colour)
     split = record["extra"]["noise_split"]
-    axes[1].set(title=f"(b) MSRA {split.replace('_', ' ')}, misspelt", xlabel="characters replaced (%)",
+    per_seeds = f"; mean of {seeds} seeds, bars: their range" if seeds > 1 else ""
+    axes[1].set(title=f"(b) MSRA {split.replace('_', ' ')}, misspelt{per_seeds}", xlabel="characters replaced (%)",
                 ylabel="entity F1 (%)", ylim=(0, 101))
     _curves(axes[2], curves[curves["corpus"] == corpora[-1]], paper[paper["context"].str.startswith("8(c)")])
     axes[2].set_title(f"(c) {corpus_label(corpora[-1])}")
