@@ -308,11 +308,15 @@ def _runs_plan(args) -> int:
     else:
         shown = table.drop(columns="trained_on").round({"seconds": 0}).astype({"seconds": "Int64"}).astype(object)
         print(shown.where(shown.notna(), "").replace({column: {True: "yes", False: "no"}
-                                                      for column in ("recorded", "cached")}).to_string(index=False))
+                                                      for column in ("recorded", "cached", "noise_counts")}
+                                                     ).to_string(index=False))
         for machine, runs in table[table["recorded"]].groupby("trained_on"):
             print(f"recorded on {machine}: {len(runs)} runs, {duration(runs['seconds'].sum())} of worker time")
         print(f"{int(table['recorded'].sum())} of {len(table)} planned runs recorded in {records_root(args.plan)}; "
               f"{int(table['cached'].sum())} in the run cache {runs_root(args.plan)}")
+        noise = table["noise_counts"].dropna()
+        print(f"Figure 8(b) noise counts: {int(noise.sum())} of {len(noise)} in "
+              f"{records_root(args.plan).parent / 'noise'} (--train writes the missing ones after the runs)")
     return 0
 
 

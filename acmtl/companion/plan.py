@@ -69,13 +69,18 @@ def plan_table(profile: str, plan: Mapping[str, RunSpec] | None = None) -> pd.Da
     model, seed, how its model differs from the architecture's usual one (a diagnosis variant), whether its record
     is in ``results/runs/`` (then it is done, at this code: the folder is the key) and, from the record, the worker
     seconds it took (training and scoring) and the machine that trained it; whether the run cache has it finished
-    (then its weights are here)."""
+    (then its weights are here); and for Figure 8(b)'s runs (:func:`noise_counts.figure8b_specs`) whether their noise
+    counts are in the profile's results (``results/noise/``; blank for the other runs)."""
+    from acmtl.companion import noise_counts
     from acmtl.companion.publish import describe_device
     from acmtl.companion.records import read_records
     from acmtl.companion.runs import is_complete
 
     plan = planned_runs(profile) if plan is None else plan
     root, records = runs_root(profile), read_records(ex.records_root(profile).parent, plan)
+    fig = noise_counts.committed(profile)
+    noisy = {folder: noise_counts.has_counts(ex.records_root(profile).parent, folder, fig.setting)
+             for folder in noise_counts.figure8b_specs(profile, fig)}
     rows = []
     for folder, spec in plan.items():
         usual, record = ex.usual_model(profile, spec.arch), records.get(folder)
@@ -87,8 +92,9 @@ def plan_table(profile: str, plan: Mapping[str, RunSpec] | None = None) -> pd.Da
                      "seconds": row["train_seconds"] + (row["score_seconds"] or 0) if record else None,
                      "trained_on": f"{describe_device(record['where'])}, {record['where']['precision']}" if record
                      else "",
-                     "cached": is_complete(root / folder)})
-    return pd.DataFrame(rows).astype({"size": "Int64", "seconds": "Float64"})  # blank: a corpus' own splits, no record
+                     "cached": is_complete(root / folder), "noise_counts": noisy.get(folder)})
+    # blank: a corpus' own splits, no record, not a run of Figure 8(b)
+    return pd.DataFrame(rows).astype({"size": "Int64", "seconds": "Float64", "noise_counts": "boolean"})
 
 
 def train_plan(profile: str, plan: Mapping[str, RunSpec] | None = None, *, workers: int | None = None,
@@ -103,7 +109,11 @@ def train_plan(profile: str, plan: Mapping[str, RunSpec] | None = None, *, worke
     until every run of the diagnosis is recorded, and then start only if the wiring rule keeps that wiring
     (:func:`diagnosis.recorded_rule`); if it picks another, they stay untrained and a line on stderr says which
     wiring to set: trained now, they would be runs of a model the profile no longer trains. A plan that finds the
-    diagnosis recorded (and is not retraining it) trains all its runs in one pool: no core idles between the two."""
+    diagnosis recorded (and is not retraining it) trains all its runs in one pool: no core idles between the two.
+
+    Then, within the same budget, the Figure 8(b) noise counts its recorded runs lack are written under the profile's
+    results (:func:`noise_counts.produce`: a run missing from the run cache is trained there, the same worker count,
+    and tagged), each file ready to commit as it lands."""
     import transformers
 
     transformers.utils.logging.disable_progress_bar()
@@ -130,6 +140,11 @@ def train_plan(profile: str, plan: Mapping[str, RunSpec] | None = None, *, worke
         if waiting and kept is None and _wiring_kept(profile, diagnosis, len(waiting)):
             train(waiting)
     bar.close()
+    from acmtl.companion import noise_counts
+
+    left = None if deadline is None else max(0.0, deadline - time.monotonic()) / 3600
+    noise_counts.produce(profile, workers=ex.training_workers() if workers is None else workers, hours=left,
+                         progress=progress)
     return found
 
 
