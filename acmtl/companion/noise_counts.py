@@ -364,7 +364,8 @@ def produce(profile: str, *, workers: int, hours: float | None = None, progress:
     deadline = None if hours is None else time.monotonic() + 3600 * hours
     store = CountsStore(results, fig.setting, where=_where())
     _, sets = evaluation_sets(ex.corpus_spec(profile, "msra"), fig.size, fig.seeds, fig.setting)
-    order = sorted(todo, key=lambda f: not is_complete(root / f))  # the cached ones need no training
+    # the cached ones first (no training), then the others by architecture: a group trains runs of about one length
+    order = sorted(todo, key=lambda f: (not is_complete(root / f), todo[f].arch))
     bar = tqdm(total=len(order), desc="Figure 8(b) noise counts", unit="run", disable=not progress, mininterval=0)
     written = 0
     while order:
