@@ -267,15 +267,15 @@ def test_measure_workers_times_the_same_runs_per_worker_count(monkeypatch) -> No
 
 
 def test_measure_workers_repeats_interleaved_passes_after_a_warm_up(monkeypatch) -> None:
-    """Passes alternate the worker counts (each pass meets the same load for every count) after one uncounted
-    warm-up; each count reports its median pass and range, the speed-up the ratio of medians with the range of
-    the per-pass ratios."""
+    """Passes alternate the worker counts (each pass meets the same load for every count) after an uncounted
+    warm-up of one-epoch runs; each count reports its median pass and range, the speed-up the ratio of medians with
+    the range of the per-pass ratios."""
     calls, clock = [], [0.0]
-    one_worker = iter([999, 100, 110, 90, 130, 100])  # the warm-up pass first, so slow it must not count
-    two_workers = iter([999, 50, 50, 60, 50, 40])
+    one_worker = iter([999, 100, 130, 90])  # the warm-up first, so slow it must not count
+    two_workers = iter([999, 50, 60, 40])
 
     def train(specs, run_dirs, results, workers, bar, **kwargs):
-        calls.append(workers)
+        calls.append((workers, specs[0].train.epochs))
         clock[0] += next(one_worker if workers == 1 else two_workers)
         return {}
 
@@ -283,10 +283,10 @@ def test_measure_workers_repeats_interleaved_passes_after_a_warm_up(monkeypatch)
     monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     table = plans.measure_workers(workers=(1, 2)).set_index("workers")
-    assert calls == [2, 1] * 6  # warm-up, then 5 passes, interleaved
-    assert table["passes"].tolist() == [5, 5]
+    assert calls == [(2, 1), (1, 1)] + [(2, 6), (1, 6)] * 3  # warm-up, then 3 passes, interleaved
+    assert table["passes"].tolist() == [3, 3] and table["epochs"].tolist() == [6, 6]
     assert table.loc[1, ["wall_seconds", "min_wall_seconds", "max_wall_seconds"]].tolist() == [100, 90, 130]
     assert table.loc[2, ["wall_seconds", "min_wall_seconds", "max_wall_seconds"]].tolist() == [50, 40, 60]
     assert table.loc[2, "speedup"] == 2.0  # 100 / 50, of the medians
-    assert table.loc[2, ["min_speedup", "max_speedup"]].tolist() == [1.5, 2.6]  # 90/60 and 130/50, pass by pass
+    assert table.loc[2, ["min_speedup", "max_speedup"]].tolist() == [2.0, 2.25]  # 100/50 and 90/40, pass by pass
     assert table.loc[1, ["speedup", "min_speedup", "max_speedup"]].tolist() == [1.0, 1.0, 1.0]

@@ -211,8 +211,10 @@ def measure_workers(*, quick: bool = False, workers: Sequence[int] | None = None
     as :func:`train_plan` trains them, by each worker count in ``workers`` (default: 1 and
     :func:`experiments.default_workers`) with ``cores // workers`` torch threads each.
 
-    After one warm-up pass (uncounted: it fills the file cache), ``repeats`` passes (default 5) each time every
-    count in turn, so a pass of each count meets the same load on the machine. One row per count: wall seconds of
+    After a warm-up (each count trains tiny one-epoch runs, uncounted: it fills the file cache), ``repeats`` passes
+    (default 3: a pass of the default runs takes about 2 minutes on 2 cores) each time every count in turn, so a
+    pass of each count meets the same load on the machine. Six epochs, so the runs learn entities (with fewer, the
+    models tag nothing and each run warns so). One row per count: wall seconds of
     the median pass with the slowest and fastest (``min_`` / ``max_wall_seconds``; process start-up included),
     and the speed-up over one worker with every core: the ratio of medians, with the range of the per-pass ratios
     (pass i of one worker over pass i of this count). ``quick``: two tiny runs, one pass, a plumbing check."""
@@ -225,14 +227,18 @@ def measure_workers(*, quick: bool = False, workers: Sequence[int] | None = None
 
     release_memory()  # what a notebook's earlier cells left (the benchmark) is not held beside the workers
     cores = os.cpu_count() or 1
-    runs, epochs, size = (2, 1, 40) if quick else (4, 3, None)
-    repeats = (1 if quick else 5) if repeats is None else repeats
-    specs = [ex.run_spec("default", ex.corpus_spec("smoke", "msra"), "encoder_crf", size, seed, epochs=epochs,
-                         patience=epochs) for seed in range(runs)]
+    runs, epochs, size = (2, 1, 40) if quick else (4, 6, None)
+    repeats = (1 if quick else 3) if repeats is None else repeats
+
+    def short_runs(epochs: int, size: int | None) -> list[RunSpec]:
+        return [ex.run_spec("default", ex.corpus_spec("smoke", "msra"), "encoder_crf", size, seed, epochs=epochs,
+                            patience=epochs) for seed in range(runs)]
+
+    specs, warm_up = short_runs(epochs, size), short_runs(1, 40)
     counts = sorted({1, ex.default_workers()} if workers is None else set(workers), reverse=True)
     threads_before = torch.get_num_threads()
 
-    def wall_seconds(count: int) -> float:
+    def wall_seconds(count: int, specs: Sequence[RunSpec] = specs) -> float:
         with tempfile.TemporaryDirectory(prefix="acmtl-workers-") as tmp:
             run_dirs = ex.run_dirs_of(specs, Path(tmp) / "runs")
             torch.set_num_threads(max(1, cores // count))  # one worker trains in this process
@@ -245,7 +251,7 @@ def measure_workers(*, quick: bool = False, workers: Sequence[int] | None = None
 
     if not quick:
         for count in counts:
-            wall_seconds(count)
+            wall_seconds(count, warm_up)
     passes = {count: [] for count in counts}
     for _ in range(repeats):
         for count in counts:  # the most workers first in each pass
