@@ -128,6 +128,25 @@ def test_a_dask_cluster_trains_the_plan(tmp_path, tiny_corpus_dir, tiny_encoder_
     assert record["where"]["threads"] >= 1 and all((d / "metrics.json").is_file() for d in dirs)
 
 
+def test_spawn_trains_even_one_worker_in_a_process_of_its_own(tmp_path, tiny_corpus_dir, tiny_encoder_dir,
+                                                             monkeypatch):
+    """``spawn``: one worker trains in a child process (a notebook's kernel that times it keeps no training
+    memory); without it one worker trains here."""
+    specs = _specs(tiny_corpus_dir, tiny_encoder_dir, 2)
+    dirs = ex.run_dirs_of(specs, tmp_path / "cache")
+    pools, real = [], ex.executor
+
+    def executor(workers, scheduler=None):
+        pools.append(workers)
+        return real(workers, scheduler)
+
+    monkeypatch.setattr(ex, "executor", executor)
+    ex.ensure_records(specs[:1], dirs[:1], tmp_path, 1, ex.tqdm(disable=True))
+    assert pools == []
+    found = ex.ensure_records(specs[1:], dirs[1:], tmp_path, 1, ex.tqdm(disable=True), spawn=True)
+    assert pools == [1] and set(found) == {dirs[1].name} and (dirs[1] / "metrics.json").is_file()
+
+
 def test_an_analysis_that_needs_weights_trains_a_recorded_run_missing_here(tmp_path, tiny_corpus_dir,
                                                                            tiny_encoder_dir):
     """Records from another machine make the tables; an analysis (weights=True) retrains only what it needs,
@@ -275,6 +294,7 @@ def test_measure_workers_repeats_interleaved_passes_after_a_warm_up(monkeypatch)
     two_workers = iter([999, 50, 60, 40])
 
     def train(specs, run_dirs, results, workers, bar, **kwargs):
+        assert kwargs.get("spawn")  # one worker too: the kernel that times it keeps no training memory
         calls.append((workers, specs[0].train.epochs))
         clock[0] += next(one_worker if workers == 1 else two_workers)
         return {}

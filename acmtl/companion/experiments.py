@@ -176,11 +176,12 @@ def executor(workers: int, scheduler: str | None = None) -> Iterator[tuple[Execu
 
 def ensure_records(specs: Sequence[RunSpec], run_dirs: Sequence[Path], results: Path, workers: int, bar: tqdm, *,
                     lines: bool = False, hours: float | None = None, retrain: bool = False, weights: bool = False,
-                    scheduler: str | None = None) -> dict[str, dict]:
+                    scheduler: str | None = None, spawn: bool = False) -> dict[str, dict]:
     """Every spec's record (:mod:`acmtl.companion.records`) by run folder (``run_dirs``, in the same order): read from
     ``results``' records; else written from the run cache; else trained and written the moment the run finishes,
     one after another in this process (``workers`` 1), by ``workers`` processes, or on a Dask cluster
-    (``scheduler``). ``hours``: no run starts after that budget (a run under way finishes; rerun to go on).
+    (``scheduler``); ``spawn``: in a worker process even with one worker (this process, a notebook's kernel, keeps
+    none of the training's memory). ``hours``: no run starts after that budget (a run under way finishes; rerun to go on).
     ``retrain``: ignore the records (the run cache still answers: a cached run is the same run). ``weights``: an
     analysis needs the trained models, so a recorded run missing from the run cache is trained again, with its
     record's thread count (on the record's machine kind that makes it the same model, bit for bit; the record, from
@@ -216,7 +217,7 @@ def ensure_records(specs: Sequence[RunSpec], run_dirs: Sequence[Path], results: 
         # float sums depend on the thread count: a recorded run trained again takes its record's
         return found[run_dir.name]["where"].get("threads") if run_dir.name in kept else share
 
-    if todo and workers <= 1 and not scheduler:
+    if todo and workers <= 1 and not scheduler and not spawn:
         while (item := next_run()) is not None:
             bar.set_postfix_str(_label(item[0]))
             finished(item[0], train_and_record(item[0], str(item[1].parent), threads_for(item[1], None)))

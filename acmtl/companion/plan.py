@@ -208,7 +208,8 @@ def measure_workers(*, quick: bool = False, workers: Sequence[int] | None = None
                     repeats: int | None = None) -> pd.DataFrame:
     """How much faster a plan trains with its runs side by side: the same short runs (encoder+CRF on the smoke
     profile's MSRA stand-in, a fixed number of epochs, seeds 0, 1, ...) trained from an empty temporary run cache
-    as :func:`train_plan` trains them, by each worker count in ``workers`` (default: 1 and
+    as :func:`train_plan` trains them (one worker too in a process of its own: the caller, a notebook's kernel, keeps
+    no training memory), by each worker count in ``workers`` (default: 1 and
     :func:`experiments.default_workers`) with ``cores // workers`` torch threads each.
 
     After a warm-up (each count trains tiny one-epoch runs, uncounted: it fills the file cache), ``repeats`` passes
@@ -244,7 +245,7 @@ def measure_workers(*, quick: bool = False, workers: Sequence[int] | None = None
             torch.set_num_threads(max(1, cores // count))  # one worker trains in this process
             start = time.perf_counter()
             try:
-                ex.ensure_records(specs, run_dirs, Path(tmp) / "results", count, tqdm(disable=True))
+                ex.ensure_records(specs, run_dirs, Path(tmp) / "results", count, tqdm(disable=True), spawn=True)
             finally:
                 torch.set_num_threads(threads_before)
             return time.perf_counter() - start
