@@ -317,6 +317,12 @@ def _runs_plan(args) -> int:
         noise = table["noise_counts"].dropna()
         print(f"Figure 8(b) noise counts: {int(noise.sum())} of {len(noise)} in "
               f"{records_root(args.plan).parent / 'noise'} (--train writes the missing ones after the runs)")
+        from acmtl.companion.pack import analysis_runs
+        from acmtl.companion.runs import is_complete
+
+        models = [is_complete(runs_root(args.plan) / folder) for folder in analysis_runs(args.plan)]
+        print(f"Models the notebooks' analyses load: {sum(models)} of {len(models)} in the run cache "
+              "(--train trains the missing ones last; `runs --pack FILE` ships them)")
     return 0
 
 

@@ -4,6 +4,7 @@ table read from it without weights, the verdicts over seeds, and the plan that l
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -198,7 +199,9 @@ def test_the_plan_lists_and_produces_figure8b_counts(tmp_path, monkeypatch, caps
     listed = table["noise_counts"]
     assert listed.astype(object).where(listed.notna(), None).tolist() == [False, True, None]  # blank: not 8(b)'s
     assert cli.main(["runs", "--plan", "smoke"]) == 0
-    assert "Figure 8(b) noise counts: 1 of 2 in" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Figure 8(b) noise counts: 1 of 2 in" in out
+    assert re.search(r"Models the notebooks' analyses load: 0 of \d+ in the run cache", out)  # none trained here
     assert noise_counts.produce("smoke", workers=1, progress=False, log=lambda line: None) == 1
     assert is_complete(tmp_path / "cache" / dirs[0].name)  # trained here: its record had no weights with it
     found = noise_counts.read_counts(tmp_path / "results", dirs[0].name, SETTING, {0.0: clean, 0.2: clean[::-1]})

@@ -228,6 +228,7 @@ def test_runs_that_take_the_wiring_wait_for_the_rule(default_plan, tmp_path, mon
     import acmtl.companion.noise_counts
 
     monkeypatch.setattr(acmtl.companion.noise_counts, "produce", lambda profile, **kwargs: 0)  # tested on its own
+    monkeypatch.setattr(plans, "ensure_analysis_models", lambda profile, **kwargs: [])  # tested on its own
     records.mkdir()
     for folder in list(diagnosis)[: len(diagnosis) - (rule in ("not yet", "keeps once trained"))]:
         (records / f"{folder}.json").write_text("{}")
@@ -310,3 +311,27 @@ def test_measure_workers_repeats_interleaved_passes_after_a_warm_up(monkeypatch)
     assert table.loc[2, "speedup"] == 2.0  # 100 / 50, of the medians
     assert table.loc[2, ["min_speedup", "max_speedup"]].tolist() == [2.0, 2.25]  # 100/50 and 90/40, pass by pass
     assert table.loc[1, ["speedup", "min_speedup", "max_speedup"]].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_the_plan_puts_the_analysis_models_in_the_run_cache(monkeypatch, tmp_path) -> None:
+    """After the runs and the noise counts, the models the notebooks load (pack.analysis_runs) are trained into the
+    run cache where missing (weights=True: a recorded run the cache lacks is trained again), so the notebooks
+    train nothing; the folders the cache then holds are returned."""
+    from acmtl.companion.pack import analysis_runs
+
+    asked = {}
+
+    def ensure_records(specs, run_dirs, results, workers, bar, **kwargs):
+        asked.update(folders=[d.name for d in run_dirs], workers=workers, **kwargs)
+        (run_dirs[0] / "metrics.json").parent.mkdir(parents=True)
+        (run_dirs[0] / "metrics.json").write_text("{}")  # what is_complete looks for
+        return {}
+
+    monkeypatch.setattr(ex, "ensure_records", ensure_records)
+    monkeypatch.setattr(plans, "runs_root", lambda profile: tmp_path)
+    held = plans.ensure_analysis_models("default", workers=2, hours=1.5)
+    assert asked["folders"] == list(analysis_runs("default")) and asked["weights"] and asked["hours"] == 1.5
+    assert asked["workers"] == 2 and held == asked["folders"][:1]
+    first = asked["folders"][:1]
+    asked.clear()
+    assert plans.ensure_analysis_models("default", hours=0) == first and not asked  # no budget left: no training

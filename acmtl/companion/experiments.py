@@ -181,7 +181,8 @@ def ensure_records(specs: Sequence[RunSpec], run_dirs: Sequence[Path], results: 
     ``results``' records; else written from the run cache; else trained and written the moment the run finishes,
     one after another in this process (``workers`` 1), by ``workers`` processes, or on a Dask cluster
     (``scheduler``); ``spawn``: in a worker process even with one worker (this process, a notebook's kernel, keeps
-    none of the training's memory). ``hours``: no run starts after that budget (a run under way finishes; rerun to go on).
+    none of the training's memory). ``hours``: no run starts after that budget (a run under way finishes; rerun to
+    go on).
     ``retrain``: ignore the records (the run cache still answers: a cached run is the same run). ``weights``: an
     analysis needs the trained models, so a recorded run missing from the run cache is trained again, with its
     record's thread count (on the record's machine kind that makes it the same model, bit for bit; the record, from

@@ -128,7 +128,8 @@ def workers_speedup(results: Path) -> str:
     return (f"{int(many['workers'])} worker processes with {threads} torch thread{'s' * (threads != 1)} each "
             f"train the same {int(one['runs'])} short runs "
             f"{many['speedup']:.2f}x as fast as one process with {int(one['threads_per_worker'])} "
-            f"({_spread(many)}{duration(many['wall_seconds'])} against {duration(one['wall_seconds'])}, start-up included, "
+            f"({_spread(many)}{duration(many['wall_seconds'])} against {duration(one['wall_seconds'])}, "
+            "start-up included, "
             f"{record['device']['cpu'] or 'this CPU'}, {int(one['cores'])} cores).")
 
 

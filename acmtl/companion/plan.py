@@ -113,7 +113,8 @@ def train_plan(profile: str, plan: Mapping[str, RunSpec] | None = None, *, worke
 
     Then, within the same budget, the Figure 8(b) noise counts its recorded runs lack are written under the profile's
     results (:func:`noise_counts.produce`: a run missing from the run cache is trained there, the same worker count,
-    and tagged), each file ready to commit as it lands."""
+    and tagged), each file ready to commit as it lands; and the models the notebooks' analyses load are trained
+    into the run cache where missing (:func:`ensure_analysis_models`)."""
     import transformers
 
     transformers.utils.logging.disable_progress_bar()
@@ -145,7 +146,26 @@ def train_plan(profile: str, plan: Mapping[str, RunSpec] | None = None, *, worke
     left = None if deadline is None else max(0.0, deadline - time.monotonic()) / 3600
     noise_counts.produce(profile, workers=ex.training_workers() if workers is None else workers, hours=left,
                          progress=progress)
+    left = None if deadline is None else max(0.0, deadline - time.monotonic()) / 3600
+    ensure_analysis_models(profile, workers=workers, hours=left)
     return found
+
+
+def ensure_analysis_models(profile: str, *, workers: int | None = None, hours: float | None = None) -> list[str]:
+    """Put in the run cache the trained models the notebooks' analyses load (:func:`pack.analysis_runs`: 02's
+    backends, 04's attention, 05's exercises, 06, 07), training those it lacks, so that the notebooks train nothing
+    (their peak memory is the analysis', not a training's) and ``runs --pack`` can write them. Returns the folders
+    now in the run cache."""
+    from acmtl.companion.pack import analysis_runs
+    from acmtl.companion.runs import is_complete
+
+    needed = {folder: n.spec for folder, n in analysis_runs(profile).items()}
+    run_dirs = [runs_root(profile) / folder for folder in needed]
+    if hours is None or hours > 0:
+        ex.ensure_records(list(needed.values()), run_dirs, ex.records_root(profile).parent,
+                          ex.training_workers() if workers is None else workers, tqdm(disable=True), hours=hours,
+                          weights=True, lines=True)
+    return [d.name for d in run_dirs if is_complete(d)]
 
 
 def _wiring_kept(profile: str, diagnosis: Mapping[str, RunSpec], waiting: int) -> bool | None:
