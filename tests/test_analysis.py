@@ -213,7 +213,7 @@ def noisy_tiny(tiny_corpus_dir):
 def test_noise_scores_tag_clean_and_noisy_text_the_same_way(noisy_tiny, tiny_corpus_dir, tiny_encoder_dir,
                                                             tmp_path, monkeypatch):
     """A real run: clean (rate 0) and misspelt rows come from one path and one batch size, with measured seconds."""
-    from acmtl.companion import analysis
+    from acmtl.companion import noise_counts
     from acmtl.companion.runs import RunSpec, ensure_run, load_metrics
     from acmtl.core.train import TrainConfig
 
@@ -221,17 +221,17 @@ def test_noise_scores_tag_clean_and_noisy_text_the_same_way(noisy_tiny, tiny_cor
                    train=TrainConfig(epochs=1, patience=1))
     run_dir = ensure_run(spec, progress=False, root=tmp_path)
     batch_sizes = []
-    real = analysis.run_predictions
+    real = noise_counts.run_predictions
 
     def spy(run, texts, *, batch_size):
         batch_sizes.append(batch_size)
         return real(run, texts, batch_size=batch_size)
 
-    monkeypatch.setattr(analysis, "run_predictions", spy)
+    monkeypatch.setattr(noise_counts, "run_predictions", spy)
     clean, noisy = noisy_tiny
-    out = analysis.noise_scores(pd.DataFrame([{"run_dir": str(run_dir), "arch": "bilstm_crf", "best_epoch": 1}]),
+    out = noise_counts.noise_scores(pd.DataFrame([{"run_dir": str(run_dir), "arch": "bilstm_crf", "best_epoch": 1}]),
                                 clean, noisy)
-    assert batch_sizes == [analysis.NOISE_BATCH_SIZE] * 2
+    assert batch_sizes == [noise_counts.NOISE_BATCH_SIZE] * 2
     assert list(out["rate"]) == [0.0, 0.05] and (out["seconds"] > 0).all()  # measured for the clean row too
     # the clean scores are those training wrote for the same sentences (metrics.json, the same batch size)
     metrics = load_metrics(run_dir)["test"]
@@ -241,15 +241,15 @@ def test_noise_scores_tag_clean_and_noisy_text_the_same_way(noisy_tiny, tiny_cor
 
 def test_noise_scores_rows_and_f1_drop(noisy_tiny, monkeypatch):
     """With a tagger that knows the clean sentences only, F1 falls exactly by the entities in changed sentences."""
-    from acmtl.companion import analysis
+    from acmtl.companion import noise_counts
 
     clean, noisy = noisy_tiny
     gold = {s.chars: list(s.tags) for s in clean}
-    monkeypatch.setattr(analysis, "run_predictions", lambda run, texts, *, batch_size: (
+    monkeypatch.setattr(noise_counts, "run_predictions", lambda run, texts, *, batch_size: (
         [gold.get(tuple(t), ["O"] * len(t)) for t in texts], 2.5))
     runs = pd.DataFrame([{"run_dir": "a", "arch": "acmtl", "best_epoch": 3, "other": 1},
                          {"run_dir": "b", "arch": "bilstm_crf", "best_epoch": 7, "other": 2}])
-    out = analysis.noise_scores(runs, clean, noisy)
+    out = noise_counts.noise_scores(runs, clean, noisy)
     assert list(out.columns) == ["arch", "best_epoch", "rate", "realised_rate", "realised_entity_rate", "seconds",
                                  "precision", "recall", "f1", "f1_drop"]
     assert list(zip(out["arch"], out["rate"])) == [("acmtl", 0.0), ("acmtl", 0.05), ("bilstm_crf", 0.0),

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from acmtl.companion import analysis, noise_counts, verdicts
+from acmtl.companion import noise_counts, verdicts
 from acmtl.companion.noise_counts import CountsStore, NoiseSetting
 from acmtl.data.conll import Sentence
 
@@ -67,16 +67,16 @@ def test_noise_scores_read_committed_counts_and_need_no_weights(tmp_path, monkey
     def no_weights(*args, **kwargs):
         raise AssertionError("tagged a run whose counts are committed")
 
-    monkeypatch.setattr(analysis, "run_predictions", no_weights)
+    monkeypatch.setattr(noise_counts, "run_predictions", no_weights)
     runs = pd.DataFrame([{"run_dir": str(tmp_path / "cache" / "f0"), "arch": "acmtl", "seed": 0, "best_epoch": 5}])
-    out = analysis.noise_scores(runs, CLEAN, {0.2: (NOISY, None)}, keep=("arch", "seed"),
+    out = noise_counts.noise_scores(runs, CLEAN, {0.2: (NOISY, None)}, keep=("arch", "seed"),
                                 counts=_store(tmp_path / "results", weights=no_weights))
     assert list(out["rate"]) == [0.0, 0.2] and list(out["seconds"]) == [3.0, 4.0]
     assert out.loc[1, "realised_rate"] == 0.19
     assert tuple(out.loc[0, ["precision", "recall", "f1"]]) == noise_counts.prf(COUNTS[0.0])
     assert out.loc[1, "f1_drop"] == pytest.approx(noise_counts.prf(COUNTS[0.0])[2] - noise_counts.prf(COUNTS[0.2])[2])
     # an exercise writing elsewhere reads the committed file and keeps a copy beside its own tables
-    again = analysis.noise_scores(runs, CLEAN, {0.2: (NOISY, None)}, keep=("arch", "seed"),
+    again = noise_counts.noise_scores(runs, CLEAN, {0.2: (NOISY, None)}, keep=("arch", "seed"),
                                   counts=_store(tmp_path / "exercise", read_from=(tmp_path / "results",)))
     assert again.equals(out) and (tmp_path / "exercise" / "noise" / "f0.json").is_file()
 
@@ -90,10 +90,10 @@ def test_noise_scores_tag_only_the_missing_rates_and_write_them(tmp_path, monkey
                                                   "corpus": {"spec": "msra", "size": 1000}, "train": {"seed": 0}}))
     noise_counts.write_counts(tmp_path, "f0", SETTING, {0.0: _entries()[0.0]})
     tagged, weighed = [], []
-    monkeypatch.setattr(analysis, "run_predictions", lambda run, texts, *, batch_size: (
+    monkeypatch.setattr(noise_counts, "run_predictions", lambda run, texts, *, batch_size: (
         tagged.append(len(texts)) or [["B-LOC", "E-LOC", "O"] for _ in texts], 1.5))
     runs = pd.DataFrame([{"run_dir": str(run_dir), "arch": "acmtl", "best_epoch": 5}])
-    out = analysis.noise_scores(runs, CLEAN, {0.2: (NOISY, None)}, counts=_store(tmp_path, weights=weighed.append))
+    out = noise_counts.noise_scores(runs, CLEAN, {0.2: (NOISY, None)}, counts=_store(tmp_path, weights=weighed.append))
     assert tagged == [len(NOISY)] and len(weighed) == 1 and out.loc[1, "f1"] == 1.0
     found = noise_counts.read_counts(tmp_path, "f0", SETTING, {0.0: CLEAN, 0.2: NOISY})
     assert set(found) == {0.0, 0.2} and found[0.2]["seconds"] == 1.5

@@ -44,25 +44,19 @@ mix of types, 1 = disjoint; undefined, NaN, for a window in which either stream 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
 
-from acmtl.companion.runs import run_predictions
 from acmtl.core.encoders import CharTokenizer
 from acmtl.core.features import collate, encode
 from acmtl.core.model import ACMTL
 from acmtl.core.predict import predict_tags
 from acmtl.data.conll import Entity, Sentence, tags_to_entities
 from acmtl.data.noise import HomophoneTable, NoiseReport, perturb
-
-if TYPE_CHECKING:
-    from acmtl.companion.noise_counts import CountsStore
 
 # English glosses of the ten LawBench 2-6 entity types, for figures without a CJK font.
 LEGAL_TYPE_GLOSSES: dict[str, str] = {
@@ -183,59 +177,6 @@ def sample_misclassified(model: ACMTL, tokenizer: CharTokenizer, sentences: Sequ
 
 
 # -- Figure 8(b): spelling noise ----------------------------------------------------------------
-
-NOISE_BATCH_SIZE = 64  # the training's evaluation batch size (TrainConfig.eval_batch_size)
-
-
-def noise_scores(runs: pd.DataFrame, clean: Sequence[Sentence],
-                 noisy: Mapping[float, tuple[Sequence[Sentence], NoiseReport]], *,
-                 batch_size: int = NOISE_BATCH_SIZE, keep: Sequence[str] = ("arch", "best_epoch"),
-                 log: Callable[[str], None] | None = None, counts: CountsStore | None = None) -> pd.DataFrame:
-    """Entity scores of each finished run (``runs``: a ``run_dir`` column) on ``clean`` and on each noisy copy.
-
-    ``noisy``: rate -> (misspelt sentences, report), as :func:`acmtl.data.noise.perturb` returns them. One row
-    per run and rate, the clean one first at rate 0: the ``keep`` columns of the run, rate, realised_rate,
-    realised_entity_rate, seconds (tagging, as first computed: predictions are cached in the run), precision,
-    recall, f1 and f1_drop (the run's clean F1 minus this F1), all from each sentence's entity counts. Clean and
-    noisy sets are tagged the same way (:func:`acmtl.companion.runs.run_predictions`, ``batch_size``), so their F1s
-    differ only by the noise.
-
-    ``counts`` (:class:`acmtl.companion.noise_counts.CountsStore`): a run's counts are read from its counts file
-    where they were computed on these very sentences (committed in ``results/noise/``: no weights needed); only the
-    rates missing there are tagged, after ``counts.weights(run)`` made the run's model present, and written back.
-    """
-    from acmtl.companion.noise_counts import entry, prf
-    from acmtl.core.evaluate import sentence_counts
-
-    sets = [(0.0, clean, None), *((rate, sentences, report) for rate, (sentences, report) in noisy.items())]
-    rows = []
-    for run in runs.to_dict("records"):
-        folder = Path(run["run_dir"]).name
-        found = counts.read(folder, {rate: sentences for rate, sentences, _ in sets}) if counts else {}
-        computed = {}
-        clean_f1 = None
-        for rate, sentences, report in sets:
-            stored = found.get(float(rate))
-            if stored is None:
-                if counts and counts.weights and not computed:
-                    counts.weights(run)
-                predicted, seconds = run_predictions(run["run_dir"], [s.chars for s in sentences],
-                                                     batch_size=batch_size)
-                stored = computed[float(rate)] = entry(
-                    sentences, report, sentence_counts([list(s.tags) for s in sentences], predicted), seconds)
-            precision, recall, f1 = prf(stored["counts"])
-            clean_f1 = f1 if clean_f1 is None else clean_f1
-            rows.append({**{key: run[key] for key in keep}, "rate": rate, "realised_rate": stored["realised_rate"],
-                         "realised_entity_rate": stored["realised_entity_rate"],
-                         "seconds": stored["seconds"], "precision": precision, "recall": recall,
-                         "f1": f1, "f1_drop": clean_f1 - f1})
-            if log:
-                how = f"{stored['seconds']:.0f} s" if float(rate) in computed else "counts from its file"
-                log(f"{run.get('arch', run['run_dir'])} rate {rate}: F1 {f1:.4f} ({how})")
-        if counts and computed:
-            counts.write(run["run_dir"], computed, run.get("record"))
-    return pd.DataFrame(rows)
-
 
 def homophone_table(vocabulary: CharTokenizer, *, min_count: int = 5) -> HomophoneTable:
     """The characters of MSRA's training text seen at least ``min_count`` times that ``vocabulary`` knows (not

@@ -19,7 +19,7 @@ the run records are), so a fresh clone draws and judges Figure 8(b) without weig
 
 A file is read only when its params are the asked ones, and a rate only when the digest of its sentences (clean
 or misspelt, with their tags) is that of the sentences asked for: a change of the noise procedure, its table or
-the evaluation set makes the run be tagged again (:func:`acmtl.companion.analysis.noise_scores`). The homophone
+the evaluation set makes the run be tagged again (:func:`noise_scores`). The homophone
 table's vocabulary is the encoder's tokenizer (:class:`acmtl.core.encoders.CharTokenizer`), the one every trained
 model of the profile saves with its weights, so building the sets needs no trained model.
 
@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from acmtl.companion.records import pack_counts, unpack_counts
+from acmtl.companion.runs import run_predictions
 from acmtl.data.fetch import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 FORMAT = 1  # bump when a counts file's fields change meaning
 FOLDER = "noise"  # under a results folder
 NOTEBOOK = "05_robustness"  # whose parameters cell holds the committed setting
+NOISE_BATCH_SIZE = 64  # the training's evaluation batch size (TrainConfig.eval_batch_size)
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class NoiseSetting:
     near_homophone_prob: float = 0.3
     min_count: int = 5
     vocabulary: str = "m3e-small"  # the encoder whose tokenizer the replacement characters must be known to
-    batch_size: int = 64  # analysis.NOISE_BATCH_SIZE
+    batch_size: int = NOISE_BATCH_SIZE
 
     def params(self) -> dict:
         """What a counts file must have been made with to be read (its rates are checked one by one)."""
@@ -164,7 +166,7 @@ def has_counts(results: str | Path, folder: str, setting: NoiseSetting) -> bool:
 
 @dataclass
 class CountsStore:
-    """Where :func:`acmtl.companion.analysis.noise_scores` reads and writes counts files: read from ``read_from``
+    """Where :func:`noise_scores` reads and writes counts files: read from ``read_from``
     (the first holding a run's matching entries; default ``write_to``), written to ``write_to``. ``weights(run)``
     makes a run's trained model present (training it into the run cache if needed) before it is tagged."""
 
@@ -233,10 +235,17 @@ class Figure8b:
 
 def committed(profile: str) -> Figure8b:
     """Figure 8(b) as notebook 05's committed parameters make it under ``profile``."""
-    from acmtl.companion.config import get_profile
     from acmtl.companion.publish import committed_parameters
 
-    prof, params = get_profile(profile), committed_parameters(NOTEBOOK)
+    return from_parameters(profile, committed_parameters(NOTEBOOK))
+
+
+def from_parameters(profile: str, params: Mapping) -> Figure8b:
+    """Figure 8(b) as notebook 05's parameters (``archs``, ``size``, ``noise_seeds``, ``noise_rates``, ...: a mapping
+    of their names, such as the notebook's ``globals()``) make it under ``profile``."""
+    from acmtl.companion.config import get_profile
+
+    prof = get_profile(profile)
     size = prof.sizes[0] if profile == "smoke" else int(params.get("size", 1000))  # as the notebook's `sizes`
     return Figure8b(tuple(params.get("archs", ("acmtl", "encoder_crf", "bilstm_crf"))), size,
                     tuple(figure8b_seeds(profile, size, params.get("noise_seeds"))), setting_from(params, prof.encoder))
@@ -253,20 +262,22 @@ def figure8b_specs(profile: str, fig: Figure8b | None = None) -> dict[str, RunSp
     return {run_dir.name: spec for spec, run_dir in zip(specs, ex.run_dirs_of(specs, runs_root(profile)))}
 
 
-def evaluation_sets(corpus_spec: str, size: int, seeds: Sequence[int], setting: NoiseSetting
+def evaluation_sets(corpus_spec: str, fig: Figure8b
                     ) -> tuple[HomophoneTable, dict[int, tuple[list[Sentence], dict[float, tuple[list, NoiseReport]]]]]:
-    """(the homophone table, seed -> (clean sentences, rate -> (misspelt sentences, report))): each seed's split
-    ``setting.split`` (the official test set is every seed's, and is perturbed once) and its misspelt copies; the
-    replacements come from ``setting.vocabulary``'s tokenizer (no trained model needed)."""
+    """(the homophone table, seed -> (clean sentences, rate -> (misspelt sentences, report))) of ``fig`` on
+    ``corpus_spec``: each seed's split ``fig.setting.split`` at ``fig.size`` (the official test set is every seed's,
+    and is perturbed once) and its misspelt copies; the replacements come from ``fig.setting.vocabulary``'s
+    tokenizer (no trained model needed)."""
     from acmtl.companion.analysis import homophone_table, misspell
     from acmtl.companion.runs import run_splits
     from acmtl.core.encoders import CharTokenizer
 
+    setting = fig.setting
     table = homophone_table(CharTokenizer.from_pretrained(setting.vocabulary), min_count=setting.min_count)
     built: dict[str, tuple] = {}
     sets = {}
-    for seed in seeds:
-        clean = run_splits(corpus_spec, size, seed)[1][setting.split]
+    for seed in fig.seeds:
+        clean = run_splits(corpus_spec, fig.size, seed)[1][setting.split]
         key = sentences_digest(clean)
         if key not in built:
             built[key] = (clean, misspell(clean, table, setting.rates, seed=setting.seed,
@@ -275,13 +286,60 @@ def evaluation_sets(corpus_spec: str, size: int, seeds: Sequence[int], setting: 
     return table, sets
 
 
+def noise_scores(runs: pd.DataFrame, clean: Sequence[Sentence],
+                 noisy: Mapping[float, tuple[Sequence[Sentence], NoiseReport]], *,
+                 batch_size: int = NOISE_BATCH_SIZE, keep: Sequence[str] = ("arch", "best_epoch"),
+                 log: Callable[[str], None] | None = None, counts: CountsStore | None = None) -> pd.DataFrame:
+    """Entity scores of each finished run (``runs``: a ``run_dir`` column) on ``clean`` and on each noisy copy.
+
+    ``noisy``: rate -> (misspelt sentences, report), as :func:`acmtl.data.noise.perturb` returns them. One row
+    per run and rate, the clean one first at rate 0: the ``keep`` columns of the run, rate, realised_rate,
+    realised_entity_rate, seconds (tagging, as first computed: predictions are cached in the run), precision,
+    recall, f1 and f1_drop (the run's clean F1 minus this F1), all from each sentence's entity counts. Clean and
+    noisy sets are tagged the same way (:func:`acmtl.companion.runs.run_predictions`, ``batch_size``), so their F1s
+    differ only by the noise.
+
+    ``counts`` (:class:`CountsStore`): a run's counts are read from its counts file
+    where they were computed on these very sentences (committed in ``results/noise/``: no weights needed); only the
+    rates missing there are tagged, after ``counts.weights(run)`` made the run's model present, and written back.
+    """
+    from acmtl.core.evaluate import sentence_counts
+
+    sets = [(0.0, clean, None), *((rate, sentences, report) for rate, (sentences, report) in noisy.items())]
+    rows = []
+    for run in runs.to_dict("records"):
+        folder = Path(run["run_dir"]).name
+        found = counts.read(folder, {rate: sentences for rate, sentences, _ in sets}) if counts else {}
+        computed = {}
+        clean_f1 = None
+        for rate, sentences, report in sets:
+            stored = found.get(float(rate))
+            if stored is None:
+                if counts and counts.weights and not computed:
+                    counts.weights(run)
+                predicted, seconds = run_predictions(run["run_dir"], [s.chars for s in sentences],
+                                                     batch_size=batch_size)
+                stored = computed[float(rate)] = entry(
+                    sentences, report, sentence_counts([list(s.tags) for s in sentences], predicted), seconds)
+            precision, recall, f1 = prf(stored["counts"])
+            clean_f1 = f1 if clean_f1 is None else clean_f1
+            rows.append({**{key: run[key] for key in keep}, "rate": rate, "realised_rate": stored["realised_rate"],
+                         "realised_entity_rate": stored["realised_entity_rate"],
+                         "seconds": stored["seconds"], "precision": precision, "recall": recall,
+                         "f1": f1, "f1_drop": clean_f1 - f1})
+            if log:
+                how = f"{stored['seconds']:.0f} s" if float(rate) in computed else "counts from its file"
+                log(f"{run.get('arch', run['run_dir'])} rate {rate}: F1 {f1:.4f} ({how})")
+        if counts and computed:
+            counts.write(run["run_dir"], computed, run.get("record"))
+    return pd.DataFrame(rows)
+
+
 def noise_table(fig: Figure8b, runs: pd.DataFrame, sets: Mapping[int, tuple], store: CountsStore, *,
                 log: Callable[[str], None] | None = None) -> pd.DataFrame:
-    """:func:`acmtl.companion.analysis.noise_scores` of every run in ``runs`` (:func:`experiments.train_grid` rows:
+    """:func:`noise_scores` of every run in ``runs`` (:func:`experiments.train_grid` rows:
     run_dir, arch, seed, folder, best_epoch, record) on its seed's sets, through ``store``: one row per run and rate
     with its seed and folder."""
-    from acmtl.companion.analysis import noise_scores
-
     frames = []
     for seed, group in runs.groupby("seed", sort=True):
         clean, noisy = sets[int(seed)]
@@ -363,7 +421,7 @@ def produce(profile: str, *, workers: int, hours: float | None = None, progress:
         return 0
     deadline = None if hours is None else time.monotonic() + 3600 * hours
     store = CountsStore(results, fig.setting, where=_where())
-    _, sets = evaluation_sets(ex.corpus_spec(profile, "msra"), fig.size, fig.seeds, fig.setting)
+    _, sets = evaluation_sets(ex.corpus_spec(profile, "msra"), fig)
     # the cached ones first (no training), then the others by architecture: a group trains runs of about one length
     order = sorted(todo, key=lambda f: (not is_complete(root / f), todo[f].arch))
     bar = tqdm(total=len(order), desc="Figure 8(b) noise counts", unit="run", disable=not progress, mininterval=0)

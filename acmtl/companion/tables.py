@@ -204,7 +204,7 @@ EFFECT = {1: "raises F1", -1: "lowers F1", 0: "within the noise", None: "too few
 def figure8_vs_paper(curve_runs: Mapping[str, pd.DataFrame], noise: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
     """Figure 8 beside the paper: per panel and model our F1 (percent) and the paper's final F1 for the same model.
 
-    ``curve_runs``: panel ("8(a)", "8(c)") -> :func:`train_grid` rows; ``noise``: :func:`analysis.noise_scores`
+    ``curve_runs``: panel ("8(a)", "8(c)") -> :func:`train_grid` rows; ``noise``: :func:`noise_counts.noise_scores`
     rows (panel 8(b), noisy rates only, means over seeds where it has several); ``paper``:
     :func:`claims.paper_robustness`. XLNet, which we cannot run, keeps its row with the paper's number only."""
     def claim(panel: str, model: str) -> float:
