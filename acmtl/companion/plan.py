@@ -126,11 +126,14 @@ def train_plan(profile: str, plan: Mapping[str, RunSpec] | None = None, *, worke
     deadline = None if hours is None else time.monotonic() + 3600 * hours
     found = {}
 
+    workers = ex.training_workers() if workers is None else workers
+
+    def hours_left() -> float | None:
+        return None if deadline is None else max(0.0, deadline - time.monotonic()) / 3600
+
     def train(stage: Mapping[str, RunSpec]) -> None:
-        left = None if deadline is None else max(0.0, deadline - time.monotonic()) / 3600
         found.update(ex.ensure_records(list(stage.values()), [runs_root(profile) / folder for folder in stage],
-                                       ex.records_root(profile).parent,
-                                       ex.training_workers() if workers is None else workers, bar, hours=left,
+                                       ex.records_root(profile).parent, workers, bar, hours=hours_left(),
                                        retrain=retrain, scheduler=scheduler))
 
     kept = _wiring_kept(profile, diagnosis, len(waiting)) if waiting and not retrain else None
@@ -143,11 +146,8 @@ def train_plan(profile: str, plan: Mapping[str, RunSpec] | None = None, *, worke
     bar.close()
     from acmtl.companion import noise_counts
 
-    left = None if deadline is None else max(0.0, deadline - time.monotonic()) / 3600
-    noise_counts.produce(profile, workers=ex.training_workers() if workers is None else workers, hours=left,
-                         progress=progress)
-    left = None if deadline is None else max(0.0, deadline - time.monotonic()) / 3600
-    ensure_analysis_models(profile, workers=workers, hours=left)
+    noise_counts.produce(profile, workers=workers, hours=hours_left(), progress=progress)
+    ensure_analysis_models(profile, workers=workers, hours=hours_left())
     return found
 
 
