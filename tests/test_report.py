@@ -168,7 +168,8 @@ def test_findings_at_a_glance_follow_the_results(tmp_path):
     after = render_glance(results)
     assert f"missed {missed + 1000} (" in after and f"missed {missed} (" not in after
     times = timings(results)
-    assert f"| `01_performance` | {times.set_index('notebook').loc['01_performance', 'wall']} |" in after
+    row = times.set_index("notebook").loc["02_speed_params"]
+    assert f"| `02_speed_params` | {row['wall']} | {row['peak_memory']} |" in after  # each notebook's peak, shown
     assert [duration(s) for s in (6.2, 40, 372, 5195)] == ["6.2 s", "40 s", "6.2 min", "1 h 27 min"]
     (results / "figure7_attention_scores.csv").unlink()
     assert render_glance(results).startswith("*Not generated yet")

@@ -107,7 +107,7 @@ def records_line(results_dir: Path) -> str:
 
 
 def render_glance(results_dir: Path) -> str:
-    """Markdown: one finding each for Table 3 and Figures 6-10, and how long each notebook took
+    """Markdown: one finding each for Table 3 and Figures 6-10, and how long each notebook took and its peak memory
     (:mod:`acmtl.companion.findings`, from the tables and their provenance)."""
     from acmtl.companion.findings import at_a_glance, resources_line, training_line
     from acmtl.companion.publish import duration, timings
@@ -117,10 +117,15 @@ def render_glance(results_dir: Path) -> str:
     except FileNotFoundError:  # a table a first line reads
         return "*Not generated yet: `./run_all.sh` writes the tables in `results/`, then these lines.*"
     times = timings(results_dir)
-    rows = [f"| `{r.notebook}` | {r.wall} | {r.profile}, {r.date}, {r.machine} |" for r in times.itertuples()]
+    peaks = times["peak_memory"].fillna("not recorded")
+    rows = [f"| `{r.notebook}` | {r.wall} | {peak} | {r.profile}, {r.date}, {r.machine} |"
+            for r, peak in zip(times.itertuples(), peaks)]
+    peak = times["peak_memory_mib"].max()
     return "\n".join([glance, "", records_line(results_dir), "", training_line(results_dir), "",
-                      "| notebook | wall time of its last run | profile, day, machine |", "|---|---:|---|", *rows,
-                      f"| all | {duration(times['wall_seconds'].sum())} | |", "", resources_line(results_dir)])
+                      "| notebook | wall time of its last run | peak memory (kernel and its workers) | profile, day, "
+                      "machine |", "|---|---:|---:|---|", *rows,
+                      f"| all | {duration(times['wall_seconds'].sum())} | {peak / 1024:.1f} GiB (largest) | |", "",
+                      resources_line(results_dir)])
 
 
 def _replace_block(text: str, begin: str, end: str, block: str, what: str, readme: Path) -> str:
