@@ -176,3 +176,13 @@ def test_the_handout_names_the_route_the_pack_and_what_to_do_when_something_fail
         assert needed in handout, needed
     for notebook in NOTEBOOKS:
         assert notebook.stem in handout, f"the handout says nothing of {notebook.stem}"
+
+
+def test_notebook_02_measures_the_workers_before_anything_fills_its_kernel() -> None:
+    """Two training workers (about 1.6 GiB each) beside a kernel that has run the benchmark took notebook 02 to
+    4.2 GiB; beside a kernel holding only its imports they stay under 4 GiB."""
+    cells = json.loads((ROOT / "notebooks" / "02_speed_params.ipynb").read_text(encoding="utf-8"))["cells"]
+    code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    first = {call: next(i for i, source in enumerate(code) if call in source)
+             for call in ("plan.measure_workers(", "run_benchmark(", "compare_backends(", "ex.train_grid(")}
+    assert first["plan.measure_workers("] < min(v for k, v in first.items() if k != "plan.measure_workers(")
