@@ -116,10 +116,9 @@ def render_glance(results_dir: Path) -> str:
         glance = at_a_glance(results_dir)
     except FileNotFoundError:  # a table a first line reads
         return "*Not generated yet: `./run_all.sh` writes the tables in `results/`, then these lines.*"
-    times = timings(results_dir)
-    peaks = times["peak_memory"].fillna("not recorded")
-    rows = [f"| `{r.notebook}` | {r.wall} | {peak} | {r.profile}, {r.date}, {r.machine} |"
-            for r, peak in zip(times.itertuples(), peaks)]
+    times = timings(results_dir).fillna({"peak_memory": "not recorded"})
+    rows = [f"| `{r.notebook}` | {r.wall} | {r.peak_memory} | {r.profile}, {r.date}, {r.machine} |"
+            for r in times.itertuples()]
     peak = times["peak_memory_mib"].max()
     return "\n".join([glance, "", records_line(results_dir), "", training_line(results_dir), "",
                       "| notebook | wall time of its last run | peak memory (kernel and its workers) | profile, day, "
