@@ -104,3 +104,32 @@ def test_workers_default_to_the_cores_memory_allows(monkeypatch, cores, memory_g
     assert ex.training_workers() == workers
     monkeypatch.setenv(ex.WORKERS_ENV, "3")
     assert ex.training_workers() == 3
+
+
+def _finished_run(run_dir: Path, f1: dict[str, float]) -> Path:
+    import json
+
+    run_dir.mkdir()
+    (run_dir / "metrics.json").write_text(json.dumps({split: {"entity_f1": v} for split, v in f1.items()}))
+    return run_dir
+
+
+def test_an_analysis_says_when_its_model_is_not_the_recorded_run(tmp_path) -> None:
+    """A model trained again on another machine kind scores differently from its record; the notebooks that analyse
+    it (04, 06, 07) must say so rather than print the record's F1 beside another model's analysis."""
+    import pandas as pd
+
+    record = {"scores": {"test": {"f1": 0.70}, "full_test": {"f1": 0.7227}}}
+    same = ex.model_scores(_finished_run(tmp_path / "same", {"test": 0.70, "full_test": 0.7227}), record)
+    again = ex.model_scores(_finished_run(tmp_path / "again", {"test": 0.70, "full_test": 0.7315}), record)
+    assert same["model_is_recorded"] and not again["model_is_recorded"]
+    assert again["model_full_test_f1"] == 0.7315
+
+    row = {"arch": "acmtl", "seed": 0, "folder": "again", "test_f1": 0.70, "full_test_f1": 0.7227}
+    models = ex.analysed_models(pd.DataFrame([{**row, **again}]))
+    assert models == [{"arch": "acmtl", "seed": 0, "folder": "again", "split": "full_test", "model_f1": 0.7315,
+                       "record_f1": 0.7227, "is_recorded": False}]
+    line = ex.describe_models(models)
+    assert "trained again" in line and "73.2" in line and "72.3" in line
+    recorded = ex.describe_models(ex.analysed_models(pd.DataFrame([{**row, **same}])))
+    assert "the recorded run" in recorded and "trained again" not in recorded

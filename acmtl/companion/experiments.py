@@ -294,6 +294,41 @@ def record_row(record: dict) -> dict:
                for key in (*METRICS, "support")}}
 
 
+def model_scores(run_dir: str | Path, record: dict) -> dict:
+    """The entity F1 of the model in the run cache (its own ``metrics.json``) on each split its record scores,
+    ``model_<split>_f1``, and ``model_is_recorded``: whether all equal the record's. A model trained again on another
+    machine kind or thread count differs from the recorded run by float order, so an analysis of it must say so."""
+    from acmtl.companion.runs import load_metrics
+
+    metrics = load_metrics(run_dir)
+    scores = {f"model_{split}_f1": metrics[split]["entity_f1"] for split in record["scores"] if metrics.get(split)}
+    same = all(scores.get(f"model_{split}_f1") == recorded["f1"] for split, recorded in record["scores"].items())
+    return {**scores, "model_is_recorded": same}
+
+
+def analysed_models(runs: pd.DataFrame) -> list[dict]:
+    """What an analysis of ``runs`` (:func:`train_grid` rows with ``weights=True``) loads: each model's arch, seed,
+    folder, its split's F1 (the official test where there is one) beside its record's, and whether it is the
+    recorded run; notebooks print it (:func:`describe_models`) and keep it in their tables' provenance."""
+    split = "full_test" if "model_full_test_f1" in runs else "test"
+    return [{"arch": r["arch"], "seed": int(r["seed"]), "folder": r["folder"], "split": split,
+             "model_f1": r[f"model_{split}_f1"], "record_f1": r[f"{split}_f1"],
+             "is_recorded": bool(r["model_is_recorded"])} for r in runs.to_dict("records")]
+
+
+def describe_models(models: Sequence[dict]) -> str:
+    """One line on the models an analysis loads (:func:`analysed_models`): each the recorded run or one trained
+    again, with its F1 beside its record's."""
+    parts = [f"{m['arch']} seed {m['seed']}: " + (
+        f"the recorded run ({m['split']} F1 {100 * m['model_f1']:.1f})" if m["is_recorded"] else
+        f"trained again, not the recorded run: {m['split']} F1 {100 * m['model_f1']:.1f} against its record's "
+        f"{100 * m['record_f1']:.1f}") for m in models]
+    again = any(not m["is_recorded"] for m in models)
+    return ("The model" + ("s" if len(models) > 1 else "") + " analysed: " + "; ".join(parts) + "."
+            + (" A run trained again on another machine kind or thread count differs from its record by float "
+               "order; this analysis is of the model here, the tables of scores are of the records." if again else ""))
+
+
 def train_grid(profile: str, corpus: str, archs: Iterable[str], sizes: Iterable[int | None],
                seeds: Iterable[int], *, progress: bool = True, model_overrides: dict | None = None,
                workers: int | None = None, weights: bool = False, **train_overrides) -> pd.DataFrame:
@@ -304,8 +339,9 @@ def train_grid(profile: str, corpus: str, archs: Iterable[str], sizes: Iterable[
     are reused. Under a profile with a stand-in corpus (smoke) ``corpus`` is replaced by :func:`corpus_spec`'s
     stand-in; the ``corpus`` column keeps the name asked for, ``corpus_spec`` says what was trained on. The
     ``run_dir`` column is the run's folder in the run cache, ``record`` its record's file. ``weights``: the
-    caller needs the trained models (an analysis), so they are trained where the run cache lacks them; else the
-    records suffice and the weights may not be on this machine.
+    caller needs the trained models (an analysis), so they are trained where the run cache lacks them, and each
+    row also has the cached model's own scores (:func:`model_scores`); else the records suffice and the weights may
+    not be on this machine.
     """
     import transformers
 
@@ -329,7 +365,8 @@ def train_grid(profile: str, corpus: str, archs: Iterable[str], sizes: Iterable[
     bar.close()
     return pd.DataFrame([{"corpus": corpus, "corpus_spec": spec_used, **record_row(found[run_dir.name]),
                           "run_dir": str(run_dir), "record": str(records[run_dir.name]),
-                          "trained_now": run_dir.name not in recorded_before}
+                          "trained_now": run_dir.name not in recorded_before,
+                          **(model_scores(run_dir, found[run_dir.name]) if weights else {})}
                          for run_dir in run_dirs])
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 from acmtl.companion.analysis import LEGAL_TYPE_GLOSSES
 from acmtl.companion.claims import paper_robustness, paper_setup, paper_speed_params, table2_applies_to
 from acmtl.companion.config import get_profile
-from acmtl.companion.experiments import corpus_label
+from acmtl.companion.experiments import corpus_label, describe_models
 from acmtl.companion.figures import read
 from acmtl.companion.publish import NOTEBOOK_TABLES, duration
 from acmtl.companion.stats import MIN_SEEDS, compare_runs
@@ -32,6 +32,12 @@ def _device_note(record: dict) -> str:
     caution = (" — smoke models are barely trained, so these numbers mean nothing."
                if record["profile"] == "smoke" else ".")
     return f"\nMeasured in the *{record['profile']}* profile{caution}"
+
+
+def _models_note(record: dict) -> list[str]:
+    """The models a single-model analysis loaded, beside their records (its provenance; older tables lack it)."""
+    models = record["extra"].get("models")
+    return [f"* {describe_models(models)}"] if models else []
 
 
 def table2(results: Path) -> list[str]:
@@ -202,7 +208,7 @@ def figure7(results: Path) -> list[str]:
     for r in scores.dropna(subset=["paper_attention_score"]).itertuples():
         lines.append(f"* {r.panel} sentence {r.sentence}, {r.model}: ours {r.attention_score:.2f} "
                      f"(uniform {r.uniform_score:.2f}), the paper {r.paper_attention_score:.2f}.")
-    return lines + [_device_note(record)]
+    return lines + _models_note(record) + [_device_note(record)]
 
 
 def figure8(results: Path) -> list[str]:
@@ -294,7 +300,7 @@ def figure9(results: Path) -> list[str]:
     lines.append(f"* Case texts: {extra['case_texts_distinct']:,} distinct texts exist (the paper: "
                  f"{paper_setup()['legal_cases']:,} cases); {extra['case_texts_tagged']:,} tagged in "
                  f"{duration(extra['case_seconds'])}, unverifiable without gold.")
-    return lines + [_device_note(record)]
+    return lines + _models_note(record) + [_device_note(record)]
 
 
 def figure10(results: Path) -> list[str]:
@@ -311,6 +317,7 @@ def figure10(results: Path) -> list[str]:
         f"{100 * loc_org / max(1, len(errors)):.0f}% of all errors. The paper ranks LOC ↔ ORG confusion first; here "
         f"the most frequent category is *{ranked['category'].iloc[0] if len(ranked) else 'none'}*.",
         f"* Errors that involve a person name (gold or predicted PER): {per}.",
+        *_models_note(record),
         _device_note(record),
     ]
 
