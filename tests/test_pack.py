@@ -21,6 +21,7 @@ from acmtl.core.checkpoint import load_pretrained
 from acmtl.core.train import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
+TAGGED = ["北京欢迎你", "上海"]  # texts a run tagged after training (06 tags the case texts so)
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +32,13 @@ def trained(tmp_path_factory, tiny_corpus_dir, tiny_encoder_dir):
                      train=TrainConfig(epochs=1, patience=1, seed=0)) for arch in ("encoder_crf", "acmtl")]
     dirs = ex.run_dirs_of(specs, base / "cache")
     ex.ensure_records(specs, dirs, base / "results", 1, ex.tqdm(disable=True))
+    tagged = runs.run_predictions(dirs[1], TAGGED)  # kept in the run's predictions/, which a pack carries
     (dirs[0] / "model" / "onnx").mkdir()  # an export cache, which a pack leaves out
     (dirs[0] / "model" / "onnx" / "x.onnx").write_bytes(b"0" * 100)
     runs_wanted = {d.name: f"tiny {s.arch}" for s, d in zip(specs, dirs)}
     manifest = packs.write_pack(base / "models.tar", runs_wanted, base / "cache", base / "results")
     return {"specs": specs, "dirs": dirs, "base": base, "pack": base / "models.tar", "manifest": manifest,
-            "runs": runs_wanted}
+            "runs": runs_wanted, "tagged": tagged}
 
 
 def _rewrite(source: Path, target: Path, change) -> Path:
@@ -71,6 +73,13 @@ def test_unpacked_runs_are_found_and_nothing_is_trained(trained, tmp_path, monke
     def refuse(*args, **kwargs):
         raise AssertionError("a run of the pack was trained again")
 
+    monkeypatch.setattr(runs, "train", refuse)
+    def retag(*args, **kwargs):
+        raise AssertionError("a text the pack's run had tagged was tagged again")
+
+    monkeypatch.setattr(runs, "load_pretrained", retag)
+    assert runs.run_predictions(ex.run_dirs_of(trained["specs"], cache)[1], TAGGED) == trained["tagged"]
+    monkeypatch.undo()
     monkeypatch.setattr(runs, "train", refuse)
     dirs = ex.run_dirs_of(trained["specs"], cache)
     found = ex.ensure_records(trained["specs"], dirs, results, 1, ex.tqdm(disable=True), weights=True)

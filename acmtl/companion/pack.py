@@ -2,7 +2,8 @@
 
 The notebooks' analyses (02's backend agreement, 04-07) load trained models, which a fresh clone lacks: its
 ``results/runs/`` records make the tables, not the weights. A pack is one tar file holding those runs from the run
-cache (weights in safetensors, configuration, scores, curve, tags: no optimizer state, checkpoint or cache), their
+cache (weights in safetensors, configuration, scores, curve, tags of the scored splits and of every text tagged since:
+no optimizer state, checkpoint or export cache), their
 records, and a manifest first: the run-defining code's digest (:func:`acmtl.companion.runs.code_digest`) and the
 sha256 of every file. Unpacking checks everything before it moves a run into the run cache, so a pack of other code,
 a damaged or truncated file, or a member that would land outside the cache (``..``, an absolute path, a link) is
@@ -37,9 +38,11 @@ MANIFEST = "acmtl-pack.json"  # the archive's first member
 FORMAT = "acmtl-pack"
 VERSION = 1
 # what an analysis needs of a finished run (runs.py, core/train.py): the model folder less its ONNX exports (a cache,
-# rebuilt on first use), the configuration, the scores and curve, the tags on every split scored
+# rebuilt on first use), the configuration, the scores and curve, the tags on every split scored, and the texts the
+# model has tagged since (runs.run_predictions' folder: 06's 1,413 case texts take minutes to tag, seconds to read)
 RUN_FILES = ("run.json", "metrics.json", "curve.json", "predictions.json")
 MODEL_DIR, SKIPPED_IN_MODEL = "model", ("onnx",)
+TAGGED_DIR = "predictions"
 FOLDER = re.compile(r"[0-9a-f]{16}")  # runs.run_id
 CHUNK = 1 << 20
 
@@ -107,6 +110,7 @@ def _run_files(run_dir: Path) -> list[Path]:
     files = [run_dir / name for name in RUN_FILES]
     files += [p for p in model.rglob("*")
               if p.is_file() and not p.is_symlink() and p.relative_to(model).parts[0] not in SKIPPED_IN_MODEL]
+    files += [p for p in (run_dir / TAGGED_DIR).glob("*.json") if p.is_file() and not p.is_symlink()]
     return sorted(files)
 
 
