@@ -26,7 +26,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.text import Annotation, Text
 from matplotlib.transforms import Bbox
 
-from acmtl.companion import figures
+from acmtl.companion import figures, plots
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 SLACK = 1.0  # pixels two boxes may share (antialiasing), at the figure's own dpi
@@ -483,6 +483,17 @@ def test_a_tick_label_running_into_the_next_panel_is_caught():
     assert texts_across_axes(fig) == []  # tight_layout makes room
     fig.subplots_adjust(wspace=0.05)
     assert texts_across_axes(fig)
+    plt.close(fig)
+
+
+def test_a_small_bars_value_steps_over_a_reference_line_across_it():
+    """Figure 7's "0.00062" over a bar near 0 once ran through the dotted uniform line just above it."""
+    fig, ax = plt.subplots(figsize=(3, 3))
+    bars = ax.bar([0, 1], [0.0006, 0.5], 0.8)
+    ax.hlines([0.02, 0.3], [-0.45, 0.55], [0.45, 1.45], linestyles="dotted")
+    plots.small_bar_values(ax, bars)
+    assert [t.get_text() for t in ax.texts] == ["0.0006"]  # the tall bar needs no label
+    assert texts_on_data(fig) == []
     plt.close(fig)
 
 

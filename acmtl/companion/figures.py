@@ -219,7 +219,7 @@ def figure7_attention(results: Path) -> Figure:
         if band is not ax:
             plots.cut_axis(band, ax, top=1.15 * ours)
         for bars in ax.containers:  # once the scale is final
-            plots.small_bar_values(ax, bars, fmt="{:.1g}")  # short: stays under the uniform line
+            plots.small_bar_values(ax, bars)  # above the uniform line
         token = part["token"].iloc[0]
         gloss = f" ({TOKEN_GLOSSES[token]})" if token in TOKEN_GLOSSES else ""
         band.set_title(f"{panel}: attention received by {token}{gloss}")

@@ -16,6 +16,7 @@ from functools import lru_cache
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
+from matplotlib.collections import LineCollection
 import numpy as np
 import pandas as pd
 
@@ -180,11 +181,18 @@ def cut_axis(band, ax, *, top: float, mark: float = 0.02) -> None:
 
 def small_bar_values(ax, bars, fraction: float = 0.03, fmt: str = "{:.2g}") -> None:
     """Write the value over each bar shorter than ``fraction`` of the axis' top, so a measured value near zero
-    does not read as a missing bar."""
+    does not read as a missing bar. A horizontal reference line drawn across the bar before this call (``ax.hlines``)
+    is stepped over: the label starts above it, so the line never runs through the label."""
     top = ax.get_ylim()[1]
-    ax.bar_label(bars, labels=[fmt.format(b.get_height()) if b.get_height() < fraction * top else ""
-                               for b in bars], rotation=90, fontsize=6.5, padding=2,
-                 bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})  # legible across a reference line
+    rules = [segment for lines in ax.collections if isinstance(lines, LineCollection)
+             for segment in lines.get_segments() if len(segment) == 2 and segment[0][1] == segment[1][1]]
+    for bar in bars:
+        height, left, right = bar.get_height(), bar.get_x(), bar.get_x() + bar.get_width()
+        if height >= fraction * top:
+            continue
+        across = [y for (x0, y), (x1, _) in rules if min(x0, x1) < right and max(x0, x1) > left]
+        ax.annotate(fmt.format(height), ((left + right) / 2, max([height, *across])), xytext=(0, 2),
+                    textcoords="offset points", ha="center", va="bottom", rotation=90, fontsize=6.5)
 
 
 def wrapped(text: str, width: int = 11) -> str:
