@@ -16,9 +16,9 @@ from functools import lru_cache
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
-from matplotlib.collections import LineCollection
 import numpy as np
 import pandas as pd
+from matplotlib.collections import LineCollection
 
 from acmtl.companion.tables import ARCH_LABELS, PAPER_MODELS
 
