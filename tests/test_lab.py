@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from acmtl.companion import lab
+from acmtl.companion import lab, progress
 from acmtl.companion.config import get_profile
 from acmtl.core.train import TrainConfig, tag_names
 
@@ -88,7 +88,7 @@ def test_notebooks_03_and_05_name_the_trained_block_and_weight() -> None:
         assert "0.7\\,L_{ner}" not in text and "GELU(S + S')$:" not in text, f"{name} teaches another model"
 
 
-def test_quick_training_trains_the_recorded_runs_way(monkeypatch) -> None:
+def test_quick_training_trains_the_recorded_runs_way(monkeypatch, tmp_path) -> None:
     """The walkthrough's training: the recorded runs' model and settings on a 200-sentence subset, the recorded
     runs' warm-up steps, no test set but the subset's (train itself is replaced: this checks what it is given)."""
     import acmtl.core.checkpoint as checkpoint
@@ -108,7 +108,11 @@ def test_quick_training_trains_the_recorded_runs_way(monkeypatch) -> None:
     monkeypatch.setattr(core_train, "train", fake_train)
     monkeypatch.setattr(checkpoint, "load_pretrained", lambda out: checkpoint.build_model(given["model"],
                                                                                          pretrained=False))
+    terminal = tmp_path / "progress.log"  # what ./run_all.sh's watch copies to its terminal
+    monkeypatch.setenv(progress.PROGRESS_ENV, str(terminal))
     run = lab.quick_training("default", sentence, log=lambda line: None)
+    epochs = [line.split(", ")[1].split(":")[0] for line in terminal.read_text().splitlines()]
+    assert epochs == [f"epoch 1/{lab.QUICK_EPOCHS}", f"epoch 2/{lab.QUICK_EPOCHS}"]
     recorded = lab.trained_spec("default", lab.QUICK_SIZE).train
     assert _model(given["model"].to_dict()) == _model(lab.trained_config("default", TAGS).to_dict())
     assert given["data"] == {"train": 140, "dev": 30, "test": 30}

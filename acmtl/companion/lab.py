@@ -26,6 +26,7 @@ import torch
 
 from acmtl.companion import experiments as ex
 from acmtl.companion.config import get_profile
+from acmtl.companion.progress import echo
 from acmtl.companion.wirings import PAPER_WIRING
 from acmtl.core.model import ModelConfig
 from acmtl.data.conll import Sentence, tags_to_entities
@@ -248,9 +249,12 @@ def quick_training(profile: str, sentence: Sentence, *, size: int | None = None,
 
     def on_epoch(row: dict) -> None:
         rows.append(row)
-        log(f"epoch {row['epoch']}/{epochs}: L = {row['loss']:.3f} (L_ner {row['loss_ner']:.3f}, "
-            f"L_boundary {row.get('loss_boundary', float('nan')):.3f}, L_type {row.get('loss_type', float('nan')):.3f})"
-            f"   dev F1 {100 * row['dev_f1']:.1f} %   {row['seconds']:.0f} s")
+        line = (f"epoch {row['epoch']}/{epochs}: L = {row['loss']:.3f} (L_ner {row['loss_ner']:.3f}, "
+                f"L_boundary {row.get('loss_boundary', float('nan')):.3f}, "
+                f"L_type {row.get('loss_type', float('nan')):.3f})   dev F1 {100 * row['dev_f1']:.1f} %   "
+                f"{row['seconds']:.0f} s")
+        log(line)
+        echo(f"quick training of AC-MTL on {len(data['train'])} sentences, {line}")  # ./run_all.sh's terminal
 
     memory_before = memory_mib()
     wall, cpu = time.perf_counter(), time.process_time()
