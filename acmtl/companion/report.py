@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from acmtl.companion import verdicts
+from acmtl.companion import fresh_clone, verdicts
 from acmtl.companion.claims import ANCHOR_FOR, ANCHOR_SHORT, published_anchors, table2_applies_to
 from acmtl.companion.verdicts import render_claims, write_claims_verdict
 from acmtl.core.evaluate import is_missing
@@ -27,6 +27,9 @@ CLAIMS_BEGIN = ("<!-- claims-verdict:begin (written by `python -m acmtl report` 
 CLAIMS_END = "<!-- claims-verdict:end -->"
 GLANCE_BEGIN = "<!-- findings:begin (written by `python -m acmtl report` from results/; do not edit) -->"
 GLANCE_END = "<!-- findings:end -->"
+LAB_BEGIN = ("<!-- lab:begin (written by `python -m acmtl report` from results/lab_fresh_clone.json; "
+             "do not edit) -->")
+LAB_END = "<!-- lab:end -->"
 CLAIMS_PAGE = Path("docs") / "claims.md"  # beside the README
 CLAIMS_INTRO = """\
 # Every claim of the paper, judged
@@ -162,6 +165,8 @@ def update_readme(readme: Path, results_dir: Path, *, check: bool = False) -> bo
     new = _replace_block(new, CLAIMS_BEGIN, CLAIMS_END, claims_block, "claims verdict", readme)
     glance = f"{GLANCE_BEGIN}\n{render_glance(results_dir)}\n{GLANCE_END}"
     new = _replace_block(new, GLANCE_BEGIN, GLANCE_END, glance, "findings", readme)
+    new = _replace_block(new, LAB_BEGIN, LAB_END, f"{LAB_BEGIN}\n{fresh_clone.line(results_dir)}\n{LAB_END}", "lab",
+                         readme)
     page = readme.parent / CLAIMS_PAGE
     page_text = claims_page(results_dir)
     page_current = page.is_file() and page.read_text(encoding="utf-8") == page_text
