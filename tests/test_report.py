@@ -21,6 +21,8 @@ from acmtl.companion.report import (
     END,
     GLANCE_BEGIN,
     GLANCE_END,
+    LAB_BEGIN,
+    LAB_END,
     render_block,
     table2_summary,
     update_readme,
@@ -97,7 +99,7 @@ def test_update_rewrites_only_the_blocks_and_check_detects_drift(tmp_path):
     results = _table2(tmp_path / "results")
     readme = tmp_path / "README.md"
     readme.write_text(f"# title\n\n{BEGIN}\nold\n{END}\n\nmiddle\n\n{CLAIMS_BEGIN}\nold\n{CLAIMS_END}\n\n"
-                      f"{GLANCE_BEGIN}\nold\n{GLANCE_END}\n\nafter\n", encoding="utf-8")
+                      f"{GLANCE_BEGIN}\nold\n{GLANCE_END}\n\n{LAB_BEGIN}\nold\n{LAB_END}\n\nafter\n", encoding="utf-8")
     page = tmp_path / CLAIMS_PAGE
     assert update_readme(readme, results, check=True) is False
     assert "old" in readme.read_text(encoding="utf-8")  # check changes nothing

@@ -80,7 +80,7 @@ def training_workers() -> int:
     return int(value)
 
 
-GIB_PER_WORKER = 4  # a training worker peaked near 3 GiB (MSRA-3000, m3e-small): 4 leaves room for the rest
+GIB_PER_WORKER = 5  # a training worker peaked at 4.5 GiB (AC-MTL on MSRA-1,000, m3e-small; `/usr/bin/time -v`)
 
 
 def default_workers(cores: int | None = None, memory_gib: float | None = None) -> int:
