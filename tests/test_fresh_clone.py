@@ -67,7 +67,7 @@ def test_the_lab_line_is_computed_from_what_run_all_printed(tmp_path):
     assert found["seconds"]["plan"] == 16 and found["changed_tables"] == ["results/figure6_workers.csv"]
     line = fresh_clone.line(results)
     for said in ("commit 0123456", "6 trained models is 3 MiB", "set-up took 2.1 min", "`--unpack` 6.0 s",
-                 "`./run_all.sh` 29.4 min, training nothing", "deliberate timings took 24.4 min of it",
+                 "`./run_all.sh` 29.4 min, adding no run to the run cache", "temporary cache) took 24.4 min of it",
                  "the other 2 notebooks 1.6 min together", "3.7 GiB (02_speed_params), the others at most 2.2 GiB",
                  "but for 02_speed_params's timings (1 table)"):
         assert said in line, (said, line)
@@ -76,7 +76,7 @@ def test_the_lab_line_is_computed_from_what_run_all_printed(tmp_path):
 def test_the_lab_line_says_what_was_trained_and_which_tables_moved(tmp_path):
     results = _measured(tmp_path, trained=["bbbbbbbbbbbbbbbb"], changed=" M results/table2_performance.csv\n")
     line = fresh_clone.line(results)
-    assert "training 1 runs into the run cache" in line and "differ from the committed ones: " \
+    assert "adding 1 trained runs to the run cache" in line and "differ from the committed ones: " \
         "results/table2_performance.csv" in line, line
     assert "Not measured yet" in fresh_clone.line(tmp_path)
 

@@ -93,9 +93,10 @@ def line(results: Path) -> str:
             f"{found['date']}, {found['machine']}, {'bf16' if found['bf16_native'] else 'fp32 only'}): the pack of "
             f"{pack['models']} trained models is {pack['bytes'] / 2**20:.0f} MiB; set-up took "
             f"{duration(seconds['setup'])}, `--unpack` {duration(seconds['unpack'])}, and `./run_all.sh` "
-            f"{duration(seconds['run_all'])}, training "
-            + (f"{len(trained)} runs into the run cache" if trained else "nothing")
-            + (f": {TIMINGS}'s deliberate timings took {duration(timings['seconds'])} of it" if timings else "")
+            f"{duration(seconds['run_all'])}, adding "
+            + (f"{len(trained)} trained runs to the run cache" if trained else "no run to the run cache")
+            + (f": {TIMINGS}'s deliberate timings (their short training runs in a temporary cache) took "
+               f"{duration(timings['seconds'])} of it" if timings else "")
             + f", the other {len(others)} notebooks {duration(sum(n['seconds'] for n in others.values()))} together. "
             f"{peaks}. {tables}")
 
