@@ -168,7 +168,6 @@ ALLOWED_WRITES = {
     ("companion/publish.py", "save_figure", "savefig"): "into a BytesIO, then atomic_write_bytes",
     ("companion/pack.py", "write_pack", "open"): "a tar streamed into a NamedTemporaryFile, renamed by replace",
     ("companion/progress.py", "training_output", "open"): "appends progress bars to a terminal log, never read as data",
-    ("companion/progress.py", "echo", "open"): "appends a line to the same terminal log, never read as data",
 }
 
 

@@ -74,19 +74,18 @@ def test_unpacked_runs_are_found_and_nothing_is_trained(trained, tmp_path, monke
         raise AssertionError("a run of the pack was trained again")
 
     monkeypatch.setattr(runs, "train", refuse)
-    def retag(*args, **kwargs):
-        raise AssertionError("a text the pack's run had tagged was tagged again")
-
-    monkeypatch.setattr(runs, "load_pretrained", retag)
-    assert runs.run_predictions(ex.run_dirs_of(trained["specs"], cache)[1], TAGGED) == trained["tagged"]
-    monkeypatch.undo()
-    monkeypatch.setattr(runs, "train", refuse)
     dirs = ex.run_dirs_of(trained["specs"], cache)
     found = ex.ensure_records(trained["specs"], dirs, results, 1, ex.tqdm(disable=True), weights=True)
     assert set(found) == set(trained["runs"]) and all(is_complete(d) for d in dirs)
     assert runs.ensure_run(trained["specs"][1], root=cache, progress=False) == dirs[1]
     load_pretrained(dirs[1] / "model")
     assert packs.read_pack(trained["pack"], cache, results) == {}  # a second time: every run is there
+
+    def retag(*args, **kwargs):
+        raise AssertionError("a text the pack's run had tagged was tagged again")
+
+    monkeypatch.setattr(runs, "load_pretrained", retag)
+    assert runs.run_predictions(dirs[1], TAGGED) == trained["tagged"]
 
 
 def test_a_missing_run_is_named_before_anything_is_written(trained, tmp_path):

@@ -107,10 +107,9 @@ def training_output() -> Iterator[bool]:
 def echo(line: str) -> None:
     """Write ``line`` to the terminal of a notebook run by ``./run_all.sh`` too (``$ACMTL_PROGRESS_FILE``, which its
     watch copies there), for training that shows its epochs in the notebook and not as bars; else nothing."""
-    path = os.environ.get(PROGRESS_ENV)
-    if path:
-        with open(path, "a", encoding="utf-8") as stream:
-            stream.write(line + "\n")
+    with training_output() as to_terminal:
+        if to_terminal:
+            print(line)
 
 
 # -- the heartbeat ------------------------------------------------------------------------------------------------
